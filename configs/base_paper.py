@@ -1,0 +1,33 @@
+"""Paper-scale base model: 128x128 clips of 80 frames at 16 fps, downsampled from 512x512.
+
+Hyperparameters from the paper: batch 32, learning rate 2e-5, 120K steps; sampled with
+50 steps and no guidance. Trains on accelerators; on a CPU only shape checks run.
+"""
+
+from eye2eye_jax.config_base import base_config
+
+
+def get_config():
+  c = base_config()
+  c.data.builder = 'stereo4d'
+  c.data.builder_config = 'rectified_512'
+  c.data.view = 'downsample'
+  c.data.resolution = 128
+  c.data.num_frames = 80
+  c.data.batch_size = 32
+  c.model.channels = 128
+  c.model.channel_mult = (1, 2, 4, 4)
+  c.model.temporal_downsample = (True, True, True)  # 80 -> 40 -> 20 -> 10 frames
+  c.model.num_res_blocks = 2
+  c.model.num_heads = 8
+  c.diffusion.prediction = 'eps'
+  c.diffusion.schedule = 'linear'
+  c.train.num_steps = 120_000
+  c.train.learning_rate = 2e-5
+  c.train.warmup_steps = 1000
+  c.train.ema_decay = 0.9999
+  c.train.log_every = 100
+  c.train.checkpoint_every = 5000
+  c.sample.num_steps = 50
+  c.sample.batch_size = 1
+  return c

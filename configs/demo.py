@@ -1,0 +1,24 @@
+"""Demo base model: trains on 2 CPU cores; the bundled checkpoint was made with this config.
+
+  python -m eye2eye_jax.train --config=configs/demo.py --workdir=outputs/demo_train
+"""
+
+from eye2eye_jax.config_base import base_config
+
+
+def get_config():
+  c = base_config()
+  c.data.builder_config = 'demo'  # 64x64, 8 frames, disparity 0-8 px
+  c.data.resolution = 32  # base model: clips downsampled 2x (disparity 0-4 px)
+  c.data.num_frames = 4  # a random 4-frame window of each 8-frame record
+  c.data.batch_size = 8
+  c.model.channels = 16
+  c.model.channel_mult = (1, 2, 4)
+  c.model.temporal_downsample = (False, True)
+  c.train.num_steps = 4000
+  c.train.learning_rate = 1e-3
+  c.train.warmup_steps = 200
+  c.train.checkpoint_every = 250
+  c.sample.num_steps = 25
+  c.sample.checkpoint = 'bundled:demo'
+  return c

@@ -1,0 +1,98 @@
+"""Orbax checkpoints: full training checkpoints and lean inference checkpoints.
+
+A training run keeps ``<workdir>/checkpoints/<step>/`` with three items: ``state`` (params,
+optimizer state, EMA params, step), ``data`` (the grain iterator's position) and ``config``
+(the run's config as JSON). An inference checkpoint is a directory with ``params`` (the
+EMA weights) and ``config`` only; ``eye2eye_jax/assets/demo_checkpoint`` is one.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import grain
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+BUNDLED = {'demo': pathlib.Path(__file__).parent / 'assets' / 'demo_checkpoint'}
+
+
+def create_manager(directory: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=config.train.keep_checkpoints, create=True,
+                                         enable_async_checkpointing=True)
+  return ocp.CheckpointManager(os.path.abspath(directory), options=options,
+                               item_names=('state', 'data', 'config'))
+
+
+def save_training(manager: ocp.CheckpointManager, step: int, state, data_iterator,
+                  config: ml_collections.ConfigDict) -> None:
+  """Starts an async save of the full training state at ``step``."""
+  manager.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state),
+      data=grain.checkpoint.CheckpointSave(data_iterator),
+      config=ocp.args.JsonSave(config.to_dict())))
+
+
+def restore_training(manager: ocp.CheckpointManager, abstract_state, data_iterator):
+  """Restores the latest checkpoint into ``abstract_state``'s structure, or returns None."""
+  step = manager.latest_step()
+  if step is None:
+    return None
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state),
+      data=grain.checkpoint.CheckpointRestore(data_iterator)))
+  return restored.state
+
+
+def save_inference(directory: str, params, config: ml_collections.ConfigDict) -> None:
+  """Writes a lean checkpoint (weights + config) to ``directory``, atomically."""
+  directory = os.path.abspath(directory)
+  with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+    checkpointer.save(directory, args=ocp.args.Composite(
+        params=ocp.args.StandardSave(params),
+        config=ocp.args.JsonSave(config.to_dict())), force=True)
+
+
+def _resolve(path: str) -> tuple[pathlib.Path, str]:
+  """Finds the checkpoint behind ``path``; returns (directory, 'inference' | 'training')."""
+  if path.startswith('bundled:'):
+    name = path.split(':', 1)[1]
+    if name not in BUNDLED:
+      raise FileNotFoundError(f'no bundled checkpoint named {name!r}; have {sorted(BUNDLED)}')
+    path = str(BUNDLED[name])
+  p = pathlib.Path(path).absolute()
+  if not p.exists():
+    raise FileNotFoundError(f'checkpoint {p} does not exist')
+  if (p / 'params').is_dir():
+    return p, 'inference'
+  if (p / 'state').is_dir():
+    return p, 'training'
+  for candidate in (p / 'checkpoints', p):
+    if candidate.is_dir():
+      steps = sorted((int(c.name) for c in candidate.iterdir() if c.name.isdigit()
+                      and (c / 'state').is_dir()), reverse=True)
+      if steps:
+        return candidate / str(steps[0]), 'training'
+  raise FileNotFoundError(f'{p} holds no checkpoint (expected params/ or state/ or numbered '
+                          'step directories)')
+
+
+def load_for_inference(path: str, use_ema: bool = True):
+  """Loads (config, params) from an inference checkpoint, a step dir or a training workdir."""
+  directory, kind = _resolve(path)
+  try:
+    with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as checkpointer:
+      config = ml_collections.ConfigDict(checkpointer.restore(directory / 'config'))
+  except Exception as error:
+    raise ValueError(f'checkpoint {directory}: unreadable config/ ({error})') from error
+  handler = ocp.PyTreeCheckpointer()
+  item = 'params' if kind == 'inference' else 'state'
+  try:
+    tree = handler.restore(directory / item)
+  except Exception as error:
+    raise ValueError(f'checkpoint {directory}: cannot read {item}/ ({error})') from error
+  if kind == 'training':
+    tree = tree['ema_params'] if use_ema else tree['params']
+  return config, jax.tree.map(jax.numpy.asarray, tree)

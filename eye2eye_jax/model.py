@@ -1,0 +1,247 @@
+"""A space-time UNet (in the spirit of Lumiere's STUNet) for video diffusion, in Flax NNX.
+
+The network denoises the left-eye video given the clean right-eye video: both are
+concatenated along channels before the first convolution. It down- and up-samples in space
+at every level and in time at the levels the config names; residual blocks are factorized
+(a spatial 1x3x3 convolution, then a temporal 3x1x1 one whose branch starts at zero, so a
+new temporal layer is the identity); attention over space and over time runs at the
+coarsest level; an optional text embedding enters through cross-attention there.
+
+Videos are laid out (batch, frames, height, width, channels).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+_zeros = nnx.initializers.zeros_init()
+
+
+def timestep_embedding(t: jax.Array, dim: int, max_period: float = 10_000.0) -> jax.Array:
+  """Sinusoidal embedding of diffusion times ``t`` in [0, 1], shape (B,) -> (B, dim)."""
+  half = dim // 2
+  freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
+  args = (t.astype(jnp.float32) * 1000.0)[:, None] * freqs[None]
+  return jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
+
+
+class SpatialConv(nnx.Module):
+  """A 3x3 convolution applied to every frame (a 1x3x3 space-time kernel, run as 2-D)."""
+
+  def __init__(self, in_channels: int, out_channels: int, *, strides: int = 1,
+               kernel_init=nnx.initializers.lecun_normal(), rngs: nnx.Rngs):
+    self.conv = nnx.Conv(in_channels, out_channels, (3, 3), strides=strides,
+                         kernel_init=kernel_init, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    b, t = x.shape[:2]
+    y = self.conv(x.reshape((b * t,) + x.shape[2:]))
+    return y.reshape((b, t) + y.shape[1:])
+
+
+def _group_norm(channels: int, rngs: nnx.Rngs) -> nnx.GroupNorm:
+  return nnx.GroupNorm(channels, num_groups=min(32, channels // 4) or 1, rngs=rngs)
+
+
+class FactorizedResBlock(nnx.Module):
+  """Spatial residual block (two 1x3x3 convs, FiLM by the embedding), then temporal conv."""
+
+  def __init__(self, in_channels: int, out_channels: int, embed_dim: int, *, rngs: nnx.Rngs):
+    self.norm1 = _group_norm(in_channels, rngs)
+    self.conv1 = SpatialConv(in_channels, out_channels, rngs=rngs)
+    self.film = nnx.Linear(embed_dim, 2 * out_channels, rngs=rngs)
+    self.norm2 = _group_norm(out_channels, rngs)
+    self.conv2 = SpatialConv(out_channels, out_channels, kernel_init=_zeros, rngs=rngs)
+    self.skip = (nnx.Conv(in_channels, out_channels, (1, 1, 1), rngs=rngs)
+                 if in_channels != out_channels else None)
+    self.temporal_norm = _group_norm(out_channels, rngs)
+    self.temporal_conv = nnx.Conv(out_channels, out_channels, (3, 1, 1), kernel_init=_zeros,
+                                  rngs=rngs)
+
+  def __call__(self, x: jax.Array, emb: jax.Array) -> jax.Array:
+    h = self.conv1(nnx.silu(self.norm1(x)))
+    scale, shift = jnp.split(self.film(nnx.silu(emb))[:, None, None, None, :], 2, axis=-1)
+    h = self.norm2(h) * (1 + scale) + shift
+    h = self.conv2(nnx.silu(h))
+    x = (self.skip(x) if self.skip is not None else x) + h
+    return x + self.temporal_conv(nnx.silu(self.temporal_norm(x)))
+
+
+class FactorizedAttention(nnx.Module):
+  """Self-attention over space (per frame), then over time (per pixel), then optional
+  cross-attention to text tokens. Each branch is residual with a zero-initialised output."""
+
+  def __init__(self, channels: int, num_heads: int, text_embed_dim: int, *, rngs: nnx.Rngs):
+
+    def attention(kv_features=None):
+      return nnx.MultiHeadAttention(num_heads, channels, in_kv_features=kv_features,
+                                    out_kernel_init=_zeros, decode=False, rngs=rngs)
+
+    self.spatial_norm = _group_norm(channels, rngs)
+    self.spatial = attention()
+    self.temporal_norm = _group_norm(channels, rngs)
+    self.temporal = attention()
+    if text_embed_dim:
+      self.text_norm = _group_norm(channels, rngs)
+      self.text = attention(text_embed_dim)
+    else:
+      self.text_norm = self.text = None
+
+  def __call__(self, x: jax.Array, text: jax.Array | None, text_mask: jax.Array | None):
+    b, t, h, w, c = x.shape
+    q = self.spatial_norm(x).reshape(b * t, h * w, c)
+    x = x + self.spatial(q).reshape(b, t, h, w, c)
+    q = self.temporal_norm(x).transpose(0, 2, 3, 1, 4).reshape(b * h * w, t, c)
+    x = x + self.temporal(q).reshape(b, h, w, t, c).transpose(0, 3, 1, 2, 4)
+    if self.text is not None and text is not None:
+      q = self.text_norm(x).reshape(b, t * h * w, c)
+      mask = None
+      if text_mask is not None:
+        mask = text_mask[:, None, None, :].astype(bool)
+      x = x + self.text(q, text, text, mask=mask).reshape(b, t, h, w, c)
+    return x
+
+
+class Downsample(nnx.Module):
+
+  def __init__(self, channels: int, temporal: bool, *, rngs: nnx.Rngs):
+    if temporal:
+      self.conv = nnx.Conv(channels, channels, (3, 3, 3), strides=(2, 2, 2), rngs=rngs)
+    else:
+      self.conv = SpatialConv(channels, channels, strides=2, rngs=rngs)
+
+  def __call__(self, x):
+    return self.conv(x)
+
+
+class Upsample(nnx.Module):
+
+  def __init__(self, channels: int, temporal: bool, *, rngs: nnx.Rngs):
+    self.temporal = temporal
+    self.conv = SpatialConv(channels, channels, rngs=rngs)
+
+  def __call__(self, x):
+    if self.temporal:
+      x = jnp.repeat(x, 2, axis=1)
+    x = jnp.repeat(jnp.repeat(x, 2, axis=2), 2, axis=3)
+    return self.conv(x)
+
+
+class SpaceTimeUNet(nnx.Module):
+  """Predicts eps or v for the noisy left view, given the clean right view.
+
+  Config fields (``config.model``): channels, channel_mult (one entry per level),
+  temporal_downsample (one bool per level transition), num_res_blocks, num_heads,
+  text_embed_dim (0: no text), video_channels, condition_channels.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
+    validate_model_config(config)
+    ch = config.channels
+    mults = tuple(config.channel_mult)
+    embed_dim = 4 * ch
+    self.embed_dim = embed_dim
+    self.time_mlp1 = nnx.Linear(ch, embed_dim, rngs=rngs)
+    self.time_mlp2 = nnx.Linear(embed_dim, embed_dim, rngs=rngs)
+    in_channels = config.video_channels + config.condition_channels
+    self.conv_in = SpatialConv(in_channels, ch, rngs=rngs)
+
+    down_blocks, downsamplers, skip_channels = [], [], [ch]
+    current = ch
+    for level, mult in enumerate(mults):
+      blocks = []
+      for _ in range(config.num_res_blocks):
+        blocks.append(FactorizedResBlock(current, ch * mult, embed_dim, rngs=rngs))
+        current = ch * mult
+        skip_channels.append(current)
+      down_blocks.append(nnx.List(blocks))
+      if level < len(mults) - 1:
+        downsamplers.append(Downsample(current, config.temporal_downsample[level], rngs=rngs))
+        skip_channels.append(current)
+    self.down_blocks = nnx.List(down_blocks)
+    self.downsamplers = nnx.List(downsamplers)
+
+    self.mid_block1 = FactorizedResBlock(current, current, embed_dim, rngs=rngs)
+    self.mid_attention = FactorizedAttention(current, config.num_heads, config.text_embed_dim,
+                                             rngs=rngs)
+    self.mid_block2 = FactorizedResBlock(current, current, embed_dim, rngs=rngs)
+
+    up_blocks, upsamplers = [], []
+    for level, mult in reversed(list(enumerate(mults))):
+      blocks = []
+      for _ in range(config.num_res_blocks + 1):
+        blocks.append(FactorizedResBlock(current + skip_channels.pop(), ch * mult, embed_dim,
+                                         rngs=rngs))
+        current = ch * mult
+      up_blocks.append(nnx.List(blocks))
+      if level > 0:
+        upsamplers.append(Upsample(current, config.temporal_downsample[level - 1], rngs=rngs))
+    self.up_blocks = nnx.List(up_blocks)
+    self.upsamplers = nnx.List(upsamplers)
+    self.norm_out = _group_norm(current, rngs)
+    self.conv_out = SpatialConv(current, config.video_channels, kernel_init=_zeros, rngs=rngs)
+
+  def __call__(self, noisy: jax.Array, condition: jax.Array, t: jax.Array,
+               text: jax.Array | None = None, text_mask: jax.Array | None = None) -> jax.Array:
+    """noisy, condition: (B, T, H, W, C); t: (B,) in [0, 1]; text: (B, N, D) or None."""
+    emb = timestep_embedding(t, self.time_mlp1.in_features)
+    emb = self.time_mlp2(nnx.silu(self.time_mlp1(emb)))
+    x = self.conv_in(jnp.concatenate([noisy, condition], axis=-1))
+    skips = [x]
+    for level, blocks in enumerate(self.down_blocks):
+      for block in blocks:
+        x = block(x, emb)
+        skips.append(x)
+      if level < len(self.downsamplers):
+        x = self.downsamplers[level](x)
+        skips.append(x)
+    x = self.mid_block1(x, emb)
+    x = self.mid_attention(x, text, text_mask)
+    x = self.mid_block2(x, emb)
+    for i, blocks in enumerate(self.up_blocks):
+      for block in blocks:
+        x = block(jnp.concatenate([x, skips.pop()], axis=-1), emb)
+      if i < len(self.upsamplers):
+        x = self.upsamplers[i](x)
+    return self.conv_out(nnx.silu(self.norm_out(x)))
+
+
+def validate_model_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the field when the model config cannot build a UNet."""
+  levels = len(config.channel_mult)
+  if levels < 1:
+    raise ValueError('model.channel_mult needs at least one level')
+  if len(config.temporal_downsample) != levels - 1:
+    raise ValueError(f'model.temporal_downsample needs {levels - 1} entries (one per level '
+                     f'transition), got {len(config.temporal_downsample)}')
+  if config.channels % 4:
+    raise ValueError(f'model.channels must be a multiple of 4, got {config.channels}')
+  coarsest = config.channels * config.channel_mult[-1]
+  if coarsest % config.num_heads:
+    raise ValueError(f'model.num_heads={config.num_heads} must divide the coarsest width '
+                     f'{coarsest}')
+
+
+def check_video_shape(config: ml_collections.ConfigDict, frames: int, height: int,
+                      width: int) -> None:
+  """Raises ValueError when a clip of this shape cannot pass through the UNet's levels."""
+  levels = len(config.channel_mult)
+  spatial = 2**(levels - 1)
+  temporal = 2**sum(bool(x) for x in config.temporal_downsample)
+  if height % spatial or width % spatial or frames % temporal:
+    raise ValueError(f'clip of {frames}x{height}x{width} (frames x height x width) does not '
+                     f'divide by the UNet\'s downsampling ({temporal} in time, {spatial} in '
+                     'space)')
+
+
+def create_model(config: ml_collections.ConfigDict, seed: int = 0) -> SpaceTimeUNet:
+  return SpaceTimeUNet(config, rngs=nnx.Rngs(seed))
+
+
+def count_params(params) -> int:
+  return sum(x.size for x in jax.tree.leaves(params))

@@ -1,0 +1,318 @@
+"""Procedural stereo video clips built from real photographs, with per-layer ground truth.
+
+Each clip is a stack of textured layers seen by a camera that pans horizontally. A layer
+at disparity ``d`` (pixels) appears in the LEFT view ``d`` pixels to the right of where it
+is in the RIGHT view (``u_left = u_right + d``), and moves across the frame by
+``camera_speed * d`` pixels per frame, so depth can be read from the right view alone
+(motion parallax). Nearer layers also sit lower in the frame, are larger and occlude
+farther ones.
+
+Layer kinds (``LayerKind``):
+  * BACKGROUND: a photograph filling the frame, at a small disparity.
+  * OPAQUE: textured shapes at larger disparities (and the frame of a mirror).
+  * TRANSPARENT: a semi-transparent pane; it and what is behind it shift by different
+    amounts in the same pixels.
+  * REFLECTION: the content seen in a mirror; it shifts by the disparity of the reflected
+    object's virtual depth (farther than the mirror), not by the mirror's own disparity.
+
+Everything is deterministic from ``(params, seed)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+
+import numpy as np
+
+MAX_LAYERS = 8
+
+
+class LayerKind(enum.IntEnum):
+  PADDING = -1
+  BACKGROUND = 0
+  OPAQUE = 1
+  TRANSPARENT = 2
+  REFLECTION = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneParams:
+  """What a generated clip looks like. Disparities are in pixels at this resolution."""
+  num_frames: int = 8
+  height: int = 64
+  width: int = 64
+  max_disparity: float = 8.0
+  # |camera translation| per frame, in baselines; the sign is random per clip.
+  camera_speed_range: tuple[float, float] = (0.3, 0.4)
+  max_opaque_objects: int = 2
+  transparent_probability: float = 0.5
+  mirror_probability: float = 0.5
+
+  def validate(self) -> None:
+    if self.num_frames < 1 or self.height < 8 or self.width < 8:
+      raise ValueError(f'SceneParams: clips need >= 1 frame and >= 8x8 pixels, got {self}')
+    if not 0 < self.max_disparity < self.width / 2:
+      raise ValueError(f'SceneParams: max_disparity must be in (0, width/2), got {self.max_disparity}')
+    lo, hi = self.camera_speed_range
+    if not 0 <= lo <= hi:
+      raise ValueError(f'SceneParams: bad camera_speed_range {self.camera_speed_range}')
+    if self.max_opaque_objects + 4 > MAX_LAYERS:
+      raise ValueError(f'SceneParams: at most {MAX_LAYERS - 4} opaque objects')
+
+
+@dataclasses.dataclass
+class StereoClip:
+  """One generated clip. Views are uint8 (T, H, W, 3); masks are bool (L, T, H, W).
+
+  ``layer_masks[i]`` marks where layer ``i`` is what the right view shows (its visibility
+  weight, after nearer layers, exceeds one half; for panes and mirror content, where they
+  cover the pixel). Unused layer slots have kind PADDING and empty masks.
+  """
+  right: np.ndarray
+  left: np.ndarray
+  layer_masks: np.ndarray
+  layer_disparity: np.ndarray
+  layer_kind: np.ndarray
+  camera_speed: float
+
+
+@dataclasses.dataclass
+class _Layer:
+  """A texture and its alpha, each placed on the canvas and moving with a disparity.
+
+  For most layers both move together. Mirror content differs: its alpha is the mirror's
+  window (moving with the mirror's disparity) while its texture moves with the virtual
+  depth of what is reflected (``disparity``).
+  """
+  texture: np.ndarray  # (h, w, 3) float in [0, 1]
+  texture_left: float  # canvas column of texture column 0 for the right eye, camera at 0
+  alpha: np.ndarray  # (ha, wa) float in [0, 1]
+  alpha_left: float
+  top: int  # canvas row of texture and alpha row 0
+  disparity: float
+  alpha_disparity: float
+  kind: LayerKind
+
+
+def _plain_layer(texture, alpha, top, left, disparity, kind) -> _Layer:
+  return _Layer(texture, left, alpha, left, top, disparity, disparity, kind)
+
+
+# Visibility weight above which a layer counts as what a pixel shows. Opaque layers behind
+# a pane (alpha <= 0.55) keep a weight <= 0.65, so they do not count there.
+_VISIBLE = {LayerKind.BACKGROUND: 0.7, LayerKind.OPAQUE: 0.7, LayerKind.TRANSPARENT: 0.5,
+            LayerKind.REFLECTION: 0.5}
+
+_COLOR_PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket', 'immunohistochemistry',
+                 'hubble_deep_field', 'retina')
+_GRAY_PHOTOS = ('brick', 'grass', 'gravel', 'camera', 'coins', 'moon', 'page', 'text', 'clock')
+
+
+@functools.lru_cache(maxsize=None)
+def _photo(name: str, max_side: int = 256) -> np.ndarray:
+  """A scikit-image sample photograph as float RGB in [0, 1], longest side <= max_side."""
+  import skimage.data
+  import skimage.transform
+  image = getattr(skimage.data, name)()
+  if image.ndim == 2:
+    image = np.stack([image] * 3, axis=-1)
+  image = image[..., :3].astype(np.float32) / 255.0
+  scale = max_side / max(image.shape[:2])
+  if scale < 1:
+    image = skimage.transform.rescale(image, scale, channel_axis=-1, anti_aliasing=True)
+  return image.astype(np.float32)
+
+
+def _random_crop(rng: np.random.Generator, names, height: int, width: int) -> np.ndarray:
+  """A crop of a random photograph, resized to (height, width, 3)."""
+  import skimage.transform
+  photo = _photo(str(rng.choice(names)))
+  ph, pw = photo.shape[:2]
+  # Take a crop with the target aspect ratio covering 30-90% of the photo's short side.
+  aspect = width / height
+  side = rng.uniform(0.3, 0.9) * min(ph, pw / aspect)
+  ch, cw = max(int(side), 4), max(int(side * aspect), 4)
+  ch, cw = min(ch, ph), min(cw, pw)
+  y = rng.integers(0, ph - ch + 1)
+  x = rng.integers(0, pw - cw + 1)
+  crop = photo[y:y + ch, x:x + cw]
+  return skimage.transform.resize(crop, (height, width), anti_aliasing=True).astype(np.float32)
+
+
+def _tinted_gray(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+  texture = _random_crop(rng, _GRAY_PHOTOS, height, width)
+  tint = rng.uniform(0.4, 1.0, size=3).astype(np.float32)
+  return texture * tint
+
+
+def _shape_alpha(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+  """An anti-aliased ellipse or rounded rectangle filling the (height, width) box."""
+  yy, xx = np.meshgrid(np.linspace(-1, 1, height * 4), np.linspace(-1, 1, width * 4),
+                       indexing='ij')
+  if rng.random() < 0.5:
+    inside = xx**2 + yy**2 <= 1.0
+  else:
+    inside = np.maximum(np.abs(xx), np.abs(yy)) <= 0.95
+  return inside.reshape(height, 4, width, 4).mean(axis=(1, 3)).astype(np.float32)
+
+
+def _place_shifted(texture: np.ndarray, top: int, left: float, height: int,
+                   width: int) -> np.ndarray:
+  """Places ``texture`` (h, w, C) on an (height, width) canvas, zero outside.
+
+  Row ``top`` is an integer; column ``left`` may be fractional, in which case the texture is
+  linearly interpolated along x (layers only ever move horizontally).
+  """
+  h, w, channels = texture.shape
+  canvas = np.zeros((height, width, channels), np.float32)
+  rows = slice(max(top, 0), min(top + h, height))
+  if rows.start >= rows.stop:
+    return canvas
+  source = texture[rows.start - top:rows.stop - top]
+  # Pad with a zero column on each side so interpolation fades to zero at the edges.
+  source = np.pad(source, ((0, 0), (1, 1), (0, 0)))
+  x = np.arange(width, dtype=np.float64) - left + 1  # column in the padded texture
+  x0 = np.floor(x).astype(np.int64)
+  frac = (x - x0).astype(np.float32)[None, :, None]
+  valid = (x0 >= 0) & (x0 + 1 <= w + 1)
+  x0 = np.clip(x0, 0, w + 1)
+  x1 = np.clip(x0 + 1, 0, w + 1)
+  values = source[:, x0] * (1 - frac) + source[:, x1] * frac
+  canvas[rows] = np.where(valid[None, :, None], values, 0.0)
+  return canvas
+
+
+class SceneGenerator:
+  """Makes ``StereoClip``s; ``generate(seed)`` is deterministic."""
+
+  def __init__(self, params: SceneParams = SceneParams()):
+    params.validate()
+    self.params = params
+
+  def generate(self, seed: int) -> StereoClip:
+    p = self.params
+    rng = np.random.default_rng(seed)
+    speed = rng.uniform(*p.camera_speed_range) * rng.choice([-1.0, 1.0])
+    # Camera position (in baselines) at each frame, centred on the clip's middle.
+    camera = speed * (np.arange(p.num_frames, dtype=np.float32) - (p.num_frames - 1) / 2)
+    layers = self._make_layers(rng, camera)
+    right = np.empty((p.num_frames, p.height, p.width, 3), np.float32)
+    left = np.empty_like(right)
+    masks = np.zeros((MAX_LAYERS, p.num_frames, p.height, p.width), bool)
+    for t, cam in enumerate(camera):
+      right[t], visibility = self._render(layers, eye=0.0, camera=cam)
+      left[t], _ = self._render(layers, eye=1.0, camera=cam)
+      for i, layer in enumerate(layers):
+        masks[i, t] = visibility[i] > _VISIBLE[layer.kind]
+    disparity = np.zeros(MAX_LAYERS, np.float32)
+    kind = np.full(MAX_LAYERS, int(LayerKind.PADDING), np.int32)
+    for i, layer in enumerate(layers):
+      disparity[i] = layer.disparity
+      kind[i] = int(layer.kind)
+    to_uint8 = lambda x: np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
+    return StereoClip(right=to_uint8(right), left=to_uint8(left), layer_masks=masks,
+                      layer_disparity=disparity, layer_kind=kind, camera_speed=float(speed))
+
+  def _make_layers(self, rng: np.random.Generator, camera: np.ndarray) -> list[_Layer]:
+    """Layers ordered back to front, placed so they are in view in the middle frame."""
+    p = self.params
+    h, w, dmax = p.height, p.width, p.max_disparity
+    travel = float(np.abs(camera).max())
+
+    def centred_left(width_px: float) -> float:
+      # Horizontal placement: anywhere the layer's centre is in frame at mid-clip.
+      return rng.uniform(0.15 * w, 0.85 * w) - width_px / 2
+
+    def size_and_top(depth01: float, scale: float) -> tuple[int, int, int]:
+      # Nearer (depth01 -> 1) is larger and lower in the frame.
+      size = scale * (0.3 + 0.3 * depth01) * min(h, w) * rng.uniform(0.85, 1.15)
+      oh = max(int(size * rng.uniform(0.8, 1.2)), 4)
+      ow = max(int(size * rng.uniform(0.8, 1.2)), 4)
+      centre_row = h * (0.3 + 0.45 * depth01) + rng.uniform(-0.05, 0.05) * h
+      return oh, ow, int(round(centre_row - oh / 2))
+
+    layers = []
+    # Background: covers the frame for every camera position and both eyes.
+    d_bg = rng.uniform(0.0, 0.15) * dmax
+    margin = int(np.ceil(travel * d_bg + d_bg)) + 2
+    bg_w = w + 2 * margin
+    layers.append(_plain_layer(_random_crop(rng, _COLOR_PHOTOS, h, bg_w),
+                               np.ones((h, bg_w), np.float32), 0, -margin, d_bg,
+                               LayerKind.BACKGROUND))
+
+    # Foreground objects, a pane and a mirror, each at its own disparity, sorted far to near.
+    items = []
+    for _ in range(rng.integers(1, p.max_opaque_objects + 1)):
+      items.append(('opaque', rng.uniform(0.35, 1.0)))
+    if rng.random() < p.transparent_probability:
+      items.append(('pane', rng.uniform(0.5, 1.0)))
+    if rng.random() < p.mirror_probability:
+      items.append(('mirror', rng.uniform(0.45, 0.9)))
+    items.sort(key=lambda item: item[1])
+
+    for what, depth01 in items:
+      d = depth01 * dmax
+      if what == 'opaque':
+        oh, ow, top = size_and_top(depth01, 1.0)
+        names = _COLOR_PHOTOS if rng.random() < 0.5 else _GRAY_PHOTOS
+        texture = (_random_crop(rng, names, oh, ow)
+                   if names is _COLOR_PHOTOS else _tinted_gray(rng, oh, ow))
+        layers.append(_plain_layer(texture, _shape_alpha(rng, oh, ow), top, centred_left(ow),
+                                   d, LayerKind.OPAQUE))
+      elif what == 'pane':
+        oh, ow, top = size_and_top(depth01, 1.1)
+        alpha = np.full((oh, ow), rng.uniform(0.35, 0.55), np.float32)
+        layers.append(_plain_layer(_tinted_gray(rng, oh, ow), alpha, top, centred_left(ow), d,
+                                   LayerKind.TRANSPARENT))
+      else:
+        oh, ow, top = size_and_top(depth01, 1.1)
+        x = centred_left(ow)
+        border = max(2, min(oh, ow) // 8)
+        # The reflected object is farther than the mirror (smaller disparity).
+        d_virtual = d * rng.uniform(0.0, 0.4)
+        inner_h, inner_w = oh - 2 * border, ow - 2 * border
+        # The content is wider than the window so it fills it as it slides behind.
+        slack = int(np.ceil(travel * abs(d - d_virtual) + d)) + 2
+        content = _random_crop(rng, _COLOR_PHOTOS, inner_h, inner_w + 2 * slack)
+        layers.append(_Layer(content, x + border - slack, np.ones((inner_h, inner_w), np.float32),
+                             x + border, top + border, d_virtual, d, LayerKind.REFLECTION))
+        frame_alpha = np.ones((oh, ow), np.float32)
+        frame_alpha[border:-border, border:-border] = 0.0
+        frame_colour = rng.uniform(0.1, 0.9, size=3).astype(np.float32)
+        frame_texture = np.broadcast_to(frame_colour, (oh, ow, 3)).copy()
+        layers.append(_plain_layer(frame_texture, frame_alpha, top, x, d, LayerKind.OPAQUE))
+    if len(layers) > MAX_LAYERS:
+      raise AssertionError(f'{len(layers)} layers exceed MAX_LAYERS={MAX_LAYERS}')
+    return layers
+
+  def _render(self, layers: list[_Layer], eye: float, camera: float):
+    """Composites layers back to front for one eye (0 right, 1 left) and camera position.
+
+    Returns the image (H, W, 3) and each layer's visibility weight (L, H, W).
+    """
+    p = self.params
+    image = np.zeros((p.height, p.width, 3), np.float32)
+    alphas = []
+    for layer in layers:
+      shift = eye - camera
+      texture = _place_shifted(layer.texture, layer.top,
+                               layer.texture_left + layer.disparity * shift, p.height, p.width)
+      alpha = _place_shifted(layer.alpha[..., None], layer.top,
+                             layer.alpha_left + layer.alpha_disparity * shift, p.height,
+                             p.width)[..., 0]
+      alpha = np.clip(alpha, 0.0, 1.0)
+      image = image * (1 - alpha[..., None]) + texture * alpha[..., None]
+      alphas.append(alpha)
+    visibility = []
+    for i, alpha in enumerate(alphas):
+      weight = alpha.copy()
+      for nearer in alphas[i + 1:]:
+        weight *= 1 - nearer
+      if layers[i].kind in (LayerKind.TRANSPARENT, LayerKind.REFLECTION):
+        # Panes and mirror content count where they cover the pixel and nothing opaque
+        # hides them, even though they let some of what is behind show through.
+        weight = np.where(alpha > 0.3, weight / np.maximum(alpha, 1e-6), 0.0)
+      visibility.append(weight)
+    return np.clip(image, 0, 1), np.stack(visibility)

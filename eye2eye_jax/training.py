@@ -1,0 +1,83 @@
+"""The functional core of training: optimizer, train state and the jitted train step.
+
+Weights are plain nested dicts of arrays (``nnx.state(...).to_pure_dict()``); the UNet is
+rebuilt from its graphdef inside jitted functions with ``nnx.merge``. The train state is a
+dict ``{'step', 'params', 'opt_state', 'ema_params'}``; the step's randomness is derived
+from the run's seed and the step number, so a resumed run draws the same noise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import nnx
+
+from eye2eye_jax import diffusion
+from eye2eye_jax import model as model_lib
+
+TrainState = dict[str, Any]
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """AdamW with linear warmup to a constant rate, after global-norm clipping."""
+  t = config.train
+  schedule = optax.linear_schedule(0.0, t.learning_rate, max(t.warmup_steps, 1))
+  return optax.chain(optax.clip_by_global_norm(t.grad_clip_norm),
+                     optax.adamw(schedule, weight_decay=t.weight_decay))
+
+
+def model_graphdef(config: ml_collections.ConfigDict):
+  """The UNet's structure, without allocating weights."""
+  abstract = nnx.eval_shape(lambda: model_lib.create_model(config.model))
+  return nnx.split(abstract, nnx.Param)[0]
+
+
+def init_params(config: ml_collections.ConfigDict, seed: int) -> dict:
+  """Fresh UNet weights as a plain nested dict of arrays."""
+  model = model_lib.create_model(config.model, seed)
+  return nnx.state(model, nnx.Param).to_pure_dict()
+
+
+def make_denoiser(graphdef, params, condition, text=None, text_mask=None):
+  """The UNet as a function (x_t, t) -> prediction, conditioned on the right view."""
+  model = nnx.merge(graphdef, params)
+  return lambda x_t, t: model(x_t, condition, t, text, text_mask)
+
+
+def init_train_state(config: ml_collections.ConfigDict) -> TrainState:
+  params = init_params(config, config.seed)
+  return {
+      'step': jnp.zeros((), jnp.int32),
+      'params': params,
+      'opt_state': make_optimizer(config).init(params),
+      'ema_params': jax.tree.map(jnp.copy, params),
+  }
+
+
+def make_train_step(config: ml_collections.ConfigDict):
+  """Returns the jitted ``(state, batch) -> (state, metrics)``; the state is donated."""
+  graphdef = model_graphdef(config)
+  optimizer = make_optimizer(config)
+  base_rng = jax.random.PRNGKey(config.seed)
+  decay = config.train.ema_decay
+
+  def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+    rng = jax.random.fold_in(base_rng, state['step'])
+
+    def loss_fn(params):
+      denoiser = make_denoiser(graphdef, params, batch['right'])
+      return diffusion.diffusion_loss(config, denoiser, batch['left'], rng)
+
+    loss, grads = jax.value_and_grad(loss_fn)(state['params'])
+    updates, opt_state = optimizer.update(grads, state['opt_state'], state['params'])
+    params = optax.apply_updates(state['params'], updates)
+    ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state['ema_params'], params)
+    new_state = {'step': state['step'] + 1, 'params': params, 'opt_state': opt_state,
+                 'ema_params': ema}
+    return new_state, {'loss': loss, 'grad_norm': optax.global_norm(grads)}
+
+  return jax.jit(train_step, donate_argnums=0)
