@@ -14,6 +14,7 @@ import pathlib
 import grain
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 BUNDLED = {'demo': pathlib.Path(__file__).parent / 'assets' / 'demo_checkpoint'}
@@ -55,6 +56,15 @@ def save_inference(directory: str, params, config: ml_collections.ConfigDict) ->
         config=ocp.args.JsonSave(config.to_dict())), force=True)
 
 
+def _restore_as_numpy(path: pathlib.Path):
+  """Restores a saved pytree as host numpy arrays, whatever devices or mesh wrote it."""
+  checkpointer = ocp.PyTreeCheckpointer()
+  metadata = checkpointer.metadata(path).item_metadata
+  tree = metadata.tree if hasattr(metadata, 'tree') else metadata
+  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+  return checkpointer.restore(path, args=ocp.args.PyTreeRestore(restore_args=restore_args))
+
+
 def _resolve(path: str) -> tuple[pathlib.Path, str]:
   """Finds the checkpoint behind ``path``; returns (directory, 'inference' | 'training')."""
   if path.startswith('bundled:'):
@@ -87,10 +97,9 @@ def load_for_inference(path: str, use_ema: bool = True):
       config = ml_collections.ConfigDict(checkpointer.restore(directory / 'config'))
   except Exception as error:
     raise ValueError(f'checkpoint {directory}: unreadable config/ ({error})') from error
-  handler = ocp.PyTreeCheckpointer()
   item = 'params' if kind == 'inference' else 'state'
   try:
-    tree = handler.restore(directory / item)
+    tree = _restore_as_numpy(directory / item)
   except Exception as error:
     raise ValueError(f'checkpoint {directory}: cannot read {item}/ ({error})') from error
   if kind == 'training':

@@ -25,6 +25,7 @@ import enum
 import functools
 
 import numpy as np
+from scipy import ndimage
 
 MAX_LAYERS = 8
 
@@ -66,9 +67,10 @@ class SceneParams:
 class StereoClip:
   """One generated clip. Views are uint8 (T, H, W, 3); masks are bool (L, T, H, W).
 
-  ``layer_masks[i]`` marks where layer ``i`` is what the right view shows (its visibility
-  weight, after nearer layers, exceeds one half; for panes and mirror content, where they
-  cover the pixel). Unused layer slots have kind PADDING and empty masks.
+  ``layer_masks[i]`` marks, in right-view pixels, where layer ``i`` is what both eyes see:
+  its visibility weight (after nearer layers) is high in the right view and at the matching
+  pixel of the left view; for panes and mirror content, where they cover the pixel and are
+  not hidden. Unused layer slots have kind PADDING and empty masks.
   """
   right: np.ndarray
   left: np.ndarray
@@ -100,10 +102,9 @@ def _plain_layer(texture, alpha, top, left, disparity, kind) -> _Layer:
   return _Layer(texture, left, alpha, left, top, disparity, disparity, kind)
 
 
-# Visibility weight above which a layer counts as what a pixel shows. Opaque layers behind
-# a pane (alpha <= 0.55) keep a weight <= 0.65, so they do not count there.
-_VISIBLE = {LayerKind.BACKGROUND: 0.7, LayerKind.OPAQUE: 0.7, LayerKind.TRANSPARENT: 0.5,
-            LayerKind.REFLECTION: 0.5}
+# Visibility weight above which a layer counts as what a pixel shows. A pane's alpha is at
+# most 0.55, so what is behind a pane (weight <= 0.65) does not count there.
+_VISIBLE = 0.7
 
 _COLOR_PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket', 'immunohistochemistry',
                  'hubble_deep_field', 'retina')
@@ -202,10 +203,16 @@ class SceneGenerator:
     left = np.empty_like(right)
     masks = np.zeros((MAX_LAYERS, p.num_frames, p.height, p.width), bool)
     for t, cam in enumerate(camera):
-      right[t], visibility = self._render(layers, eye=0.0, camera=cam)
-      left[t], _ = self._render(layers, eye=1.0, camera=cam)
+      right[t], right_visibility = self._render(layers, eye=0.0, camera=cam)
+      left[t], left_visibility = self._render(layers, eye=1.0, camera=cam)
       for i, layer in enumerate(layers):
-        masks[i, t] = visibility[i] > _VISIBLE[layer.kind]
+        # Seen by both eyes: visible here in the right view and d pixels to the right in
+        # the left view (not occluded there, e.g. by a nearer layer's shifted edge).
+        in_left = _place_shifted(left_visibility[i][..., None], 0, -layer.disparity,
+                                 p.height, p.width)[..., 0]
+        both = (right_visibility[i] > _VISIBLE) & (in_left > _VISIBLE)
+        # Drop a pixel at each horizontal edge, where interpolation mixes layers.
+        masks[i, t] = ndimage.binary_erosion(both, structure=np.ones((1, 3), bool))
     disparity = np.zeros(MAX_LAYERS, np.float32)
     kind = np.full(MAX_LAYERS, int(LayerKind.PADDING), np.int32)
     for i, layer in enumerate(layers):
@@ -280,8 +287,7 @@ class SceneGenerator:
                              x + border, top + border, d_virtual, d, LayerKind.REFLECTION))
         frame_alpha = np.ones((oh, ow), np.float32)
         frame_alpha[border:-border, border:-border] = 0.0
-        frame_colour = rng.uniform(0.1, 0.9, size=3).astype(np.float32)
-        frame_texture = np.broadcast_to(frame_colour, (oh, ow, 3)).copy()
+        frame_texture = _tinted_gray(rng, oh, ow)
         layers.append(_plain_layer(frame_texture, frame_alpha, top, x, d, LayerKind.OPAQUE))
     if len(layers) > MAX_LAYERS:
       raise AssertionError(f'{len(layers)} layers exceed MAX_LAYERS={MAX_LAYERS}')

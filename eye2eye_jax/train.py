@@ -27,8 +27,12 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config fil
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and logs.')
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> training.TrainState:
-  """Runs (or resumes) training to ``config.train.num_steps``; returns the final state."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       on_metrics=None) -> training.TrainState:
+  """Runs (or resumes) training to ``config.train.num_steps``; returns the final state.
+
+  ``on_metrics(step, scalars)`` is called with every logged set of scalars.
+  """
   model_lib.validate_model_config(config.model)
   model_lib.check_video_shape(config.model, config.data.num_frames, config.data.resolution,
                               config.data.resolution)
@@ -68,8 +72,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> train
     if step % t.log_every == 0 or step == t.num_steps:
       loss = float(np.mean(jax.device_get(losses)))
       losses = []
-      writer.write_scalars(step, {'loss': loss, 'grad_norm': float(metrics['grad_norm']),
-                                  'seconds_per_step': (time.time() - step_start) / t.log_every})
+      scalars = {'loss': loss, 'grad_norm': float(metrics['grad_norm']),
+                 'seconds_per_step': (time.time() - step_start) / t.log_every}
+      writer.write_scalars(step, scalars)
+      if on_metrics is not None:
+        on_metrics(step, scalars)
       step_start = time.time()
     if step % t.checkpoint_every == 0 or step == t.num_steps:
       checkpointing.save_training(manager, step, state, data_iterator, config)

@@ -39,7 +39,7 @@ def model_graphdef(config: ml_collections.ConfigDict):
 def init_params(config: ml_collections.ConfigDict, seed: int) -> dict:
   """Fresh UNet weights as a plain nested dict of arrays."""
   model = model_lib.create_model(config.model, seed)
-  return nnx.state(model, nnx.Param).to_pure_dict()
+  return nnx.to_pure_dict(nnx.state(model, nnx.Param))
 
 
 def make_denoiser(graphdef, params, condition, text=None, text_mask=None):
@@ -78,6 +78,6 @@ def make_train_step(config: ml_collections.ConfigDict):
     ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state['ema_params'], params)
     new_state = {'step': state['step'] + 1, 'params': params, 'opt_state': opt_state,
                  'ema_params': ema}
-    return new_state, {'loss': loss, 'grad_norm': optax.global_norm(grads)}
+    return new_state, {'loss': loss, 'grad_norm': optax.tree.norm(grads)}
 
   return jax.jit(train_step, donate_argnums=0)

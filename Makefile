@@ -1,0 +1,34 @@
+# Set-up and the two everyday commands. Everything installs into .venv from requirements.lock.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test install lock clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+# The main job: build the synthetic dataset, train briefly, sample held-out clips with the
+# bundled demo checkpoint, write stereo videos and a metrics report under outputs/demo.
+demo: install
+	$(PY) -m eye2eye_jax.demo --output_dir=outputs/demo
+
+test: install
+	$(PY) -m pytest -n 2 -q tests
+
+# Re-pins requirements.lock from setup.py in a throwaway environment.
+lock:
+	rm -rf /tmp/eye2eye_lock && $(PYTHON) -m venv /tmp/eye2eye_lock
+	/tmp/eye2eye_lock/bin/pip install --quiet '.[test]'
+	/tmp/eye2eye_lock/bin/pip freeze --exclude-editable | grep -v '^eye2eye' > requirements.lock
+
+clean:
+	rm -rf $(VENV) outputs .cache

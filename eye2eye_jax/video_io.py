@@ -1,0 +1,80 @@
+"""Reading and writing videos through mediapy, with the ffmpeg binary of imageio-ffmpeg.
+
+No system ffmpeg is needed. Writes are atomic: a video is encoded to a temporary file next
+to its destination and renamed into place, so a failure never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import tempfile
+
+import mediapy
+import numpy as np
+
+VIDEO_SUFFIXES = ('.mp4', '.mov', '.mkv', '.webm', '.avi', '.m4v', '.gif')
+_ffmpeg_ready = False
+
+
+def _ensure_ffmpeg() -> None:
+  global _ffmpeg_ready
+  if not _ffmpeg_ready:
+    import imageio_ffmpeg
+    mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
+    _ffmpeg_ready = True
+
+
+class VideoError(ValueError):
+  """A video that cannot be read or written; the message names the file."""
+
+
+@dataclasses.dataclass
+class Video:
+  frames: np.ndarray  # (T, H, W, 3) uint8
+  fps: float
+
+
+def read_video(path: str | os.PathLike) -> Video:
+  """Reads all frames of a video as RGB uint8; raises VideoError naming the file."""
+  _ensure_ffmpeg()
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise VideoError(f'{path}: no such video file')
+  if path.stat().st_size == 0:
+    raise VideoError(f'{path}: the file is empty')
+  try:
+    frames = mediapy.read_video(path)
+  except Exception as error:  # ffmpeg's failures surface as several exception types
+    raise VideoError(f'{path}: not a readable video ({error})') from error
+  if frames.ndim != 4 or frames.shape[0] == 0:
+    raise VideoError(f'{path}: the video has no frames')
+  fps = float(frames.metadata.fps) if frames.metadata and frames.metadata.fps else 0.0
+  if not fps > 0:
+    raise VideoError(f'{path}: the video has no valid frame rate')
+  return Video(np.asarray(frames[..., :3], np.uint8), fps)
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float,
+                crf: float = 18) -> pathlib.Path:
+  """Encodes (T, H, W, 3) uint8 frames as H.264 at ``path`` atomically; returns the path."""
+  _ensure_ffmpeg()
+  path = pathlib.Path(path)
+  frames = np.asarray(frames)
+  if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] != 3:
+    raise VideoError(f'{path}: expected (frames, height, width, 3) with >= 1 frame, got '
+                     f'{frames.shape}')
+  path.parent.mkdir(parents=True, exist_ok=True)
+  handle, temporary = tempfile.mkstemp(prefix=f'.{path.stem}.', suffix=path.suffix,
+                                       dir=path.parent)
+  os.close(handle)
+  try:
+    mediapy.write_video(temporary, frames.astype(np.uint8), fps=fps, crf=crf)
+    os.replace(temporary, path)
+  except Exception as error:
+    raise VideoError(f'{path}: could not write the video ({error})') from error
+  finally:
+    if os.path.exists(temporary):
+      os.remove(temporary)
+  return path

@@ -1,0 +1,55 @@
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+
+from conftest import load_config
+from eye2eye_jax import model as model_lib, training
+
+
+def test_tiny_model_output_shape_and_zero_init(tiny_config):
+  model = model_lib.create_model(tiny_config.model)
+  x = jnp.ones((2, 4, 8, 8, 3))
+  out = model(x, x, jnp.array([0.5, 0.1]))
+  assert out.shape == (2, 4, 8, 8, 3)
+  # The output convolution starts at zero, so a fresh model predicts zeros.
+  assert float(jnp.abs(out).max()) == 0.0
+
+
+@pytest.mark.parametrize('name,frames,size,min_params', [
+    ('base_paper', 80, 128, 50_000_000),
+    ('demo', 4, 32, 100_000),
+])
+def test_configured_models_shape_check_without_allocating(name, frames, size, min_params):
+  config = load_config(name)
+  abstract = nnx.eval_shape(lambda: model_lib.create_model(config.model))
+  params = nnx.state(abstract, nnx.Param)
+  assert model_lib.count_params(params) > min_params
+  graphdef = training.model_graphdef(config)
+  video = jax.ShapeDtypeStruct((1, frames, size, size, 3), jnp.float32)
+  out = jax.eval_shape(
+      lambda p, x: nnx.merge(graphdef, p)(x, x, jnp.zeros((1,))), nnx.to_pure_dict(params), video)
+  assert out.shape == (1, frames, size, size, 3)
+
+
+def test_text_conditioning_changes_the_output(tiny_config):
+  config = tiny_config.copy_and_resolve_references()
+  config.model.text_embed_dim = 6
+  model = model_lib.create_model(config.model)
+  # Give the text branch's output projection non-zero weights so it has an effect.
+  text = model.mid_attention.text
+  text.out.kernel[...] = jnp.full_like(text.out.kernel[...], 0.1)
+  model.conv_out.conv.kernel[...] = jnp.full_like(model.conv_out.conv.kernel[...], 0.1)
+  x = jnp.ones((1, 4, 8, 8, 3)) * 0.3
+  a = model(x, x, jnp.array([0.5]), jnp.zeros((1, 3, 6)))
+  b = model(x, x, jnp.array([0.5]), jnp.ones((1, 3, 6)))
+  assert float(jnp.abs(a - b).max()) > 1e-4
+
+
+def test_bad_model_configs_are_clear_errors(tiny_config):
+  config = tiny_config.copy_and_resolve_references()
+  config.model.temporal_downsample = (True, True)
+  with pytest.raises(ValueError, match='temporal_downsample'):
+    model_lib.create_model(config.model)
+  with pytest.raises(ValueError, match='does not divide'):
+    model_lib.check_video_shape(tiny_config.model, 3, 8, 8)

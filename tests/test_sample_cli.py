@@ -1,0 +1,69 @@
+"""The sample command, run as a user runs it."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from eye2eye_jax import video_io
+
+
+def _run_sample(*args):
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  return subprocess.run([sys.executable, '-m', 'eye2eye_jax.sample',
+                         f'--config={REPO / "configs" / "tiny.py"}', *args],
+                        capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.fixture(scope='module')
+def input_dir(tmp_path_factory):
+  folder = tmp_path_factory.mktemp('inputs')
+  rng = np.random.default_rng(0)
+  # 9 frames (not a multiple of the model's 4) of an odd, non-square size.
+  video_io.write_video(folder / 'odd.mp4', rng.integers(0, 255, (9, 21, 34, 3), np.uint8), 12.0)
+  video_io.write_video(folder / 'short.mp4', rng.integers(0, 255, (2, 16, 16, 3), np.uint8), 8.0)
+  return folder
+
+
+def test_converts_a_directory_of_videos(tiny_checkpoint, input_dir, tmp_path):
+  result = _run_sample(f'--input={input_dir}', f'--output_dir={tmp_path}',
+                       f'--checkpoint={tiny_checkpoint}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  for stem, frames, height, width in (('odd', 9, 21, 34), ('short', 2, 16, 16)):
+    left = video_io.read_video(tmp_path / f'{stem}_left.mp4')
+    sbs = video_io.read_video(tmp_path / f'{stem}_LRF_Full_SBS.mp4')
+    anaglyph = video_io.read_video(tmp_path / f'{stem}_anaglyph.mp4')
+    assert left.frames.shape == (frames, height, width, 3)
+    assert sbs.frames.shape == (frames, height, 2 * width, 3)
+    assert anaglyph.frames.shape == (frames, height, width, 3)
+    assert left.fps == pytest.approx(12.0 if stem == 'odd' else 8.0)
+  assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]  # no temporary files
+
+
+@pytest.mark.parametrize('content,message', [
+    (None, 'no such file'),
+    (b'', 'empty'),
+    (b'this is not a video' * 100, 'not a readable video'),
+])
+def test_bad_inputs_are_clear_errors_and_write_nothing(tiny_checkpoint, tmp_path, content,
+                                                       message):
+  path = tmp_path / 'in' / 'bad.mp4'
+  path.parent.mkdir()
+  if content is not None:
+    path.write_bytes(content)
+  out = tmp_path / 'out'
+  result = _run_sample(f'--input={path}', f'--output_dir={out}',
+                       f'--checkpoint={tiny_checkpoint}')
+  assert result.returncode != 0
+  assert message in result.stderr and 'bad.mp4' in result.stderr
+  assert not out.exists() or not list(out.iterdir())
+
+
+def test_unknown_config_key_is_a_clear_error(tmp_path):
+  result = _run_sample('--config.sample.no_such_key=3', f'--input={tmp_path}',
+                       f'--output_dir={tmp_path}')
+  assert result.returncode != 0
+  assert 'no_such_key' in result.stderr

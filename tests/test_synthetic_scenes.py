@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+
+from eye2eye_jax import stereo_metrics, synthetic_scenes
+from eye2eye_jax.synthetic_scenes import LayerKind, SceneGenerator, SceneParams
+
+PARAMS = SceneParams(num_frames=4, height=48, width=48, max_disparity=6.0,
+                     transparent_probability=1.0, mirror_probability=1.0)
+
+
+@pytest.fixture(scope='module')
+def clips():
+  generator = SceneGenerator(PARAMS)
+  return [generator.generate(seed) for seed in range(6)]
+
+
+def test_deterministic_from_seed():
+  a, b = SceneGenerator(PARAMS).generate(3), SceneGenerator(PARAMS).generate(3)
+  np.testing.assert_array_equal(a.right, b.right)
+  np.testing.assert_array_equal(a.left, b.left)
+  c = SceneGenerator(PARAMS).generate(4)
+  assert not np.array_equal(a.right, c.right)
+
+
+def test_shapes_and_layer_kinds(clips):
+  for clip in clips:
+    assert clip.right.shape == clip.left.shape == (4, 48, 48, 3)
+    assert clip.right.dtype == np.uint8
+    assert clip.layer_masks.shape == (synthetic_scenes.MAX_LAYERS, 4, 48, 48)
+    kinds = set(clip.layer_kind.tolist())
+    assert {LayerKind.BACKGROUND, LayerKind.OPAQUE, LayerKind.TRANSPARENT,
+            LayerKind.REFLECTION} <= kinds
+    real = clip.layer_kind != LayerKind.PADDING
+    assert np.all(clip.layer_disparity[real] >= 0)
+    assert np.all(clip.layer_disparity[real] <= PARAMS.max_disparity)
+
+
+def test_each_opaque_layer_moves_by_its_disparity_between_eyes(clips):
+  errors = []
+  for clip in clips:
+    right = clip.right.astype(np.float32)
+    left = clip.left.astype(np.float32)
+    for i, kind in enumerate(clip.layer_kind):
+      if kind not in (LayerKind.OPAQUE, LayerKind.BACKGROUND) or clip.layer_masks[i].sum() < 60:
+        continue
+      measured = stereo_metrics.measure_layer_shift(left, right, clip.layer_masks[i], 8.0)
+      errors.append(abs(measured - clip.layer_disparity[i]))
+  errors = np.array(errors)
+  assert len(errors) >= 10
+  # Matching is exact up to interpolation, except on the odd weakly textured layer.
+  assert np.all(errors < 0.5)
+  assert np.mean(errors < 0.2) >= 0.85
+
+
+def test_reflection_content_shifts_by_virtual_depth_not_mirror_depth(clips):
+  checked = 0
+  for clip in clips:
+    for i, kind in enumerate(clip.layer_kind):
+      if kind != LayerKind.REFLECTION or clip.layer_masks[i].sum() < 60:
+        continue
+      mirror_frame = clip.layer_disparity[i + 1]  # the frame is added right after its content
+      measured = stereo_metrics.measure_layer_shift(
+          clip.left.astype(np.float32), clip.right.astype(np.float32), clip.layer_masks[i], 8.0)
+      assert measured == pytest.approx(clip.layer_disparity[i], abs=0.2)
+      assert clip.layer_disparity[i] < mirror_frame
+      checked += 1
+  assert checked >= 2
+
+
+def test_motion_parallax_is_proportional_to_disparity(clips):
+  """Between frames the camera pans: a layer moves by -camera_speed * disparity."""
+  checked = 0
+  for clip in clips:
+    for i, kind in enumerate(clip.layer_kind):
+      if kind != LayerKind.OPAQUE or clip.layer_masks[i, 0].sum() < 60:
+        continue
+      moved = stereo_metrics.measure_layer_shift(
+          clip.right[1:2].astype(np.float32), clip.right[0:1].astype(np.float32),
+          clip.layer_masks[i, 0:1], 8.0)
+      assert moved == pytest.approx(-clip.camera_speed * clip.layer_disparity[i], abs=0.3)
+      checked += 1
+  assert checked >= 5
+
+
+def test_nearer_layers_are_lower_and_larger_on_average():
+  generator = SceneGenerator(SceneParams(num_frames=1, height=48, width=48,
+                                         transparent_probability=0, mirror_probability=0))
+  rows, disparities = [], []
+  for seed in range(40):
+    clip = generator.generate(seed)
+    for i, kind in enumerate(clip.layer_kind):
+      if kind == LayerKind.OPAQUE and clip.layer_masks[i, 0].any():
+        rows.append(np.nonzero(clip.layer_masks[i, 0])[0].mean())
+        disparities.append(clip.layer_disparity[i])
+  assert np.corrcoef(rows, disparities)[0, 1] > 0.3
+
+
+def test_bad_params_are_rejected():
+  with pytest.raises(ValueError, match='max_disparity'):
+    SceneGenerator(SceneParams(max_disparity=100.0))
+  with pytest.raises(ValueError, match='frame'):
+    SceneGenerator(SceneParams(num_frames=0))

@@ -1,0 +1,67 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from eye2eye_jax import checkpointing, diffusion, sampling, train, training
+
+
+def test_loss_drops_when_fitting_one_batch(tiny_config):
+  config = tiny_config.copy_and_resolve_references()
+  config.train.learning_rate = 3e-3
+  config.train.warmup_steps = 1
+  rng = np.random.default_rng(0)
+  right = rng.uniform(-1, 1, (2, 4, 8, 8, 3)).astype(np.float32)
+  batch = {'right': right, 'left': np.roll(right, 1, axis=3)}
+  graphdef = training.model_graphdef(config)
+
+  @jax.jit
+  def fixed_loss(params):  # the same times and noise every call
+    denoiser = training.make_denoiser(graphdef, params, batch['right'])
+    keys = jax.random.split(jax.random.PRNGKey(7), 8)
+    return jnp.mean(jnp.stack([diffusion.diffusion_loss(config, denoiser, batch['left'], k)
+                               for k in keys]))
+
+  state = training.init_train_state(config)
+  before = float(fixed_loss(state['params']))
+  step = training.make_train_step(config)
+  for _ in range(80):
+    state, _ = step(state, batch)
+  after = float(fixed_loss(state['params']))
+  assert after < 0.7 * before, (before, after)
+  assert int(state['step']) == 80
+
+
+def test_training_resumes_from_the_latest_checkpoint(tiny_config, tiny_checkpoint):
+  steps = sorted(int(p.name) for p in (tiny_checkpoint / 'checkpoints').iterdir()
+                 if p.name.isdigit())
+  assert steps[-1] == tiny_config.train.num_steps
+  config = tiny_config.copy_and_resolve_references()
+  config.train.num_steps = tiny_config.train.num_steps + 5
+  logged = []
+  state = train.train_and_evaluate(config, str(tiny_checkpoint),
+                                   on_metrics=lambda step, m: logged.append(step))
+  assert int(state['step']) == config.train.num_steps
+  assert logged and min(logged) > tiny_config.train.num_steps  # no step was redone
+
+
+def test_inference_checkpoint_round_trip_gives_identical_samples(tiny_checkpoint, tmp_path):
+  config, params = checkpointing.load_for_inference(str(tiny_checkpoint))
+  checkpointing.save_inference(str(tmp_path / 'lean'), params, config)
+  config2, params2 = checkpointing.load_for_inference(str(tmp_path / 'lean'))
+  assert config2.to_dict() == config.to_dict()
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params2)):
+    np.testing.assert_array_equal(a, b)
+  right = np.random.default_rng(0).integers(0, 255, (5, 16, 12, 3), dtype=np.uint8)
+  out1 = sampling.BaseSampler(config, params, config.sample).convert(right, seed=1)
+  out2 = sampling.BaseSampler(config2, params2, config2.sample).convert(right, seed=1)
+  assert out1.shape == right.shape
+  np.testing.assert_array_equal(out1, out2)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+  with pytest.raises(FileNotFoundError, match='does not exist'):
+    checkpointing.load_for_inference(str(tmp_path / 'nope'))
+  (tmp_path / 'empty').mkdir()
+  with pytest.raises(FileNotFoundError, match='holds no checkpoint'):
+    checkpointing.load_for_inference(str(tmp_path / 'empty'))
