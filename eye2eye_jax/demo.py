@@ -13,17 +13,14 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import tempfile
+import shutil
 
-import jax
-import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from eye2eye_jax import (input_pipeline, runtime, sample, stereo_formats, synthetic_eval, train,
-                         video_io)
+from eye2eye_jax import (atomic_files, input_pipeline, runtime, stereo_formats, synthetic_eval, trainer,
+                         video_conversion, video_io)
 
 _REPO = pathlib.Path(__file__).resolve().parent.parent
 _CONFIG = config_flags.DEFINE_config_file('config', str(_REPO / 'configs' / 'demo.py'),
@@ -36,20 +33,6 @@ _CHECKPOINT = flags.DEFINE_string('checkpoint', None,
 _NUM_VIDEOS = flags.DEFINE_integer('num_videos', 4, 'Held-out clips written as videos.')
 _NUM_EVAL = flags.DEFINE_integer('num_eval_clips', 32, 'Held-out clips measured.')
 _FPS = 8.0  # frame rate of the demo's videos
-
-
-def _write_json(path: pathlib.Path, payload) -> None:
-  handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
-  with os.fdopen(handle, 'w') as f:
-    json.dump(payload, f, indent=2)
-  os.replace(temporary, path)
-
-
-def _write_text(path: pathlib.Path, text: str) -> None:
-  handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
-  with os.fdopen(handle, 'w') as f:
-    f.write(text)
-  os.replace(temporary, path)
 
 
 def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | None,
@@ -68,7 +51,8 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
     train_config.train.log_every = max(1, train_steps // 6)
     train_config.train.checkpoint_every = train_steps
     losses = []
-    train.train_and_evaluate(train_config, str(output_dir / 'train'),
+    shutil.rmtree(output_dir / 'train', ignore_errors=True)  # a fresh run each time
+    trainer.train_and_evaluate(train_config, str(output_dir / 'train'),
                              on_metrics=lambda step, m: losses.append((step, m['loss'])))
     training_summary = {'steps': train_steps, 'loss_by_step': losses}
     if losses:
@@ -77,7 +61,7 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
 
   source = checkpoint or config.sample.checkpoint
   print(f'[3/4] Converting {num_videos} held-out clips with checkpoint {source}')
-  sampler = sample.load_sampler(config, source)
+  sampler = video_conversion.load_sampler(config, source)
   validation = input_pipeline.data_source(config, 'validation', data_dir)
   inputs_dir, videos_dir = output_dir / 'inputs', output_dir / 'videos'
   for index in range(min(num_videos, len(validation))):
@@ -86,7 +70,7 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
     right_path = video_io.write_video(inputs_dir / f'{stem}.mp4', record['right'], _FPS)
     video_io.write_video(videos_dir / f'{stem}_truth_LRF_Full_SBS.mp4',
                          stereo_formats.side_by_side(record['left'], record['right']), _FPS)
-    written = sample.convert_file(sampler, right_path, videos_dir)
+    written = video_conversion.convert_file(sampler, right_path, videos_dir)
     print(f'      {right_path.name} -> {", ".join(p.name for p in written.values())}')
 
   count = min(num_eval_clips, len(validation))
@@ -97,8 +81,8 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
       progress=lambda done: done % 8 == 0 and print(f'      {done}/{count} clips'))
   metrics['checkpoint'] = source
   metrics['training'] = training_summary
-  _write_json(output_dir / 'metrics.json', metrics)
-  _write_text(output_dir / 'report.md', synthetic_eval.markdown_report(metrics))
+  atomic_files.write_text(output_dir / 'metrics.json', json.dumps(metrics, indent=2))
+  atomic_files.write_text(output_dir / 'report.md', synthetic_eval.markdown_report(metrics))
   return metrics
 
 

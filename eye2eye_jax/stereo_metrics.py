@@ -17,6 +17,8 @@ from scipy import stats
 
 from eye2eye_jax.synthetic_scenes import LayerKind
 
+_TIE_PX = 0.1
+
 
 def shift_columns(image: np.ndarray, shift: float) -> np.ndarray:
   """Samples ``image`` (..., H, W, C) at column x + shift (linear; edges clamped)."""
@@ -106,12 +108,15 @@ def geometry_summary(layers: list[LayerMeasurement]) -> dict:
       if a.clip != b.clip or abs(a.true_disparity - b.true_disparity) <= 0.5:
         continue
       total += 1
-      correct += np.sign(a.measured - b.measured) == np.sign(a.true_disparity - b.true_disparity)
+      # A pair counts as ordered when the measured shifts differ, in the true order, by
+      # more than _TIE_PX (so a flat output scores 0, not chance).
+      margin = (a.measured - b.measured) * np.sign(a.true_disparity - b.true_disparity)
+      correct += margin > _TIE_PX
   return {
       'num_layers': len(layers),
       'scale': scale,
       'spearman': float(rank) if np.isfinite(rank) else None,
-      'depth_order_accuracy': correct / total if total else None,
+      'depth_order_accuracy': float(correct / total) if total else None,
       'depth_order_pairs': total,
       'mean_abs_error_after_scale_px': float(np.mean(np.abs(measured - scale * true))),
       'mean_abs_error_px': float(np.mean(np.abs(measured - true))),

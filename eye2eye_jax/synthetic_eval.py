@@ -66,12 +66,14 @@ def markdown_report(metrics: dict) -> str:
   fmt = lambda x, f: '-' if x is None else format(x, f)
   for method, summary in metrics['geometry'].items():
     lines += [f'### {method}', '',
-              '| layers | n | scale | Spearman | order | error after scale (px) |',
-              '|---|---|---|---|---|---|']
+              '| layers | n | mean true d | mean shift | scale | Spearman | order | '
+              'error after scale (px) |',
+              '|---|---|---|---|---|---|---|---|']
     for kind, s in summary.items():
       if not s.get('num_layers'):
         continue
-      lines.append(f'| {kind} | {s["num_layers"]} | {s["scale"]:.2f} | '
+      lines.append(f'| {kind} | {s["num_layers"]} | {s["mean_true_disparity_px"]:.2f} | '
+                   f'{s["mean_measured_shift_px"]:.2f} | {s["scale"]:.2f} | '
                    f'{fmt(s["spearman"], ".2f")} | {fmt(s["depth_order_accuracy"], ".2f")} | '
                    f'{s["mean_abs_error_after_scale_px"]:.2f} |')
     lines.append('')

@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-import tempfile
 
 import mediapy
 import numpy as np
+
+from eye2eye_jax import atomic_files
 
 VIDEO_SUFFIXES = ('.mp4', '.mov', '.mkv', '.webm', '.avi', '.m4v', '.gif')
 _ffmpeg_ready = False
@@ -65,16 +66,9 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float,
   if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] != 3:
     raise VideoError(f'{path}: expected (frames, height, width, 3) with >= 1 frame, got '
                      f'{frames.shape}')
-  path.parent.mkdir(parents=True, exist_ok=True)
-  handle, temporary = tempfile.mkstemp(prefix=f'.{path.stem}.', suffix=path.suffix,
-                                       dir=path.parent)
-  os.close(handle)
   try:
-    mediapy.write_video(temporary, frames.astype(np.uint8), fps=fps, crf=crf)
-    os.replace(temporary, path)
+    with atomic_files.atomic_path(path) as temporary:
+      mediapy.write_video(temporary, frames.astype(np.uint8), fps=fps, crf=crf)
   except Exception as error:
     raise VideoError(f'{path}: could not write the video ({error})') from error
-  finally:
-    if os.path.exists(temporary):
-      os.remove(temporary)
   return path

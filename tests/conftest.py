@@ -40,7 +40,7 @@ def tiny_dataset(tiny_config):
 @pytest.fixture(scope='session')
 def tiny_checkpoint(tiny_config, tiny_dataset, tmp_path_factory):
   """A training workdir of the tiny config after 20 steps."""
-  from eye2eye_jax import train
+  from eye2eye_jax import trainer
   workdir = tmp_path_factory.mktemp('tiny_train')
-  train.train_and_evaluate(tiny_config, str(workdir))
+  trainer.train_and_evaluate(tiny_config, str(workdir))
   return workdir

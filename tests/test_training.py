@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eye2eye_jax import checkpointing, diffusion, sampling, train, training
+from eye2eye_jax import checkpointing, diffusion, sampling, trainer, training
 
 
 def test_loss_drops_when_fitting_one_batch(tiny_config):
@@ -39,7 +39,7 @@ def test_training_resumes_from_the_latest_checkpoint(tiny_config, tiny_checkpoin
   config = tiny_config.copy_and_resolve_references()
   config.train.num_steps = tiny_config.train.num_steps + 5
   logged = []
-  state = train.train_and_evaluate(config, str(tiny_checkpoint),
+  state = trainer.train_and_evaluate(config, str(tiny_checkpoint),
                                    on_metrics=lambda step, m: logged.append(step))
   assert int(state['step']) == config.train.num_steps
   assert logged and min(logged) > tiny_config.train.num_steps  # no step was redone

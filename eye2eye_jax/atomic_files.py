@@ -1,0 +1,39 @@
+"""Atomic file writes: write next to the destination, then rename into place."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import tempfile
+
+
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+  """Yields a temporary path beside ``path`` (same suffix); renames it to ``path`` on success.
+
+  On an exception the temporary file is removed and ``path`` is left as it was.
+  """
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  handle, temporary = tempfile.mkstemp(prefix=f'.{path.stem}.', suffix=path.suffix,
+                                       dir=path.parent)
+  os.close(handle)
+  try:
+    yield temporary
+    os.chmod(temporary, 0o666 & ~_umask())
+    os.replace(temporary, path)
+  finally:
+    if os.path.exists(temporary):
+      os.remove(temporary)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+  with atomic_path(path) as temporary:
+    pathlib.Path(temporary).write_text(text)
