@@ -11,7 +11,6 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@

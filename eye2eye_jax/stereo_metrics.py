@@ -99,7 +99,9 @@ def geometry_summary(layers: list[LayerMeasurement]) -> dict:
   true = np.array([l.true_disparity for l in layers])
   measured = np.array([l.measured for l in layers])
   scale = float(np.dot(measured, true) / max(np.dot(true, true), 1e-12))
-  rank = stats.spearmanr(true, measured).statistic if len(layers) > 2 else float('nan')
+  rank = float('nan')
+  if len(layers) > 2 and np.ptp(measured) > 0 and np.ptp(true) > 0:
+    rank = stats.spearmanr(true, measured).statistic
   # Depth ordering: pairs of layers of one clip whose true disparities differ by > 0.5 px.
   correct = total = 0
   for i in range(len(layers)):
