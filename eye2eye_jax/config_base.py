@@ -11,7 +11,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.builder = 'synthetic_stereo'  # TFDS dataset name
   c.data.builder_config = 'demo'
-  c.data.data_dir = ''  # '' -> <workdir>/../tfds or $TFDS_DATA_DIR
+  c.data.data_dir = ''  # '' -> $TFDS_DATA_DIR, else outputs/tfds
   c.data.view = 'downsample'  # 'downsample' (base model) or 'crop' (refiner)
   c.data.resolution = 32  # side of the square clip the model sees
   c.data.num_frames = 8  # frames per training clip (taken from the start of each record)

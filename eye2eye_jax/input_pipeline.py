@@ -24,15 +24,10 @@ import ml_collections
 import numpy as np
 
 
-def default_data_dir(workdir: str | None = None) -> str:
-  """$TFDS_DATA_DIR if set, else ``outputs/tfds`` next to the project's outputs."""
-  if os.environ.get('TFDS_DATA_DIR'):
-    return os.environ['TFDS_DATA_DIR']
-  return os.path.join('outputs', 'tfds')
-
-
 def resolve_data_dir(config: ml_collections.ConfigDict) -> str:
-  return config.data.data_dir or default_data_dir()
+  """config.data.data_dir, else $TFDS_DATA_DIR, else ``outputs/tfds``."""
+  return config.data.data_dir or os.environ.get('TFDS_DATA_DIR') or os.path.join(
+      'outputs', 'tfds')
 
 
 def ensure_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
