@@ -19,11 +19,16 @@ VIDEO_SUFFIXES = ('.mp4', '.mov', '.mkv', '.webm', '.avi', '.m4v', '.gif')
 _ffmpeg_ready = False
 
 
+def ffmpeg_path() -> str:
+  """The ffmpeg binary shipped in the imageio-ffmpeg wheel."""
+  import imageio_ffmpeg
+  return imageio_ffmpeg.get_ffmpeg_exe()
+
+
 def _ensure_ffmpeg() -> None:
   global _ffmpeg_ready
   if not _ffmpeg_ready:
-    import imageio_ffmpeg
-    mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
+    mediapy.set_ffmpeg(ffmpeg_path())
     _ffmpeg_ready = True
 
 
@@ -37,6 +42,15 @@ class Video:
   fps: float
 
 
+def _ffmpeg_reason(message: str) -> str:
+  """The informative line of an ffmpeg failure (its output starts with a long banner)."""
+  if 'Stream #' in message and 'Video:' not in message:
+    return 'the file has no video stream'
+  lines = [line.strip() for line in message.splitlines() if line.strip()]
+  errors = [line for line in lines if 'rror' in line or 'Invalid' in line]
+  return (errors or lines or ['unknown error'])[-1][:300]
+
+
 def read_video(path: str | os.PathLike) -> Video:
   """Reads all frames of a video as RGB uint8; raises VideoError naming the file."""
   _ensure_ffmpeg()
@@ -48,7 +62,7 @@ def read_video(path: str | os.PathLike) -> Video:
   try:
     frames = mediapy.read_video(path)
   except Exception as error:  # ffmpeg's failures surface as several exception types
-    raise VideoError(f'{path}: not a readable video ({error})') from error
+    raise VideoError(f'{path}: not a readable video ({_ffmpeg_reason(str(error))})') from error
   if frames.ndim != 4 or frames.shape[0] == 0:
     raise VideoError(f'{path}: the video has no frames')
   fps = float(frames.metadata.fps) if frames.metadata and frames.metadata.fps else 0.0

@@ -47,12 +47,16 @@ def test_converts_a_directory_of_videos(tiny_checkpoint, input_dir, tmp_path):
     (None, 'no such file'),
     (b'', 'empty'),
     (b'this is not a video' * 100, 'not a readable video'),
+    ('audio_only', 'no video stream'),  # a container with zero video frames
 ])
 def test_bad_inputs_are_clear_errors_and_write_nothing(tiny_checkpoint, tmp_path, content,
                                                        message):
   path = tmp_path / 'in' / 'bad.mp4'
   path.parent.mkdir()
-  if content is not None:
+  if content == 'audio_only':
+    subprocess.run([video_io.ffmpeg_path(), '-loglevel', 'error', '-f', 'lavfi', '-i',
+                    'anullsrc=r=8000:cl=mono', '-t', '0.2', '-c:a', 'aac', str(path)], check=True)
+  elif content is not None:
     path.write_bytes(content)
   out = tmp_path / 'out'
   result = _run_sample(f'--input={path}', f'--output_dir={out}',
