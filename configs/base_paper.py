@@ -1,7 +1,8 @@
 """Paper-scale base model: 128x128 clips of 80 frames at 16 fps, downsampled from 512x512.
 
 Hyperparameters from the paper: batch 32, learning rate 2e-5, 120K steps; sampled with
-50 steps and no guidance. Trains on accelerators; on a CPU only shape checks run.
+50 steps and no guidance, then refined by configs/refiner_paper.py's model. Trains on
+accelerators; on a CPU only shape checks run.
 """
 
 from eye2eye_jax.config_base import base_config
@@ -28,6 +29,13 @@ def get_config():
   c.train.ema_decay = 0.9999
   c.train.log_every = 100
   c.train.checkpoint_every = 5000
-  c.sample.num_steps = 50
-  c.sample.batch_size = 1
+  # Sampling as in the paper: the base at 256 px (trained at 128) with 50 steps, bilinear
+  # upsampling, noise to t=0.9, 48 refiner steps; no guidance; 16 fps.
+  c.sample.base_resolution = 256
+  c.sample.base_num_steps = 50
+  c.sample.refiner_num_steps = 48
+  c.sample.refiner_t_start = 0.9
+  c.sample.guidance_scale = 0.0
+  c.sample.model_fps = 16.0
+  c.sample.window_batch = 1
   return c

@@ -19,6 +19,7 @@ def get_config():
   c.train.learning_rate = 1e-3
   c.train.warmup_steps = 200
   c.train.checkpoint_every = 250
-  c.sample.num_steps = 25
   c.sample.checkpoint = 'bundled:demo'
+  c.sample.base_num_steps = 25
+  c.sample.refiner_num_steps = 12
   return c

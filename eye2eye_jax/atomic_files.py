@@ -34,6 +34,21 @@ def atomic_path(path: str | os.PathLike):
       os.remove(temporary)
 
 
+@contextlib.contextmanager
+def scratch_path(beside: str | os.PathLike):
+  """Yields a temporary path next to ``beside`` (same suffix), always removed afterwards."""
+  beside = pathlib.Path(beside)
+  beside.parent.mkdir(parents=True, exist_ok=True)
+  handle, temporary = tempfile.mkstemp(prefix=f'.{beside.stem}.scratch.', suffix=beside.suffix,
+                                       dir=beside.parent)
+  os.close(handle)
+  try:
+    yield temporary
+  finally:
+    if os.path.exists(temporary):
+      os.remove(temporary)
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
   with atomic_path(path) as temporary:
     pathlib.Path(temporary).write_text(text)

@@ -1,6 +1,20 @@
 """Every field an experiment config has, with defaults; ``configs/*.py`` override them."""
 
+import importlib.util
+import pathlib
+
 import ml_collections
+
+
+def load_config_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+  """``get_config()`` of a config file (configs build on one another this way)."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f'config file {path} does not exist')
+  spec = importlib.util.spec_from_file_location(f'config_{path.stem}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -46,11 +60,24 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.keep_checkpoints = 3
 
   c.sample = ml_collections.ConfigDict()
-  c.sample.num_steps = 50
-  c.sample.eta = 0.0
-  c.sample.seed = 0
-  c.sample.batch_size = 4  # clips per sampler call
-  c.sample.checkpoint = ''  # a training workdir, a checkpoint step dir, or 'bundled:demo'
+  # Checkpoints: a training workdir, a checkpoint directory, or bundled:NAME.
+  c.sample.checkpoint = ''  # the base model
+  c.sample.refiner_checkpoint = ''  # '' -> base model only (its output upsampled)
   c.sample.use_ema = True
+  c.sample.base_resolution = 0  # short side the base samples at; 0: its training resolution
+  c.sample.base_num_steps = 50
+  c.sample.refiner_num_steps = 48
+  c.sample.refiner_t_start = 0.9  # the base output is noised to this t, then refined
+  c.sample.guidance_scale = 0.0  # classifier-free guidance on the right view; 0 = off
+  c.sample.eta = 0.0  # 0: DDIM; 1: DDPM-like ancestral sampling
+  c.sample.seed = 0
+  c.sample.window_overlap = -1  # frames shared by consecutive windows; -1: half a clip
+  c.sample.window_batch = 4  # windows per UNet call
+  c.sample.model_fps = 0.0  # frame rate the model works at; 0: the input's
+  c.sample.input_eye = 'right'  # 'left': the input is the left eye; the right is generated
+  # Written files: any of left (the generated eye), sbs, half_sbs, tb, anaglyph.
+  c.sample.outputs = ('left', 'sbs', 'half_sbs', 'tb', 'anaglyph')
+  c.sample.anaglyph = 'dubois'  # 'dubois', 'color' or 'gray'
+  c.sample.crf = 18  # H.264 quality (lower is better, 0 lossless)
 
   return c

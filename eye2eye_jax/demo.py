@@ -30,13 +30,15 @@ _TRAIN_STEPS = flags.DEFINE_integer('train_steps', 60,
                                     'Steps of the short training run (0: skip it).')
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None,
                                   'Checkpoint to sample with; default: the config\'s.')
+_REFINER = flags.DEFINE_string('refiner_checkpoint', None,
+                               'Refiner to sample with ("" for none); default: the config\'s.')
 _NUM_VIDEOS = flags.DEFINE_integer('num_videos', 4, 'Held-out clips written as videos.')
 _NUM_EVAL = flags.DEFINE_integer('num_eval_clips', 32, 'Held-out clips measured.')
 _FPS = 8.0  # frame rate of the demo's videos
 
 
 def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | None,
-        num_videos: int, num_eval_clips: int) -> dict:
+        num_videos: int, num_eval_clips: int, refiner_checkpoint: str | None = None) -> dict:
   output_dir.mkdir(parents=True, exist_ok=True)
   data_dir = input_pipeline.resolve_data_dir(config)
   print(f'[1/4] Dataset {config.data.builder}/{config.data.builder_config} in {data_dir}')
@@ -60,8 +62,11 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
             f'(step {losses[-1][0]})')
 
   source = checkpoint or config.sample.checkpoint
-  print(f'[3/4] Converting {num_videos} held-out clips with checkpoint {source}')
-  sampler = video_conversion.load_sampler(config, source)
+  refiner = (config.sample.refiner_checkpoint if refiner_checkpoint is None
+             else refiner_checkpoint)
+  print(f'[3/4] Converting {num_videos} held-out clips with base {source}'
+        + (f' and refiner {refiner}' if refiner else ' (no refiner)'))
+  sampler = video_conversion.load_sampler(config, source, refiner)
   validation = input_pipeline.data_source(config, 'validation', data_dir)
   inputs_dir, videos_dir = output_dir / 'inputs', output_dir / 'videos'
   for index in range(min(num_videos, len(validation))):
@@ -80,6 +85,7 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
       max_disparity=_max_disparity(config),
       progress=lambda done: done % 8 == 0 and print(f'      {done}/{count} clips'))
   metrics['checkpoint'] = source
+  metrics['refiner_checkpoint'] = refiner
   metrics['training'] = training_summary
   atomic_files.write_text(output_dir / 'metrics.json', json.dumps(metrics, indent=2))
   atomic_files.write_text(output_dir / 'report.md', synthetic_eval.markdown_report(metrics))
@@ -101,7 +107,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   output_dir = pathlib.Path(_OUTPUT_DIR.value)
   metrics = run(_CONFIG.value, output_dir, _TRAIN_STEPS.value, _CHECKPOINT.value,
-                _NUM_VIDEOS.value, _NUM_EVAL.value)
+                _NUM_VIDEOS.value, _NUM_EVAL.value, _REFINER.value)
   g = metrics['geometry']['generated']['all']
   print(f'\nPSNR vs true left: generated {metrics["psnr"]["generated"]:.2f} dB, '
         f'copy-right {metrics["psnr"]["copy_right"]:.2f} dB')

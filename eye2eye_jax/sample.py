@@ -1,15 +1,21 @@
-"""Converts right-eye videos to stereo with a trained model.
+"""Converts videos to stereo with a trained base model and, optionally, a refiner.
 
   python -m eye2eye_jax.sample --config=configs/demo.py --input=RIGHT.mp4 --output_dir=DIR
   python -m eye2eye_jax.sample --config=configs/demo.py --input=VIDEOS/ --output_dir=DIR \
-      [--checkpoint=WORKDIR_OR_CHECKPOINT] [--config.sample.num_steps=50]
+      [--checkpoint=...] [--refiner_checkpoint=...] [--skip_existing] [--continue_on_error] \
+      [--config.sample.base_resolution=24] [--config.sample.input_eye=left] ...
 
-For each input ``<stem>.<ext>`` it writes, with the input's frame count, size and rate:
-  DIR/<stem>_left.mp4            the generated left-eye video
-  DIR/<stem>_LRF_Full_SBS.mp4    full side-by-side, left | right (VR players detect the suffix)
-  DIR/<stem>_anaglyph.mp4        red-cyan (Dubois) anaglyph
-The checkpoint is ``--checkpoint`` if given, else ``config.sample.checkpoint`` (the demo
-config names the bundled demo checkpoint). The checkpoint's own config defines the model.
+``--input`` is a video, a directory of videos or a .txt list of paths. For each input
+``<stem>`` it writes, with the input's frame count, size, rate and audio, the layouts named
+in ``config.sample.outputs``:
+  DIR/<stem>_left.mp4          the generated eye (``_right.mp4`` when the input is the left eye)
+  DIR/<stem>_LRF_Full_SBS.mp4  full side-by-side, left | right (VR players detect the suffix)
+  DIR/<stem>_LR_Half_SBS.mp4   half side-by-side (3D TVs)
+  DIR/<stem>_TB.mp4            full top-bottom, left on top
+  DIR/<stem>_anaglyph.mp4      red-cyan anaglyph (config.sample.anaglyph: dubois, color, gray)
+Controls (``--config.sample.<field>``): input_eye, base_resolution (the 3D strength: a
+smaller base resolution gives a larger disparity), seed, base_num_steps, refiner_num_steps,
+refiner_t_start, guidance_scale, crf. The checkpoints' own configs define the models.
 """
 
 from __future__ import annotations
@@ -19,15 +25,22 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from eye2eye_jax import runtime, video_conversion, video_io
+from eye2eye_jax import runtime, video_conversion
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
                                           lock_config=True)
-_INPUT = flags.DEFINE_string('input', None, 'A right-eye video, or a directory of videos.')
+_INPUT = flags.DEFINE_string('input', None, 'A video, a directory of videos or a .txt list.')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where the stereo videos go.')
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None,
-                                  'Training workdir, checkpoint directory or bundled:NAME; '
-                                  'overrides config.sample.checkpoint.')
+                                  'Base model: training workdir, checkpoint directory or '
+                                  'bundled:NAME; overrides config.sample.checkpoint.')
+_REFINER = flags.DEFINE_string('refiner_checkpoint', None,
+                               'Refiner, likewise; "" for none; overrides '
+                               'config.sample.refiner_checkpoint.')
+_SKIP_EXISTING = flags.DEFINE_bool('skip_existing', False,
+                                   'Skip inputs whose outputs all exist (resume a batch).')
+_CONTINUE = flags.DEFINE_bool('continue_on_error', False,
+                              'Report a failing input and go on with the others.')
 
 
 def main(argv):
@@ -38,19 +51,15 @@ def main(argv):
   runtime.enable_compilation_cache()
   try:
     inputs = video_conversion.list_inputs(_INPUT.value)
-    sampler = video_conversion.load_sampler(_CONFIG.value, _CHECKPOINT.value)
-  except (FileNotFoundError, ValueError) as error:
+    sampler = video_conversion.load_sampler(_CONFIG.value, _CHECKPOINT.value, _REFINER.value)
+    result = video_conversion.convert_many(sampler, inputs, _OUTPUT_DIR.value,
+                                           skip_existing=_SKIP_EXISTING.value,
+                                           continue_on_error=_CONTINUE.value)
+  except (FileNotFoundError, ValueError, OSError) as error:
     sys.exit(f'error: {error}')
-  failures = 0
-  for path in inputs:
-    try:
-      written = video_conversion.convert_file(sampler, path, _OUTPUT_DIR.value)
-      print(f'{path} -> ' + ', '.join(str(p) for p in written.values()))
-    except (video_io.VideoError, ValueError) as error:
-      failures += 1
-      print(f'error: {error}', file=sys.stderr)
-  if failures:
-    sys.exit(f'error: {failures} of {len(inputs)} videos could not be converted')
+  print(result.summary(), file=sys.stderr if result.failed else sys.stdout)
+  if result.failed:
+    sys.exit(1)
 
 
 if __name__ == '__main__':

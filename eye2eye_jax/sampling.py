@@ -1,16 +1,30 @@
-"""The base-stage sampler: right-eye video in, left-eye video out.
+"""Stereo sampling: a base model fixes the disparity at low resolution, a refiner adds detail.
 
-A video of any length and frame size is resized to the model's square resolution, cut into
-clips of the model's length (the last one padded by repeating its final frame, then trimmed),
-sampled in batches with one jitted DDIM program, and resized back to the input's size.
+``StereoSampler.convert`` takes a right-eye video of any length and frame size and returns
+the left-eye video of the same shape:
 
-Frame-size policy (base stage): frames are resized, not cropped, to the model's square
-resolution, so every pixel is converted; a non-square input is squeezed horizontally inside
-the model and restored afterwards, which scales the generated disparity with the frame
-width, as a resize of a real stereo pair would.
+1. frames are resampled in time to the model's frame rate (``sample.model_fps``; 0 keeps
+   the input's rate);
+2. the right view is resized so its SHORT side is ``sample.base_resolution`` (0: the base
+   model's training resolution), keeping the aspect ratio (the long side is rounded to the
+   UNet's downsampling factor), and the base model samples the left view from noise;
+3. with a refiner, the base output is bilinearly upsampled to the output size (rounded to
+   the refiner's factor), noised to ``sample.refiner_t_start`` and denoised by the refiner
+   conditioned on the full-resolution right view (SDEdit);
+4. the result is resized to the input's frame size and resampled back to its frame rate.
+
+Frame-size policy: resizing with the aspect ratio kept means one pixel of disparity means
+the same in x and y, so a 16:9 input gets the disparity scale the model learned on square
+clips (squeezing it into a square would shrink the disparity by the aspect ratio).
+Long videos: at every denoising step the model runs on overlapping windows of its clip
+length and the predictions are blended per frame with tent weights (MultiDiffusion), so
+there is no seam at window boundaries. Each stage is one jitted program per video shape.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -20,59 +34,186 @@ import numpy as np
 from eye2eye_jax import diffusion, input_pipeline, model as model_lib, training
 
 
-class BaseSampler:
-  """Samples left views with a trained UNet; one compiled program per batch shape."""
+@dataclasses.dataclass(eq=False)  # hashed by identity: a static argument of the jitted stage
+class Stage:
+  """A trained model: the config that trained it and its weights."""
+  config: ml_collections.ConfigDict
+  params: dict
 
-  def __init__(self, model_config: ml_collections.ConfigDict, params,
+  @property
+  def num_frames(self) -> int:
+    return int(self.config.data.num_frames)
+
+  @property
+  def resolution(self) -> int:
+    return int(self.config.data.resolution)
+
+  @property
+  def spatial_factor(self) -> int:
+    return 2**(len(self.config.model.channel_mult) - 1)
+
+
+def window_starts(total: int, window: int, overlap: int) -> tuple[int, ...]:
+  """Start frames of windows of ``window`` frames covering ``total`` (>= window) frames."""
+  if total < window:
+    raise ValueError(f'{total} frames are fewer than the window of {window}')
+  stride = max(window - overlap, 1)
+  starts = list(range(0, total - window + 1, stride))
+  if starts[-1] != total - window:
+    starts.append(total - window)
+  return tuple(starts)
+
+
+def _tent_weights(window: int) -> np.ndarray:
+  """Per-frame blending weights of a window: highest in the middle, > 0 at the ends."""
+  position = np.arange(window, dtype=np.float32)
+  return np.minimum(position + 1, window - position)
+
+
+def windowed_denoiser(stage: Stage, graphdef, params, condition: jax.Array,
+                      starts: tuple[int, ...], guidance_scale: float, window_batch: int):
+  """The UNet over overlapping temporal windows, predictions blended per frame.
+
+  condition: (N, H, W, C). Returns f(x (1, N, H, W, C), t (1,)) -> prediction like x.
+  With guidance_scale w > 0 the prediction is cond + w * (cond - uncond), uncond being the
+  model with an all-zero right view (meaningful for models trained with condition dropout).
+  """
+  window = stage.num_frames
+  index = jnp.asarray(np.array(starts)[:, None] + np.arange(window)[None])  # (W, T)
+  weights = jnp.asarray(_tent_weights(window))[None, :, None, None, None]
+  norm = jnp.zeros((condition.shape[0],)).at[index].add(weights[:, :, 0, 0, 0])
+  model = training.make_denoiser  # (graphdef, params, condition) -> (x, t) -> prediction
+  cond_windows = condition[index]
+
+  def one_window(args):
+    x, c, t = args
+    prediction = model(graphdef, params, c[None])(x[None], t)[0]
+    if guidance_scale:
+      unconditional = model(graphdef, params, jnp.zeros_like(c)[None])(x[None], t)[0]
+      prediction = prediction + guidance_scale * (prediction - unconditional)
+    return prediction
+
+  def denoise(x: jax.Array, t: jax.Array) -> jax.Array:
+    x_windows = x[0][index]
+    ts = jnp.broadcast_to(t, (len(starts),) + t.shape)
+    predictions = jax.lax.map(one_window, (x_windows, cond_windows, ts),
+                              batch_size=min(window_batch, len(starts)))
+    blended = jnp.zeros_like(x[0]).at[index].add(predictions * weights)
+    return (blended / norm[:, None, None, None])[None]
+
+  return denoise
+
+
+@functools.partial(jax.jit, static_argnames=('stage', 'starts', 'num_steps', 'eta',
+                                             'guidance_scale', 'window_batch', 't_start'))
+def _run_stage(params, condition, x_start, rng, *, stage, starts, num_steps, eta,
+               guidance_scale, window_batch, t_start):
+  """DDIM from ``x_start`` at ``t_start`` with one stage's windowed UNet; jitted per shape."""
+  graphdef = training.model_graphdef(stage.config)
+  denoiser = windowed_denoiser(stage, graphdef, params, condition, starts, guidance_scale,
+                               window_batch)
+  return diffusion.ddim_sample(stage.config, denoiser, x_start, rng, num_steps, t_start=t_start,
+                               eta=eta)
+
+
+def _round_to(value: float, factor: int) -> int:
+  return max(factor, int(round(value / factor)) * factor)
+
+
+def base_grid(height: int, width: int, short_side: int, factor: int) -> tuple[int, int]:
+  """(h, w) with the short side ``short_side`` and the aspect ratio kept, multiples of factor."""
+  scale = short_side / min(height, width)
+  return _round_to(height * scale, factor), _round_to(width * scale, factor)
+
+
+def resample_frame_indices(num_frames: int, fps: float, target_fps: float) -> np.ndarray:
+  """Indices of the input frames nearest to a ``target_fps`` grid over the same duration."""
+  if target_fps <= 0 or abs(target_fps - fps) < 1e-6:
+    return np.arange(num_frames)
+  count = max(1, int(round(num_frames * target_fps / fps)))
+  return np.clip(np.round(np.arange(count) * fps / target_fps).astype(int), 0, num_frames - 1)
+
+
+class StereoSampler:
+  """Generates the other eye's video with a base model and, optionally, a refiner."""
+
+  def __init__(self, base: Stage, refiner: Stage | None,
                sample_config: ml_collections.ConfigDict):
-    """``model_config`` is the config that trained ``params`` (its model, data, diffusion)."""
-    self.config = model_config
-    self.params = params
-    self.sample_config = sample_config
-    self.resolution = int(model_config.data.resolution)
-    self.num_frames = int(model_config.data.num_frames)
-    model_lib.check_video_shape(model_config.model, self.num_frames, self.resolution,
-                                self.resolution)
-    graphdef = training.model_graphdef(model_config)
-    num_steps = int(sample_config.num_steps)
-    eta = float(sample_config.eta)
-    if num_steps < 1:
-      raise ValueError(f'sample.num_steps must be >= 1, got {num_steps}')
+    self.base, self.refiner, self.sample_config = base, refiner, sample_config
+    s = sample_config
+    for stage in (base, refiner):
+      if stage is not None:
+        model_lib.check_video_shape(stage.config.model, stage.num_frames, stage.resolution,
+                                    stage.resolution)
+    if s.base_num_steps < 1 or (refiner is not None and s.refiner_num_steps < 1):
+      raise ValueError('sample.base_num_steps and sample.refiner_num_steps must be >= 1')
+    if not 0 < s.refiner_t_start <= 1:
+      raise ValueError(f'sample.refiner_t_start must be in (0, 1], got {s.refiner_t_start}')
+    if s.input_eye not in ('right', 'left'):
+      raise ValueError(f"sample.input_eye must be 'right' or 'left', got {s.input_eye!r}")
 
-    def sample_clips(params, right, rng):
-      denoiser = training.make_denoiser(graphdef, params, right)
-      noise = jax.random.normal(rng, right.shape, right.dtype)
-      return diffusion.ddim_sample(model_config, denoiser, noise, rng, num_steps, eta=eta)
+  @property
+  def base_short_side(self) -> int:
+    return int(self.sample_config.base_resolution) or self.base.resolution
 
-    self._sample_clips = jax.jit(sample_clips)
+  def _stage(self, stage: Stage, condition: np.ndarray, x_start: jax.Array,
+             rng: jax.Array, num_steps: int, t_start: float) -> np.ndarray:
+    s = self.sample_config
+    overlap = s.window_overlap if s.window_overlap >= 0 else stage.num_frames // 2
+    starts = window_starts(condition.shape[0], stage.num_frames, min(overlap,
+                                                                     stage.num_frames - 1))
+    out = _run_stage(stage.params, jnp.asarray(condition), x_start, rng, stage=stage,
+                     starts=starts, num_steps=int(num_steps), eta=float(s.eta),
+                     guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
+                     t_start=float(t_start))
+    return np.asarray(out[0])
 
-  def sample_model_clips(self, right: np.ndarray, seed: int) -> np.ndarray:
-    """(B, T, R, R, 3) right clips in [-1, 1] at the model's size -> left clips in [-1, 1]."""
-    rng = jax.random.PRNGKey(seed)
-    return np.asarray(self._sample_clips(self.params, jnp.asarray(right, jnp.float32), rng))
+  def convert(self, video: np.ndarray, fps: float = 0.0, seed: int | None = None,
+              return_base: bool = False):
+    """The other eye's view of a (N, H, W, 3) uint8 video; same shape.
 
-  def convert(self, right_video: np.ndarray, seed: int | None = None,
-              progress=None) -> np.ndarray:
-    """Generates the left view of a (N, H, W, 3) uint8 right-eye video, same shape."""
-    if right_video.ndim != 4 or right_video.shape[-1] != 3 or right_video.shape[0] == 0:
+    With ``return_base`` also returns the base stage's output upsampled to the same shape.
+    """
+    if video.ndim != 4 or video.shape[-1] != 3 or video.shape[0] == 0:
       raise ValueError(f'expected a (frames, height, width, 3) video with >= 1 frame, got '
-                       f'{right_video.shape}')
-    seed = self.sample_config.seed if seed is None else seed
-    n, height, width, _ = right_video.shape
-    t, r = self.num_frames, self.resolution
-    small = input_pipeline.resize_clip(right_video, r, r)
-    num_clips = -(-n // t)
-    padded = np.concatenate([small, np.repeat(small[-1:], num_clips * t - n, axis=0)])
-    clips = input_pipeline.to_model_range(padded.reshape(num_clips, t, r, r, 3))
-    batch = int(self.sample_config.batch_size)
-    outputs = []
-    for start in range(0, num_clips, batch):
-      chunk = clips[start:start + batch]
-      real = chunk.shape[0]
-      if real < batch:  # keep one compiled shape: pad the last batch
-        chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, axis=0)])
-      outputs.append(self.sample_model_clips(chunk, seed + start)[:real])
-      if progress is not None:
-        progress(min(start + batch, num_clips), num_clips)
-    left_small = input_pipeline.from_model_range(np.concatenate(outputs).reshape(-1, r, r, 3))
-    return input_pipeline.resize_clip(left_small[:n], height, width)
+                       f'{video.shape}')
+    s = self.sample_config
+    mirror = s.input_eye == 'left'
+    if mirror:  # the model makes left-from-right; a left input is mirrored into a "right" one
+      video = video[:, :, ::-1]
+    n, height, width, _ = video.shape
+    indices = resample_frame_indices(n, fps, float(s.model_fps)) if fps else np.arange(n)
+    frames = video[indices]
+    # Short videos are padded to one window by repeating the last frame.
+    window = max(self.base.num_frames, self.refiner.num_frames if self.refiner else 0)
+    padded = np.concatenate([frames, np.repeat(frames[-1:], max(0, window - len(frames)), 0)])
+    rng = jax.random.PRNGKey(s.seed if seed is None else seed)
+    base_rng, refine_rng, noise_rng, base_noise_rng = jax.random.split(rng, 4)
+
+    bh, bw = base_grid(height, width, self.base_short_side, self.base.spatial_factor)
+    condition = input_pipeline.to_model_range(input_pipeline.resize_clip(padded, bh, bw))
+    noise = jax.random.normal(base_noise_rng, (1,) + condition.shape)
+    base_out = self._stage(self.base, condition, noise, base_rng,
+                           s.base_num_steps, 1.0)
+    base_up = input_pipeline.resize_clip(input_pipeline.from_model_range(base_out), height, width)
+    result = base_up
+    if self.refiner is not None:
+      factor = self.refiner.spatial_factor
+      rh, rw = _round_to(height, factor), _round_to(width, factor)
+      condition = input_pipeline.to_model_range(input_pipeline.resize_clip(padded, rh, rw))
+      up = jnp.asarray(input_pipeline.resize_clip(base_out, rh, rw))[None]
+      t0 = float(s.refiner_t_start)
+      eps = jax.random.normal(noise_rng, up.shape)
+      x_start = diffusion.add_noise(self.refiner.config.diffusion.schedule, up, eps,
+                                    jnp.full((1,), t0))
+      refined = self._stage(self.refiner, condition, x_start, refine_rng,
+                            s.refiner_num_steps, t0)
+      result = input_pipeline.resize_clip(input_pipeline.from_model_range(refined), height, width)
+
+    def restore(x):
+      x = x[:len(frames)]
+      if fps and len(frames) != n:  # back to the input's frame rate
+        x = x[np.clip(np.round(np.arange(n) * len(frames) / n).astype(int), 0, len(frames) - 1)]
+      return x[:, :, ::-1] if mirror else x
+
+    return (restore(result), restore(base_up)) if return_base else restore(result)

@@ -1,11 +1,14 @@
-"""Layouts of a stereo pair that players and screens read: side-by-side and anaglyph.
+"""Layouts of a stereo pair that players and screens read: side-by-side, top-bottom, anaglyph.
 
-Dubois' least-squares red-cyan matrices (for sRGB, applied in linear light) are the default
-anaglyph; red comes from the left eye.
+File-name suffixes follow what VR players detect: ``_LRF_Full_SBS`` (full side-by-side,
+left | right), ``_LR_Half_SBS`` (each eye squeezed to half width, 3D TVs), ``_TB`` (full
+top-bottom, left on top). Red-cyan anaglyphs take red from the left eye: Dubois'
+least-squares matrices (applied in linear light) by default, or plain colour, or grey.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 # Dubois (2001) red-cyan matrices: rows give linear R, G, B of the anaglyph.
@@ -15,11 +18,40 @@ _DUBOIS_LEFT = np.array([[0.437, 0.449, 0.164],
 _DUBOIS_RIGHT = np.array([[-0.011, -0.032, -0.007],
                           [0.377, 0.761, 0.009],
                           [-0.026, -0.093, 1.234]], np.float32)
+_GRAY = np.array([0.299, 0.587, 0.114], np.float32)
+
+SUFFIXES = {
+    'left': '_left',
+    'sbs': '_LRF_Full_SBS',
+    'half_sbs': '_LR_Half_SBS',
+    'tb': '_TB',
+    'anaglyph': '_anaglyph',
+}
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-  """Full side-by-side frames: left eye on the left half. Shapes (T, H, W, 3) -> (T, H, 2W, 3)."""
+  """Full side-by-side: (T, H, W, 3) pairs -> (T, H, 2W, 3), left eye on the left."""
   return np.concatenate([left, right], axis=2)
+
+
+def _squeeze_width(video: np.ndarray, width: int) -> np.ndarray:
+  return np.stack([cv2.resize(f, (width, f.shape[0]), interpolation=cv2.INTER_AREA)
+                   for f in video])
+
+
+def half_side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+  """Half side-by-side: each eye squeezed to half width; the frame keeps the input's size.
+
+  For an odd width the left half gets the extra column.
+  """
+  width = left.shape[2]
+  return np.concatenate([_squeeze_width(left, width - width // 2),
+                         _squeeze_width(right, width // 2)], axis=2)
+
+
+def top_bottom(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+  """Full top-bottom: (T, H, W, 3) pairs -> (T, 2H, W, 3), left eye on top."""
+  return np.concatenate([left, right], axis=1)
 
 
 def _to_linear(x: np.ndarray) -> np.ndarray:
@@ -33,7 +65,31 @@ def _to_srgb(x: np.ndarray) -> np.ndarray:
   return np.round(x * 255.0).astype(np.uint8)
 
 
-def anaglyph(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-  """Red-cyan Dubois anaglyph of uint8 (..., 3) views."""
-  mixed = _to_linear(left) @ _DUBOIS_LEFT.T + _to_linear(right) @ _DUBOIS_RIGHT.T
-  return _to_srgb(mixed)
+def anaglyph(left: np.ndarray, right: np.ndarray, method: str = 'dubois') -> np.ndarray:
+  """Red-cyan anaglyph of uint8 (..., 3) views: 'dubois', 'color' or 'gray'."""
+  if method == 'dubois':
+    mixed = _to_linear(left) @ _DUBOIS_LEFT.T + _to_linear(right) @ _DUBOIS_RIGHT.T
+    return _to_srgb(mixed)
+  if method == 'color':
+    return np.concatenate([left[..., :1], right[..., 1:]], axis=-1).astype(np.uint8)
+  if method == 'gray':
+    gray_left = np.round(left.astype(np.float32) @ _GRAY).astype(np.uint8)[..., None]
+    gray_right = np.round(right.astype(np.float32) @ _GRAY).astype(np.uint8)[..., None]
+    return np.concatenate([gray_left, gray_right, gray_right], axis=-1)
+  raise ValueError(f"anaglyph method must be 'dubois', 'color' or 'gray', got {method!r}")
+
+
+def render(layout: str, left: np.ndarray, right: np.ndarray,
+           anaglyph_method: str = 'dubois') -> np.ndarray:
+  """The frames of one output layout (a key of SUFFIXES)."""
+  if layout == 'left':
+    return left
+  if layout == 'sbs':
+    return side_by_side(left, right)
+  if layout == 'half_sbs':
+    return half_side_by_side(left, right)
+  if layout == 'tb':
+    return top_bottom(left, right)
+  if layout == 'anaglyph':
+    return anaglyph(left, right, anaglyph_method)
+  raise ValueError(f'unknown output layout {layout!r}; choose from {sorted(SUFFIXES)}')

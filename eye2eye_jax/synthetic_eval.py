@@ -1,8 +1,9 @@
 """Scores a sampler on held-out synthetic clips, against the truth and trivial answers.
 
-For each clip the generated left view, the true left view (a sanity ceiling: its measured
-shifts should equal the true disparities) and the right view copied as the left view (the
-trivial answer: no 3D at all) are measured layer by layer with ``stereo_metrics``.
+For each clip the generated left view (and, with a refiner, the base stage's upsampled
+output alone), the true left view (a sanity ceiling: its measured shifts should equal the
+true disparities) and the right view copied as the left view (the trivial answer: no 3D at
+all) are measured layer by layer with ``stereo_metrics``.
 """
 
 from __future__ import annotations
@@ -10,26 +11,29 @@ from __future__ import annotations
 import numpy as np
 
 from eye2eye_jax import input_pipeline, stereo_metrics
-from eye2eye_jax.sampling import BaseSampler
-
-METHODS = ('generated', 'true_left', 'copy_right')
+from eye2eye_jax.sampling import StereoSampler
 
 
-def evaluate(sampler: BaseSampler, records, max_disparity: float, progress=None) -> dict:
+def evaluate(sampler: StereoSampler, records, max_disparity: float, progress=None) -> dict:
   """Metrics of ``sampler`` on ``records`` (dicts from the synthetic_stereo dataset).
 
   Returns {'num_clips', 'psnr': {method: dB}, 'psnr_base_resolution': {...},
-  'geometry': {method: stereo_metrics.summarize(...)}, 'layers': [...]}.
+  'geometry': {method: stereo_metrics.summarize(...)}, 'layers': [...]}; methods are
+  generated, base_only (with a refiner), true_left and copy_right.
   """
-  layers = {m: [] for m in METHODS}
-  psnr = {m: [] for m in METHODS if m != 'true_left'}
+  methods = ['generated'] + (['base_only'] if sampler.refiner is not None else []) + [
+      'true_left', 'copy_right']
+  layers = {m: [] for m in methods}
+  psnr = {m: [] for m in methods if m != 'true_left'}
   psnr_small = {m: [] for m in psnr}
-  r = sampler.resolution
+  r = sampler.base.resolution
   for index, record in enumerate(records):
     right, true_left = record['right'], record['left']
-    generated = sampler.convert(right, seed=index)
-    views = {'generated': generated, 'true_left': true_left, 'copy_right': right}
-    for method, left in views.items():
+    generated, base_only = sampler.convert(right, seed=index, return_base=True)
+    views = {'generated': generated, 'base_only': base_only, 'true_left': true_left,
+             'copy_right': right}
+    for method in methods:
+      left = views[method]
       layers[method] += stereo_metrics.measure_clip_layers(
           index, left, right, record['layer_masks'], record['layer_disparity'],
           record['layer_kind'], max_shift=max_disparity + 2)
@@ -45,7 +49,7 @@ def evaluate(sampler: BaseSampler, records, max_disparity: float, progress=None)
       'psnr_base_resolution': {m: float(np.mean(v)) for m, v in psnr_small.items()},
       'geometry': {m: stereo_metrics.summarize(v) for m, v in layers.items()},
       'layers': [{'clip': l.clip, 'kind': l.kind, 'true_disparity': l.true_disparity,
-                  'measured': {m: layers[m][i].measured for m in METHODS}}
+                  'measured': {m: layers[m][i].measured for m in methods}}
                  for i, l in enumerate(layers['generated'])],
   }
 

@@ -1,17 +1,19 @@
-"""Converting right-eye video files to stereo files with a trained model."""
+"""Converting video files to stereo files with trained models, one or many at a time."""
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 
 import ml_collections
-from absl import logging
+import tqdm
 
 from eye2eye_jax import checkpointing, sampling, stereo_formats, video_io
 
 
 def list_inputs(path: str) -> list[pathlib.Path]:
-  """The video files named by ``path`` (a file, or the videos directly in a directory)."""
+  """The videos named by ``path``: a video file, a directory of videos, or a .txt list file
+  (one path per line, relative to the list's folder; blank lines and # comments ignored)."""
   p = pathlib.Path(path)
   if p.is_dir():
     videos = sorted(f for f in p.iterdir()
@@ -22,37 +24,112 @@ def list_inputs(path: str) -> list[pathlib.Path]:
     return videos
   if not p.exists():
     raise FileNotFoundError(f'{p}: no such file or directory')
+  if p.suffix.lower() == '.txt':
+    entries = [line.strip() for line in p.read_text().splitlines()]
+    entries = [e for e in entries if e and not e.startswith('#')]
+    if not entries:
+      raise FileNotFoundError(f'{p}: the list names no videos')
+    return [(p.parent / e) if not pathlib.Path(e).is_absolute() else pathlib.Path(e)
+            for e in entries]
   return [p]
 
 
-def output_paths(output_dir: str | pathlib.Path, stem: str) -> dict[str, pathlib.Path]:
+def output_paths(output_dir: str | pathlib.Path, stem: str,
+                 sample_config: ml_collections.ConfigDict) -> dict[str, pathlib.Path]:
+  """Where each configured layout of input ``stem`` is written."""
   out = pathlib.Path(output_dir)
-  return {
-      'left': out / f'{stem}_left.mp4',
-      'sbs': out / f'{stem}_LRF_Full_SBS.mp4',
-      'anaglyph': out / f'{stem}_anaglyph.mp4',
-  }
-
-
-def load_sampler(config: ml_collections.ConfigDict,
-                 checkpoint: str | None = None) -> sampling.BaseSampler:
-  """Loads the checkpoint named by ``checkpoint`` or the config, ready to sample."""
-  source = checkpoint or config.sample.checkpoint
-  if not source:
-    raise ValueError('no checkpoint: pass --checkpoint or set config.sample.checkpoint')
-  model_config, params = checkpointing.load_for_inference(source, config.sample.use_ema)
-  return sampling.BaseSampler(model_config, params, config.sample)
-
-
-def convert_file(sampler: sampling.BaseSampler, path: pathlib.Path,
-                 output_dir: str | pathlib.Path) -> dict[str, pathlib.Path]:
-  """Converts one right-eye video file; returns the written paths."""
-  video = video_io.read_video(path)
-  logging.info('%s: %d frames of %dx%d at %.3g fps', path, *video.frames.shape[:3], video.fps)
-  left = sampler.convert(video.frames, progress=lambda done, total: logging.info(
-      '%s: sampled %d/%d clips', path.name, done, total))
-  paths = output_paths(output_dir, path.stem)
-  video_io.write_video(paths['left'], left, video.fps)
-  video_io.write_video(paths['sbs'], stereo_formats.side_by_side(left, video.frames), video.fps)
-  video_io.write_video(paths['anaglyph'], stereo_formats.anaglyph(left, video.frames), video.fps)
+  paths = {}
+  for layout in sample_config.outputs:
+    if layout not in stereo_formats.SUFFIXES:
+      raise ValueError(f'sample.outputs: unknown layout {layout!r}; choose from '
+                       f'{sorted(stereo_formats.SUFFIXES)}')
+    suffix = stereo_formats.SUFFIXES[layout]
+    if layout == 'left' and sample_config.input_eye == 'left':
+      suffix = '_right'  # the generated eye
+    paths[layout] = out / f'{stem}{suffix}.mp4'
   return paths
+
+
+def load_sampler(config: ml_collections.ConfigDict, checkpoint: str | None = None,
+                 refiner_checkpoint: str | None = None) -> sampling.StereoSampler:
+  """The base model (``checkpoint`` or config.sample.checkpoint) and, when one is named
+  (``refiner_checkpoint`` or config.sample.refiner_checkpoint), the refiner."""
+  s = config.sample
+  base_source = checkpoint or s.checkpoint
+  if not base_source:
+    raise ValueError('no checkpoint: pass --checkpoint or set config.sample.checkpoint')
+  base = sampling.Stage(*checkpointing.load_for_inference(base_source, s.use_ema))
+  refiner_source = s.refiner_checkpoint if refiner_checkpoint is None else refiner_checkpoint
+  refiner = None
+  if refiner_source:
+    refiner = sampling.Stage(*checkpointing.load_for_inference(refiner_source, s.use_ema))
+  return sampling.StereoSampler(base, refiner, s)
+
+
+def convert_file(sampler: sampling.StereoSampler, path: pathlib.Path,
+                 output_dir: str | pathlib.Path, progress: tqdm.tqdm | None = None
+                 ) -> dict[str, pathlib.Path]:
+  """Converts one video file; returns the written paths. The input's audio is kept.
+
+  ``progress``, if given, advances by one for the sampling and one per written file.
+  """
+  s = sampler.sample_config
+  paths = output_paths(output_dir, path.stem, s)
+  video = video_io.read_video(path)
+  generated = sampler.convert(video.frames, fps=video.fps)
+  if progress is not None:
+    progress.update(1)
+  if s.input_eye == 'left':
+    left, right = video.frames, generated
+  else:
+    left, right = generated, video.frames
+  audio = path if video_io.has_audio(path) else None
+  for layout, target in paths.items():
+    frames = generated if layout == 'left' else stereo_formats.render(layout, left, right,
+                                                                     s.anaglyph)
+    video_io.write_video(target, frames, video.fps, crf=s.crf, audio_from=audio)
+    if progress is not None:
+      progress.update(1)
+  return paths
+
+
+@dataclasses.dataclass
+class BatchResult:
+  converted: list[pathlib.Path] = dataclasses.field(default_factory=list)
+  skipped: list[pathlib.Path] = dataclasses.field(default_factory=list)
+  failed: list[tuple[pathlib.Path, str]] = dataclasses.field(default_factory=list)
+
+  def summary(self) -> str:
+    lines = [f'{len(self.converted)} converted, {len(self.skipped)} skipped (already done), '
+             f'{len(self.failed)} failed']
+    lines += [f'  failed: {path}: {reason}' for path, reason in self.failed]
+    return '\n'.join(lines)
+
+
+def convert_many(sampler: sampling.StereoSampler, inputs: list[pathlib.Path],
+                 output_dir: str | pathlib.Path, skip_existing: bool = False,
+                 continue_on_error: bool = False, show_progress: bool = True) -> BatchResult:
+  """Converts ``inputs`` in order, with a progress bar over the batch.
+
+  skip_existing: inputs whose every output exists are not redone (resuming a batch).
+  continue_on_error: a failing input is recorded and the rest go on; otherwise it raises.
+  """
+  result = BatchResult()
+  bar = tqdm.tqdm(inputs, unit='video', disable=not show_progress)
+  for path in bar:
+    bar.set_description(path.name)
+    if skip_existing and all(p.exists() for p in output_paths(output_dir, path.stem,
+                                                              sampler.sample_config).values()):
+      result.skipped.append(path)
+      continue
+    try:
+      steps = 1 + len(sampler.sample_config.outputs)
+      with tqdm.tqdm(total=steps, unit='step', leave=False, disable=not show_progress,
+                     desc=f'  {path.name}') as video_bar:
+        convert_file(sampler, path, output_dir, video_bar)
+      result.converted.append(path)
+    except (video_io.VideoError, ValueError, OSError) as error:
+      if not continue_on_error:
+        raise
+      result.failed.append((path, str(error)))
+  return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import subprocess
 
 import mediapy
 import numpy as np
@@ -71,9 +72,20 @@ def read_video(path: str | os.PathLike) -> Video:
   return Video(np.asarray(frames[..., :3], np.uint8), fps)
 
 
-def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float,
-                crf: float = 18) -> pathlib.Path:
-  """Encodes (T, H, W, 3) uint8 frames as H.264 at ``path`` atomically; returns the path."""
+def has_audio(path: str | os.PathLike) -> bool:
+  """Whether the media file has an audio stream."""
+  probe = subprocess.run([ffmpeg_path(), '-hide_banner', '-i', str(path)], capture_output=True,
+                         text=True)
+  return 'Audio:' in probe.stderr
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, crf: float = 18,
+                audio_from: str | os.PathLike | None = None) -> pathlib.Path:
+  """Encodes (T, H, W, 3) uint8 frames as H.264 at ``path`` atomically; returns the path.
+
+  With ``audio_from`` (a media file with an audio stream), its audio is copied into the
+  output (re-encoded as AAC, cut to the video's length).
+  """
   _ensure_ffmpeg()
   path = pathlib.Path(path)
   frames = np.asarray(frames)
@@ -82,7 +94,24 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float,
                      f'{frames.shape}')
   try:
     with atomic_files.atomic_path(path) as temporary:
-      mediapy.write_video(temporary, frames.astype(np.uint8), fps=fps, crf=crf)
+      if audio_from is None:
+        mediapy.write_video(temporary, frames.astype(np.uint8), fps=fps, crf=crf)
+      else:
+        with atomic_files.scratch_path(path) as silent:
+          mediapy.write_video(silent, frames.astype(np.uint8), fps=fps, crf=crf)
+          _mux_audio(silent, audio_from, temporary)
+  except VideoError:
+    raise
   except Exception as error:
     raise VideoError(f'{path}: could not write the video ({error})') from error
   return path
+
+
+def _mux_audio(video: str, audio_from: str | os.PathLike, output: str) -> None:
+  result = subprocess.run(
+      [ffmpeg_path(), '-y', '-loglevel', 'error', '-i', video, '-i', str(audio_from), '-map',
+       '0:v:0', '-map', '1:a:0', '-c:v', 'copy', '-c:a', 'aac', '-shortest', output],
+      capture_output=True, text=True)
+  if result.returncode:
+    raise VideoError(f'{output}: could not add the audio of {audio_from} '
+                     f'({_ffmpeg_reason(result.stderr)})')

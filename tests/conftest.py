@@ -9,18 +9,14 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', str(REPO / '.cache' / 'jax'))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from eye2eye_jax import runtime  # noqa: E402
+from eye2eye_jax import config_base, runtime  # noqa: E402
 
 runtime.enable_compilation_cache()
 
 
 def load_config(name: str):
   """configs/<name>.py's get_config()."""
-  import importlib.util
-  spec = importlib.util.spec_from_file_location(f'configs_{name}', REPO / 'configs' / f'{name}.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  return config_base.load_config_file(REPO / 'configs' / f'{name}.py')
 
 
 @pytest.fixture(scope='session')

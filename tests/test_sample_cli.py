@@ -35,12 +35,17 @@ def test_converts_a_directory_of_videos(tiny_checkpoint, input_dir, tmp_path):
   for stem, frames, height, width in (('odd', 9, 21, 34), ('short', 2, 16, 16)):
     left = video_io.read_video(tmp_path / f'{stem}_left.mp4')
     sbs = video_io.read_video(tmp_path / f'{stem}_LRF_Full_SBS.mp4')
+    half = video_io.read_video(tmp_path / f'{stem}_LR_Half_SBS.mp4')
+    tb = video_io.read_video(tmp_path / f'{stem}_TB.mp4')
     anaglyph = video_io.read_video(tmp_path / f'{stem}_anaglyph.mp4')
     assert left.frames.shape == (frames, height, width, 3)
     assert sbs.frames.shape == (frames, height, 2 * width, 3)
+    assert half.frames.shape == (frames, height, width, 3)
+    assert tb.frames.shape == (frames, 2 * height, width, 3)
     assert anaglyph.frames.shape == (frames, height, width, 3)
     assert left.fps == pytest.approx(12.0 if stem == 'odd' else 8.0)
   assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]  # no temporary files
+  assert '2 converted, 0 skipped' in result.stdout
 
 
 @pytest.mark.parametrize('content,message', [
@@ -71,3 +76,24 @@ def test_unknown_config_key_is_a_clear_error(tmp_path):
                        f'--output_dir={tmp_path}')
   assert result.returncode != 0
   assert 'no_such_key' in result.stderr
+
+
+def test_a_corrupt_file_in_a_batch_is_reported_and_the_rest_finish(tiny_checkpoint, input_dir,
+                                                                    tmp_path):
+  batch = tmp_path / 'batch'
+  batch.mkdir()
+  (batch / 'a_corrupt.mp4').write_bytes(b'not a video' * 50)
+  (batch / 'b_good.mp4').write_bytes((input_dir / 'short.mp4').read_bytes())
+  out = tmp_path / 'out'
+  args = (f'--input={batch}', f'--output_dir={out}', f'--checkpoint={tiny_checkpoint}',
+          '--continue_on_error', '--config.sample.outputs=("left",)')
+  result = _run_sample(*args)
+  assert result.returncode == 1
+  assert '1 converted, 0 skipped (already done), 1 failed' in result.stderr
+  assert 'a_corrupt.mp4' in result.stderr
+  assert (out / 'b_good_left.mp4').exists()
+  # Re-running with --skip_existing resumes: the finished video is not redone.
+  before = (out / 'b_good_left.mp4').stat().st_mtime_ns
+  result = _run_sample(*args, '--skip_existing')
+  assert '0 converted, 1 skipped' in result.stderr
+  assert (out / 'b_good_left.mp4').stat().st_mtime_ns == before

@@ -14,6 +14,30 @@ def test_side_by_side_puts_the_left_eye_on_the_left():
   assert sbs[:, :, :5].max() == 0 and sbs[:, :, 5:].min() == 255
 
 
+def test_half_side_by_side_and_top_bottom_layouts():
+  left = np.zeros((1, 4, 6, 3), np.uint8)
+  right = np.full((1, 4, 6, 3), 200, np.uint8)
+  left[:, :, :3] = 100  # left eye: its left half 100, right half 0
+  half = stereo_formats.half_side_by_side(left, right)
+  assert half.shape == (1, 4, 6, 3)
+  np.testing.assert_array_equal(half[0, 0, :, 0], [100, 50, 0, 200, 200, 200])
+  tb = stereo_formats.top_bottom(left, right)
+  assert tb.shape == (1, 8, 6, 3)
+  np.testing.assert_array_equal(tb[0, :4], left[0])
+  np.testing.assert_array_equal(tb[0, 4:], right[0])
+
+
+def test_colour_and_grey_anaglyphs():
+  left = np.array([[[10, 20, 30]]], np.uint8)
+  right = np.array([[[40, 50, 60]]], np.uint8)
+  np.testing.assert_array_equal(stereo_formats.anaglyph(left, right, 'color'), [[[10, 50, 60]]])
+  gray = stereo_formats.anaglyph(left, right, 'gray')[0, 0]
+  assert gray[0] == round(0.299 * 10 + 0.587 * 20 + 0.114 * 30)
+  assert gray[1] == gray[2] == round(0.299 * 40 + 0.587 * 50 + 0.114 * 60)
+  with pytest.raises(ValueError, match='anaglyph'):
+    stereo_formats.anaglyph(left, right, 'green-magenta')
+
+
 def test_anaglyph_takes_red_from_the_left_eye():
   white = np.full((1, 2, 2, 3), 255, np.uint8)
   black = np.zeros_like(white)

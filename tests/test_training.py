@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import load_config
 from eye2eye_jax import checkpointing, diffusion, sampling, trainer, training
 
 
@@ -53,8 +54,11 @@ def test_inference_checkpoint_round_trip_gives_identical_samples(tiny_checkpoint
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params2)):
     np.testing.assert_array_equal(a, b)
   right = np.random.default_rng(0).integers(0, 255, (5, 16, 12, 3), dtype=np.uint8)
-  out1 = sampling.BaseSampler(config, params, config.sample).convert(right, seed=1)
-  out2 = sampling.BaseSampler(config2, params2, config2.sample).convert(right, seed=1)
+  sample_config = load_config('tiny').sample
+  out1 = sampling.StereoSampler(sampling.Stage(config, params), None, sample_config).convert(
+      right, seed=1)
+  out2 = sampling.StereoSampler(sampling.Stage(config2, params2), None,
+                                sample_config).convert(right, seed=1)
   assert out1.shape == right.shape
   np.testing.assert_array_equal(out1, out2)
 

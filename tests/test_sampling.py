@@ -1,0 +1,102 @@
+"""The two-stage sampler: windows, frame sizes, mirroring, seams, audio and batch helpers."""
+
+import numpy as np
+import pytest
+
+from conftest import load_config
+from eye2eye_jax import checkpointing, sampling, video_conversion, video_io
+
+
+@pytest.fixture(scope='module')
+def stage(tiny_checkpoint):
+  return sampling.Stage(*checkpointing.load_for_inference(str(tiny_checkpoint)))
+
+
+def _sampler(stage, refiner=None, **overrides):
+  sample_config = load_config('tiny').sample
+  for key, value in overrides.items():
+    sample_config[key] = value
+  return sampling.StereoSampler(stage, refiner, sample_config)
+
+
+def test_window_starts_cover_every_frame_and_end_at_the_last():
+  assert sampling.window_starts(4, 4, 2) == (0,)
+  assert sampling.window_starts(12, 4, 2) == (0, 2, 4, 6, 8)
+  assert sampling.window_starts(11, 4, 2) == (0, 2, 4, 6, 7)
+  with pytest.raises(ValueError):
+    sampling.window_starts(3, 4, 2)
+
+
+def test_base_grid_keeps_the_aspect_ratio():
+  assert sampling.base_grid(1080, 1920, 32, 4) == (32, 56)
+  assert sampling.base_grid(64, 64, 32, 4) == (32, 32)
+  assert sampling.base_grid(21, 34, 8, 2) == (8, 12)
+
+
+def test_frame_rate_resampling_indices():
+  np.testing.assert_array_equal(sampling.resample_frame_indices(6, 30.0, 30.0), np.arange(6))
+  np.testing.assert_array_equal(sampling.resample_frame_indices(6, 30.0, 15.0), [0, 2, 4])
+
+
+def test_two_stage_output_has_the_input_shape_and_frame_rate_resampling(stage):
+  sampler = _sampler(stage, stage, model_fps=8.0)
+  video = np.random.default_rng(0).integers(0, 255, (10, 13, 22, 3), np.uint8)
+  left, base = sampler.convert(video, fps=24.0, return_base=True)
+  assert left.shape == base.shape == video.shape
+  assert not np.array_equal(left, base)  # the refiner changed the base output
+
+
+def test_left_input_is_mirrored_through_the_model(stage):
+  video = np.random.default_rng(1).integers(0, 255, (4, 16, 16, 3), np.uint8)
+  right_from_left = _sampler(stage, input_eye='left').convert(video, seed=3)
+  left_from_mirror = _sampler(stage).convert(video[:, :, ::-1], seed=3)
+  np.testing.assert_array_equal(right_from_left, left_from_mirror[:, :, ::-1])
+
+
+def test_long_videos_have_no_seam_at_window_boundaries(stage):
+  """A 3x-longer-than-clip input: frame-to-frame change at window edges is as elsewhere."""
+  rng = np.random.default_rng(2)
+  still = rng.integers(0, 255, (1, 16, 16, 3), np.uint8)
+  video = np.repeat(still, 12, axis=0)  # a still scene: any jump comes from the sampler
+  sampler = _sampler(stage, window_overlap=2)
+  out = sampler.convert(video, seed=0).astype(np.float32)
+  change = np.abs(np.diff(out, axis=0)).mean(axis=(1, 2, 3))  # change[i]: frame i -> i+1
+  starts = sampling.window_starts(12, 4, 2)
+  boundaries = sorted({s + 4 - 1 for s in starts[:-1]} | {s - 1 for s in starts[1:]})
+  inside = [i for i in range(11) if i not in boundaries]
+  assert change[boundaries].mean() <= 1.5 * change[inside].mean() + 0.5
+  # Without overlap the windows are independent samples: a visible jump at each edge.
+  hard = _sampler(stage, window_overlap=0).convert(video, seed=0).astype(np.float32)
+  hard_change = np.abs(np.diff(hard, axis=0)).mean(axis=(1, 2, 3))
+  assert hard_change[[3, 7]].mean() > change[[3, 7]].mean()
+
+
+def test_audio_of_the_input_is_kept(stage, tmp_path):
+  frames = np.random.default_rng(3).integers(0, 255, (8, 16, 16, 3), np.uint8)
+  silent = video_io.write_video(tmp_path / 'silent.mp4', frames, 8.0)
+  with_audio = tmp_path / 'talk.mp4'
+  import subprocess
+  subprocess.run([video_io.ffmpeg_path(), '-loglevel', 'error', '-i', str(silent), '-f', 'lavfi',
+                  '-i', 'sine=frequency=440:duration=1', '-c:v', 'copy', '-c:a', 'aac',
+                  '-shortest', str(with_audio)], check=True)
+  assert video_io.has_audio(with_audio) and not video_io.has_audio(silent)
+  paths = video_conversion.convert_file(_sampler(stage), with_audio, tmp_path / 'out')
+  for path in paths.values():
+    assert video_io.has_audio(path), path
+    assert video_io.read_video(path).frames.shape[0] == 8
+
+
+def test_list_file_inputs(tmp_path):
+  (tmp_path / 'a.mp4').write_bytes(b'x')
+  (tmp_path / 'list.txt').write_text('# videos\na.mp4\n\n/abs/b.mp4\n')
+  assert video_conversion.list_inputs(str(tmp_path / 'list.txt')) == [
+      tmp_path / 'a.mp4', video_conversion.pathlib.Path('/abs/b.mp4')]
+
+
+def test_bad_sample_settings_are_clear_errors(stage):
+  with pytest.raises(ValueError, match='input_eye'):
+    _sampler(stage, input_eye='center')
+  with pytest.raises(ValueError, match='refiner_t_start'):
+    _sampler(stage, refiner_t_start=1.5)
+  with pytest.raises(ValueError, match='unknown layout'):
+    video_conversion.output_paths('/tmp', 'x', _sampler(stage, outputs=('sbs', 'mpo')).sample_config)
