@@ -7,7 +7,8 @@
    loss drops (a real model needs far longer: the bundled checkpoint had hours);
 3. converts held-out clips with the bundled demo checkpoint (or ``--checkpoint``) through
    the same path as ``eye2eye_jax.sample``, writing left, side-by-side and anaglyph videos;
-4. measures the 3D effect on held-out clips and writes ``metrics.json`` and ``report.md``.
+4. measures the 3D effect on held-out clips and writes ``metrics.json`` and ``report.md``;
+5. measures how the base sampling resolution (the 3D-strength control) changes the disparity.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import shutil
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from eye2eye_jax import (atomic_files, input_pipeline, runtime, stereo_formats, synthetic_eval, trainer,
-                         video_conversion, video_io)
+from eye2eye_jax import (atomic_files, input_pipeline, runtime, sampling, stereo_formats,
+                         synthetic_eval, trainer, video_conversion, video_io)
 
 _REPO = pathlib.Path(__file__).resolve().parent.parent
 _CONFIG = config_flags.DEFINE_config_file('config', str(_REPO / 'configs' / 'demo.py'),
@@ -34,19 +35,22 @@ _REFINER = flags.DEFINE_string('refiner_checkpoint', None,
                                'Refiner to sample with ("" for none); default: the config\'s.')
 _NUM_VIDEOS = flags.DEFINE_integer('num_videos', 4, 'Held-out clips written as videos.')
 _NUM_EVAL = flags.DEFINE_integer('num_eval_clips', 32, 'Held-out clips measured.')
+_STRENGTH_CLIPS = flags.DEFINE_integer('num_strength_clips', 8,
+                                       'Held-out clips measured per base resolution.')
 _FPS = 8.0  # frame rate of the demo's videos
 
 
 def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | None,
-        num_videos: int, num_eval_clips: int, refiner_checkpoint: str | None = None) -> dict:
+        num_videos: int, num_eval_clips: int, refiner_checkpoint: str | None = None,
+        num_strength_clips: int = 0) -> dict:
   output_dir.mkdir(parents=True, exist_ok=True)
   data_dir = input_pipeline.resolve_data_dir(config)
-  print(f'[1/4] Dataset {config.data.builder}/{config.data.builder_config} in {data_dir}')
+  print(f'[1/5] Dataset {config.data.builder}/{config.data.builder_config} in {data_dir}')
   input_pipeline.ensure_dataset(config, data_dir)
 
   training_summary = None
   if train_steps > 0:
-    print(f'[2/4] Training the demo config for {train_steps} steps '
+    print(f'[2/5] Training the demo config for {train_steps} steps '
           f'(workdir {output_dir / "train"})')
     train_config = config.copy_and_resolve_references()
     train_config.train.num_steps = train_steps
@@ -64,7 +68,7 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
   source = checkpoint or config.sample.checkpoint
   refiner = (config.sample.refiner_checkpoint if refiner_checkpoint is None
              else refiner_checkpoint)
-  print(f'[3/4] Converting {num_videos} held-out clips with base {source}'
+  print(f'[3/5] Converting {num_videos} held-out clips with base {source}'
         + (f' and refiner {refiner}' if refiner else ' (no refiner)'))
   sampler = video_conversion.load_sampler(config, source, refiner)
   validation = input_pipeline.data_source(config, 'validation', data_dir)
@@ -79,17 +83,41 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
     print(f'      {right_path.name} -> {", ".join(p.name for p in written.values())}')
 
   count = min(num_eval_clips, len(validation))
-  print(f'[4/4] Measuring the 3D effect on {count} held-out clips')
+  print(f'[4/5] Measuring the 3D effect on {count} held-out clips')
   metrics = synthetic_eval.evaluate(
       sampler, (validation[i] for i in range(count)),
       max_disparity=_max_disparity(config),
       progress=lambda done: done % 8 == 0 and print(f'      {done}/{count} clips'))
+  metrics['strength'] = _strength_sweep(config, sampler, validation, num_strength_clips)
   metrics['checkpoint'] = source
   metrics['refiner_checkpoint'] = refiner
   metrics['training'] = training_summary
   atomic_files.write_text(output_dir / 'metrics.json', json.dumps(metrics, indent=2))
   atomic_files.write_text(output_dir / 'report.md', synthetic_eval.markdown_report(metrics))
   return metrics
+
+
+def _strength_sweep(config, sampler, validation, count: int) -> list[dict]:
+  """Disparity measured at several base sampling resolutions (the 3D-strength control)."""
+  count = min(count, len(validation))
+  if not count:
+    return []
+  base = sampler.base.resolution
+  print(f'[5/5] 3D strength: base sampling resolution {base * 3 // 4}, {base} and '
+        f'{base * 3 // 2} on {count} clips')
+  sweep = []
+  for resolution in (base * 3 // 4, base, base * 3 // 2):
+    sample_config = config.sample.copy_and_resolve_references()
+    sample_config.base_resolution = resolution
+    variant = sampling.StereoSampler(sampler.base, sampler.refiner, sample_config)
+    figures = synthetic_eval.evaluate(variant, (validation[i] for i in range(count)),
+                                      max_disparity=_max_disparity(config))
+    geometry = figures['geometry']['generated']['all']
+    sweep.append({'base_resolution': resolution, 'scale': geometry['scale'],
+                  'mean_measured_shift_px': geometry['mean_measured_shift_px'],
+                  'psnr': figures['psnr']['generated']})
+    print(f'      base at {resolution:3d} px: disparity scale {geometry["scale"]:.2f}')
+  return sweep
 
 
 def _max_disparity(config) -> float:
@@ -107,7 +135,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   output_dir = pathlib.Path(_OUTPUT_DIR.value)
   metrics = run(_CONFIG.value, output_dir, _TRAIN_STEPS.value, _CHECKPOINT.value,
-                _NUM_VIDEOS.value, _NUM_EVAL.value, _REFINER.value)
+                _NUM_VIDEOS.value, _NUM_EVAL.value, _REFINER.value, _STRENGTH_CLIPS.value)
   g = metrics['geometry']['generated']['all']
   print(f'\nPSNR vs true left: generated {metrics["psnr"]["generated"]:.2f} dB, '
         f'copy-right {metrics["psnr"]["copy_right"]:.2f} dB')

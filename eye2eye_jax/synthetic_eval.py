@@ -81,4 +81,14 @@ def markdown_report(metrics: dict) -> str:
                    f'{fmt(s["spearman"], ".2f")} | {fmt(s["depth_order_accuracy"], ".2f")} | '
                    f'{s["mean_abs_error_after_scale_px"]:.2f} |')
     lines.append('')
+  if metrics.get('strength'):
+    lines += ['## 3D strength: the base sampling resolution', '',
+              'The model keeps disparity in pixels of the grid it samples on, so sampling the '
+              'base at a lower resolution gives a larger disparity in the output.', '',
+              '| base resolution (px) | disparity scale | mean shift (px) | PSNR (dB) |',
+              '|---|---|---|---|']
+    for row in metrics['strength']:
+      lines.append(f'| {row["base_resolution"]} | {row["scale"]:.2f} | '
+                   f'{row["mean_measured_shift_px"]:.2f} | {row["psnr"]:.2f} |')
+    lines.append('')
   return '\n'.join(lines)

@@ -8,7 +8,8 @@ from eye2eye_jax import demo, video_io
 def test_main_job_writes_videos_metrics_and_report(tiny_config, tiny_dataset, tiny_checkpoint,
                                                    tmp_path):
   metrics = demo.run(tiny_config, tmp_path, train_steps=4, checkpoint=str(tiny_checkpoint),
-                     num_videos=1, num_eval_clips=2, refiner_checkpoint=str(tiny_checkpoint))
+                     num_videos=1, num_eval_clips=2, refiner_checkpoint=str(tiny_checkpoint),
+                     num_strength_clips=1)
   saved = json.loads((tmp_path / 'metrics.json').read_text())
   assert saved['num_clips'] == 2 == metrics['num_clips']
   assert set(saved['psnr']) == {'generated', 'base_only', 'copy_right'}
@@ -16,6 +17,7 @@ def test_main_job_writes_videos_metrics_and_report(tiny_config, tiny_dataset, ti
   assert saved['geometry']['true_left']['all']['scale'] > 0.8
   assert abs(saved['geometry']['copy_right']['all']['scale']) < 0.05
   assert [step for step, _ in saved['training']['loss_by_step']][-1] == 4
+  assert [row['base_resolution'] for row in saved['strength']] == [6, 8, 12]
   assert '# Stereo quality' in (tmp_path / 'report.md').read_text()
   for name in ('validation_000_left.mp4', 'validation_000_LRF_Full_SBS.mp4',
                'validation_000_LR_Half_SBS.mp4', 'validation_000_TB.mp4',
