@@ -64,12 +64,19 @@ def make_train_step(config: ml_collections.ConfigDict):
   optimizer = make_optimizer(config)
   base_rng = jax.random.PRNGKey(config.seed)
   decay = config.train.ema_decay
+  dropout = float(config.train.condition_dropout)
 
   def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
     rng = jax.random.fold_in(base_rng, state['step'])
 
+    condition = batch['right']
+    if dropout:  # zero the right view of some examples, so guidance can be used later
+      keep = jax.random.bernoulli(jax.random.fold_in(rng, 1), 1 - dropout,
+                                  (condition.shape[0],) + (1,) * (condition.ndim - 1))
+      condition = condition * keep
+
     def loss_fn(params):
-      denoiser = make_denoiser(graphdef, params, batch['right'])
+      denoiser = make_denoiser(graphdef, params, condition)
       return diffusion.diffusion_loss(config, denoiser, batch['left'], rng)
 
     loss, grads = jax.value_and_grad(loss_fn)(state['params'])

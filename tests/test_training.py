@@ -69,3 +69,21 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
   (tmp_path / 'empty').mkdir()
   with pytest.raises(FileNotFoundError, match='holds no checkpoint'):
     checkpointing.load_for_inference(str(tmp_path / 'empty'))
+
+
+def test_condition_dropout_trains_without_the_right_view(tiny_config):
+  rng = np.random.default_rng(1)
+  left = rng.uniform(-1, 1, (2, 4, 8, 8, 3)).astype(np.float32)
+  rights = (np.zeros_like(left), rng.uniform(-1, 1, left.shape).astype(np.float32))
+  for dropout in (0.0, 1.0):
+    config = tiny_config.copy_and_resolve_references()
+    config.train.condition_dropout = dropout
+    step = training.make_train_step(config)
+    losses = []
+    for right in rights:
+      state = training.init_train_state(config)
+      state['params'] = jax.tree.map(lambda p: p + 0.01, state['params'])  # a non-zero output
+      _, metrics = step(state, {'right': right, 'left': left})
+      losses.append(float(metrics['loss']))
+    # With dropout 1 the right view never reaches the model; with 0 it always does.
+    assert (losses[0] == losses[1]) == (dropout == 1.0), (dropout, losses)
