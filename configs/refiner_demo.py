@@ -12,4 +12,8 @@ def get_config():
   c = load_config_file(pathlib.Path(__file__).with_name('demo.py'))
   c.data.view = 'crop'  # full-resolution crops, same crop in both eyes
   c.data.resolution = 32
+  # Same architecture as the base: start from its weights, which already know stereo.
+  c.train.init_checkpoint = 'bundled:demo'
+  c.train.num_steps = 2000
+  c.train.warmup_steps = 100
   return c

@@ -55,6 +55,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.weight_decay = 0.0
   c.train.grad_clip_norm = 1.0
   c.train.ema_decay = 0.999
+  c.train.init_checkpoint = ''  # start a fresh run from these weights (e.g. 'bundled:demo')
   c.train.condition_dropout = 0.0  # chance of training without the right view (for guidance)
   c.train.log_every = 50
   c.train.checkpoint_every = 500

@@ -37,6 +37,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if restored is not None:
     state = jax.tree.map(jax.numpy.asarray, restored)
     logging.info('Resumed from step %d', int(state['step']))
+  elif config.train.init_checkpoint:
+    state = training.init_from_checkpoint(config, state, config.train.init_checkpoint)
+    logging.info('Initialised the weights from %s', config.train.init_checkpoint)
   start_step = int(state['step'])
 
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)

@@ -58,6 +58,30 @@ def init_train_state(config: ml_collections.ConfigDict) -> TrainState:
   }
 
 
+def init_from_checkpoint(config: ml_collections.ConfigDict, state: TrainState,
+                         source: str) -> TrainState:
+  """Starts training from another run's weights (e.g. a refiner from its base model).
+
+  The checkpoint's UNet must have the same parameter shapes; the optimizer starts fresh.
+  """
+  from eye2eye_jax import checkpointing
+  _, loaded = checkpointing.load_for_inference(source)
+  # Checkpoints store list indices as strings; match parameters by their printed paths.
+  by_path = lambda tree: {jax.tree_util.keystr(path, simple=True, separator='/'): leaf
+                          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+  expected, found = by_path(state['params']), by_path(loaded)
+  if {k: jnp.shape(v) for k, v in expected.items()} != {k: jnp.shape(v)
+                                                        for k, v in found.items()}:
+    raise ValueError(f'train.init_checkpoint {source}: its parameters do not match '
+                     'config.model (different tree or shapes)')
+  paths = list(expected)
+  params = jax.tree.unflatten(jax.tree.structure(state['params']),
+                              [jnp.asarray(found[p]) for p in paths])
+  return {'step': state['step'], 'params': params,
+          'opt_state': make_optimizer(config).init(params),
+          'ema_params': jax.tree.map(jnp.copy, params)}
+
+
 def make_train_step(config: ml_collections.ConfigDict):
   """Returns the jitted ``(state, batch) -> (state, metrics)``; the state is donated."""
   graphdef = model_graphdef(config)

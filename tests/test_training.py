@@ -87,3 +87,17 @@ def test_condition_dropout_trains_without_the_right_view(tiny_config):
       losses.append(float(metrics['loss']))
     # With dropout 1 the right view never reaches the model; with 0 it always does.
     assert (losses[0] == losses[1]) == (dropout == 1.0), (dropout, losses)
+
+
+def test_a_run_can_start_from_another_runs_weights(tiny_config, tiny_checkpoint, tmp_path):
+  config = tiny_config.copy_and_resolve_references()
+  config.train.init_checkpoint = str(tiny_checkpoint)
+  _, source = checkpointing.load_for_inference(str(tiny_checkpoint))
+  state = training.init_from_checkpoint(config, training.init_train_state(config),
+                                        str(tiny_checkpoint))
+  for a, b in zip(jax.tree.leaves(state['params']), jax.tree.leaves(source)):
+    np.testing.assert_array_equal(a, b)
+  config.model.channels = 12
+  with pytest.raises(ValueError, match='do not match'):
+    training.init_from_checkpoint(config, training.init_train_state(config),
+                                  str(tiny_checkpoint))
