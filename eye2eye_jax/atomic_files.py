@@ -15,31 +15,11 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
-  """Yields a temporary path beside ``path`` (same suffix); renames it to ``path`` on success.
-
-  On an exception the temporary file is removed and ``path`` is left as it was.
-  """
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  handle, temporary = tempfile.mkstemp(prefix=f'.{path.stem}.', suffix=path.suffix,
-                                       dir=path.parent)
-  os.close(handle)
-  try:
-    yield temporary
-    os.chmod(temporary, 0o666 & ~_umask())
-    os.replace(temporary, path)
-  finally:
-    if os.path.exists(temporary):
-      os.remove(temporary)
-
-
-@contextlib.contextmanager
-def scratch_path(beside: str | os.PathLike):
+def scratch_path(beside: str | os.PathLike, tag: str = 'scratch'):
   """Yields a temporary path next to ``beside`` (same suffix), always removed afterwards."""
   beside = pathlib.Path(beside)
   beside.parent.mkdir(parents=True, exist_ok=True)
-  handle, temporary = tempfile.mkstemp(prefix=f'.{beside.stem}.scratch.', suffix=beside.suffix,
+  handle, temporary = tempfile.mkstemp(prefix=f'.{beside.stem}.{tag}.', suffix=beside.suffix,
                                        dir=beside.parent)
   os.close(handle)
   try:
@@ -47,6 +27,18 @@ def scratch_path(beside: str | os.PathLike):
   finally:
     if os.path.exists(temporary):
       os.remove(temporary)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+  """Yields a temporary path beside ``path`` (same suffix); renames it to ``path`` on success.
+
+  On an exception the temporary file is removed and ``path`` is left as it was.
+  """
+  with scratch_path(path, 'partial') as temporary:
+    yield temporary
+    os.chmod(temporary, 0o666 & ~_umask())
+    os.replace(temporary, path)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
