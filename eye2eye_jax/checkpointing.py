@@ -17,7 +17,8 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-BUNDLED = {'demo': pathlib.Path(__file__).parent / 'assets' / 'demo_checkpoint'}
+_ASSETS = pathlib.Path(__file__).parent / 'assets'
+BUNDLED = {'demo': _ASSETS / 'demo_checkpoint', 'demo_refiner': _ASSETS / 'demo_refiner_checkpoint'}
 
 
 def create_manager(directory: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
