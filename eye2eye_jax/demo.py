@@ -103,10 +103,10 @@ def _strength_sweep(config, sampler, validation, count: int) -> list[dict]:
   if not count:
     return []
   base = sampler.base.resolution
-  print(f'[5/5] 3D strength: base sampling resolution {base * 3 // 4}, {base} and '
-        f'{base * 3 // 2} on {count} clips')
+  resolutions = (base // 2, base * 3 // 4, base, base * 3 // 2)
+  print(f'[5/5] 3D strength: base sampling resolutions {resolutions} on {count} clips')
   sweep = []
-  for resolution in (base * 3 // 4, base, base * 3 // 2):
+  for resolution in resolutions:
     sample_config = config.sample.copy_and_resolve_references()
     sample_config.base_resolution = resolution
     variant = sampling.StereoSampler(sampler.base, sampler.refiner, sample_config)

@@ -17,7 +17,7 @@ def test_main_job_writes_videos_metrics_and_report(tiny_config, tiny_dataset, ti
   assert saved['geometry']['true_left']['all']['scale'] > 0.8
   assert abs(saved['geometry']['copy_right']['all']['scale']) < 0.05
   assert [step for step, _ in saved['training']['loss_by_step']][-1] == 4
-  assert [row['base_resolution'] for row in saved['strength']] == [6, 8, 12]
+  assert [row['base_resolution'] for row in saved['strength']] == [4, 6, 8, 12]
   assert '# Stereo quality' in (tmp_path / 'report.md').read_text()
   for name in ('validation_000_left.mp4', 'validation_000_LRF_Full_SBS.mp4',
                'validation_000_LR_Half_SBS.mp4', 'validation_000_TB.mp4',
