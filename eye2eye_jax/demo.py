@@ -113,10 +113,15 @@ def _strength_sweep(config, sampler, validation, count: int) -> list[dict]:
     figures = synthetic_eval.evaluate(variant, (validation[i] for i in range(count)),
                                       max_disparity=_max_disparity(config))
     geometry = figures['geometry']['generated']['all']
-    sweep.append({'base_resolution': resolution, 'scale': geometry['scale'],
-                  'mean_measured_shift_px': geometry['mean_measured_shift_px'],
-                  'psnr': figures['psnr']['generated']})
-    print(f'      base at {resolution:3d} px: disparity scale {geometry["scale"]:.2f}')
+    row = {'base_resolution': resolution, 'scale': geometry['scale'],
+           'mean_measured_shift_px': geometry['mean_measured_shift_px'],
+           'psnr': figures['psnr']['generated']}
+    if 'base_only' in figures['geometry']:
+      row['base_only_scale'] = figures['geometry']['base_only']['all']['scale']
+    sweep.append(row)
+    print(f'      base at {resolution:3d} px: disparity scale {geometry["scale"]:.2f}'
+          + (f' (base stage alone {row["base_only_scale"]:.2f})' if 'base_only_scale' in row
+             else ''))
   return sweep
 
 

@@ -85,10 +85,12 @@ def markdown_report(metrics: dict) -> str:
     lines += ['## 3D strength: the base sampling resolution', '',
               'The model keeps disparity in pixels of the grid it samples on, so sampling the '
               'base at a lower resolution gives a larger disparity in the output.', '',
-              '| base resolution (px) | disparity scale | mean shift (px) | PSNR (dB) |',
-              '|---|---|---|---|']
+              '| base resolution (px) | disparity scale | base stage alone | mean shift (px) '
+              '| PSNR (dB) |',
+              '|---|---|---|---|---|']
     for row in metrics['strength']:
-      lines.append(f'| {row["base_resolution"]} | {row["scale"]:.2f} | '
+      alone = format(row['base_only_scale'], '.2f') if 'base_only_scale' in row else '-'
+      lines.append(f'| {row["base_resolution"]} | {row["scale"]:.2f} | {alone} | '
                    f'{row["mean_measured_shift_px"]:.2f} | {row["psnr"]:.2f} |')
     lines.append('')
   return '\n'.join(lines)
