@@ -1,6 +1,6 @@
 """The functional core of training: optimizer, train state and the jitted train step.
 
-Weights are plain nested dicts of arrays (``nnx.state(...).to_pure_dict()``); the UNet is
+Weights are plain nested dicts of arrays (``nnx.to_pure_dict(nnx.state(...))``); the UNet is
 rebuilt from its graphdef inside jitted functions with ``nnx.merge``. The train state is a
 dict ``{'step', 'params', 'opt_state', 'ema_params'}``; the step's randomness is derived
 from the run's seed and the step number, so a resumed run draws the same noise.
