@@ -19,6 +19,7 @@ def get_config():
   c.train.learning_rate = 1e-3
   c.train.warmup_steps = 200
   c.train.checkpoint_every = 250
+  c.train.sample_every = 500  # validation anaglyphs and 3D metrics in TensorBoard
   c.sample.checkpoint = 'bundled:demo'
   c.sample.refiner_checkpoint = 'bundled:demo_refiner'
   c.sample.base_num_steps = 25

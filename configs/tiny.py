@@ -17,6 +17,7 @@ def get_config():
   c.train.warmup_steps = 2
   c.train.log_every = 5
   c.train.checkpoint_every = 10
+  c.train.sample_every = 10
   c.sample.base_num_steps = 4
   c.sample.refiner_num_steps = 3
   c.sample.window_batch = 2

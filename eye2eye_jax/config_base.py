@@ -60,6 +60,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.log_every = 50
   c.train.checkpoint_every = 500
   c.train.keep_checkpoints = 3
+  c.train.sample_every = 0  # steps between validation clips sampled to TensorBoard; 0: never
+  c.train.sample_clips = 2  # validation clips sampled each time
 
   c.sample = ml_collections.ConfigDict()
   # Checkpoints: a training workdir, a checkpoint directory, or bundled:NAME.

@@ -7,20 +7,20 @@
    loss drops (a real model needs far longer: the bundled checkpoint had hours);
 3. converts held-out clips with the bundled demo checkpoint (or ``--checkpoint``) through
    the same path as ``eye2eye_jax.sample``, writing left, side-by-side and anaglyph videos;
-4. measures the 3D effect on held-out clips and writes ``metrics.json`` and ``report.md``;
+4. measures the 3D effect on held-out clips, next to the baselines (copy-right, global
+   shift, warp-and-inpaint), and writes ``metrics.json``, ``report.md`` and ``plots/``;
 5. measures how the base sampling resolution (the 3D-strength control) changes the disparity.
 """
 
 from __future__ import annotations
 
-import json
 import pathlib
 import shutil
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from eye2eye_jax import (atomic_files, input_pipeline, runtime, sampling, stereo_formats,
+from eye2eye_jax import (evaluation_report, input_pipeline, runtime, sampling, stereo_formats,
                          synthetic_eval, trainer, video_conversion, video_io)
 
 _REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -56,6 +56,7 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
     train_config.train.num_steps = train_steps
     train_config.train.log_every = max(1, train_steps // 6)
     train_config.train.checkpoint_every = train_steps
+    train_config.train.sample_every = train_steps  # shows the TensorBoard samples once
     losses = []
     shutil.rmtree(output_dir / 'train', ignore_errors=True)  # a fresh run each time
     trainer.train_and_evaluate(train_config, str(output_dir / 'train'),
@@ -83,17 +84,17 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
     print(f'      {right_path.name} -> {", ".join(p.name for p in written.values())}')
 
   count = min(num_eval_clips, len(validation))
-  print(f'[4/5] Measuring the 3D effect on {count} held-out clips')
+  print(f'[4/5] Measuring the 3D effect on {count} held-out clips, with the baselines')
+  examples = []
   metrics = synthetic_eval.evaluate(
-      sampler, (validation[i] for i in range(count)),
-      max_disparity=_max_disparity(config),
-      progress=lambda done: done % 8 == 0 and print(f'      {done}/{count} clips'))
+      sampler, (validation[i] for i in range(count)), synthetic_eval.scene_params(config),
+      progress=lambda done: done % 8 == 0 and print(f'      {done}/{count} clips'),
+      examples=examples)
   metrics['strength'] = _strength_sweep(config, sampler, validation, num_strength_clips)
   metrics['checkpoint'] = source
   metrics['refiner_checkpoint'] = refiner
   metrics['training'] = training_summary
-  atomic_files.write_text(output_dir / 'metrics.json', json.dumps(metrics, indent=2))
-  atomic_files.write_text(output_dir / 'report.md', synthetic_eval.markdown_report(metrics))
+  evaluation_report.write_report(output_dir, metrics, examples)
   return metrics
 
 
@@ -111,11 +112,11 @@ def _strength_sweep(config, sampler, validation, count: int) -> list[dict]:
     sample_config.base_resolution = resolution
     variant = sampling.StereoSampler(sampler.base, sampler.refiner, sample_config)
     figures = synthetic_eval.evaluate(variant, (validation[i] for i in range(count)),
-                                      max_disparity=_max_disparity(config))
+                                      synthetic_eval.scene_params(config), baselines=False)
     geometry = figures['geometry']['generated']['all']
     row = {'base_resolution': resolution, 'scale': geometry['scale'],
            'mean_measured_shift_px': geometry['mean_measured_shift_px'],
-           'psnr': figures['psnr']['generated']}
+           'psnr': figures['image']['generated']['psnr']}
     if 'base_only' in figures['geometry']:
       row['base_only_scale'] = figures['geometry']['base_only']['all']['scale']
     sweep.append(row)
@@ -123,14 +124,6 @@ def _strength_sweep(config, sampler, validation, count: int) -> list[dict]:
           + (f' (base stage alone {row["base_only_scale"]:.2f})' if 'base_only_scale' in row
              else ''))
   return sweep
-
-
-def _max_disparity(config) -> float:
-  from data_builders.synthetic_stereo import Builder
-  for builder_config in Builder.BUILDER_CONFIGS:
-    if builder_config.name == config.data.builder_config:
-      return float(builder_config.max_disparity)
-  raise ValueError(f'unknown synthetic_stereo config {config.data.builder_config!r}')
 
 
 def main(argv):
@@ -142,8 +135,9 @@ def main(argv):
   metrics = run(_CONFIG.value, output_dir, _TRAIN_STEPS.value, _CHECKPOINT.value,
                 _NUM_VIDEOS.value, _NUM_EVAL.value, _REFINER.value, _STRENGTH_CLIPS.value)
   g = metrics['geometry']['generated']['all']
-  print(f'\nPSNR vs true left: generated {metrics["psnr"]["generated"]:.2f} dB, '
-        f'copy-right {metrics["psnr"]["copy_right"]:.2f} dB')
+  image = metrics['image']
+  print(f'\nPSNR vs true left: generated {image["generated"]["psnr"]:.2f} dB, warp-and-inpaint '
+        f'{image["warp_inpaint"]["psnr"]:.2f} dB, copy-right {image["copy_right"]["psnr"]:.2f} dB')
   print(f'Disparity scale {g["scale"]:.2f}, Spearman {g["spearman"]}, depth order '
         f'{g["depth_order_accuracy"]}')
   print(f'Videos in {output_dir / "videos"}; figures in {output_dir / "metrics.json"} and '

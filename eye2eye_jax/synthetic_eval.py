@@ -1,96 +1,157 @@
-"""Scores a sampler on held-out synthetic clips, against the truth and trivial answers.
+"""Scores a sampler and the baselines on held-out synthetic clips, layer type by layer type.
 
-For each clip the generated left view (and, with a refiner, the base stage's upsampled
-output alone), the true left view (a sanity ceiling: its measured shifts should equal the
-true disparities) and the right view copied as the left view (the trivial answer: no 3D at
-all) are measured layer by layer with ``stereo_metrics``.
+Every clip's left view is produced by each method:
+  * generated: the sampler (base + refiner when it has one); base_only: its base stage
+    alone, upsampled;
+  * true_left: the true left view (a sanity ceiling: its measured shifts equal the truth);
+  * copy_right: the right view as the left (no 3D);
+  * global_shift: the right view shifted as a whole by the clip's median disparity;
+  * warp_inpaint: depth-based warping of the right view with one disparity per pixel
+    (estimated from the true pair), holes inpainted.
+Each is scored with PSNR, SSIM and stereo-IoU against the truth, per-layer geometry
+(``stereo_metrics``), the disparity estimated between it and the right view (no ground
+truth needed), and, for transparent and reflective layers, whether it is closer to the true
+view or to a single-depth warp at its own disparity scale.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from eye2eye_jax import input_pipeline, stereo_metrics
+from eye2eye_jax import (disparity_estimation, input_pipeline, stereo_metrics, view_metrics,
+                         warp_baselines)
 from eye2eye_jax.sampling import StereoSampler
+from eye2eye_jax.synthetic_scenes import LayerKind, SceneGenerator, SceneParams
+
+DESCRIPTIONS = {
+    'generated': 'the sampler\'s output',
+    'base_only': 'the base stage alone, upsampled',
+    'true_left': 'the true left view (ceiling)',
+    'copy_right': 'the right view copied (no 3D)',
+    'global_shift': 'the right view shifted by the clip\'s median disparity',
+    'warp_inpaint': 'single-depth warp of the right view, holes inpainted',
+}
+BASELINES = ('true_left', 'copy_right', 'global_shift', 'warp_inpaint')
+# Histogram bins of estimated disparities, in units of the scenes' max disparity.
+_HISTOGRAM_RANGE = (-0.5, 1.5)
+_HISTOGRAM_BINS = 40
+# Below this disparity scale a method is flat and the truth-vs-warp comparison is moot.
+_MIN_COMPARISON_SCALE = 0.1
 
 
-def evaluate(sampler: StereoSampler, records, max_disparity: float, progress=None) -> dict:
-  """Metrics of ``sampler`` on ``records`` (dicts from the synthetic_stereo dataset).
+def scene_params(config) -> SceneParams:
+  """The scene parameters of the synthetic_stereo dataset a config reads."""
+  from data_builders.synthetic_stereo import Builder
+  if config.data.builder != 'synthetic_stereo':
+    raise ValueError(f'synthetic evaluation needs the synthetic_stereo dataset, not '
+                     f'{config.data.builder!r}')
+  for builder_config in Builder.BUILDER_CONFIGS:
+    if builder_config.name == config.data.builder_config:
+      return builder_config.scene_params()
+  raise ValueError(f'unknown synthetic_stereo config {config.data.builder_config!r}')
 
-  Returns {'num_clips', 'psnr': {method: dB}, 'psnr_base_resolution': {...},
-  'geometry': {method: stereo_metrics.summarize(...)}, 'layers': [...]}; methods are
-  generated, base_only (with a refiner), true_left and copy_right.
+
+def evaluate(sampler: StereoSampler | None, records, params: SceneParams, *,
+             baselines: bool = True, progress=None, examples: list | None = None) -> dict:
+  """Metrics of ``sampler`` (None: baselines only) and the baselines on ``records``.
+
+  records: dicts of the synthetic_stereo dataset. ``examples``, when a list, receives each
+  clip's {'right', method: left view} for the report's pictures.
   """
-  methods = ['generated'] + (['base_only'] if sampler.refiner is not None else []) + [
-      'true_left', 'copy_right']
+  methods = ([] if sampler is None else
+             ['generated'] + (['base_only'] if sampler.refiner is not None else []))
+  methods += list(BASELINES) if baselines else ['true_left', 'copy_right']
+  max_d = float(params.max_disparity)
   layers = {m: [] for m in methods}
-  psnr = {m: [] for m in methods if m != 'true_left'}
-  psnr_small = {m: [] for m in psnr}
-  r = sampler.base.resolution
+  image = {m: {'psnr': [], 'ssim': [], 'stereo_iou': [], 'psnr_base_resolution': []}
+           for m in methods if m != 'true_left'}
+  statistics = {m: [] for m in methods}
+  edges = np.linspace(*_HISTOGRAM_RANGE, _HISTOGRAM_BINS + 1) * max_d
+  histograms = {m: np.zeros(_HISTOGRAM_BINS, np.int64) for m in methods}
+  kept = []  # (record, views, single-depth disparity) for the comparison at each scale
+  small = (sampler.base.resolution if sampler is not None else params.height // 2)
   for index, record in enumerate(records):
     right, true_left = record['right'], record['left']
-    generated, base_only = sampler.convert(right, seed=index, return_base=True)
-    views = {'generated': generated, 'base_only': base_only, 'true_left': true_left,
-             'copy_right': right}
+    views = {'true_left': true_left, 'copy_right': warp_baselines.copy_right(right)}
+    if sampler is not None:
+      views['generated'], views['base_only'] = sampler.convert(right, seed=index,
+                                                               return_base=True)
+    single_depth = None
+    if baselines:
+      single_depth = warp_baselines.single_depth_disparity(true_left, right, max_d + 2)
+      views['global_shift'] = warp_baselines.global_shift(right, float(np.median(single_depth)))
+      views['warp_inpaint'] = warp_baselines.warp_and_inpaint(right, single_depth)
     for method in methods:
       left = views[method]
       layers[method] += stereo_metrics.measure_clip_layers(
           index, left, right, record['layer_masks'], record['layer_disparity'],
-          record['layer_kind'], max_shift=max_disparity + 2)
-      if method in psnr:
-        psnr[method].append(stereo_metrics.psnr(left, true_left))
-        psnr_small[method].append(stereo_metrics.psnr(
-            input_pipeline.resize_clip(left, r, r), input_pipeline.resize_clip(true_left, r, r)))
+          record['layer_kind'], max_shift=max_d + 2)
+      estimate = disparity_estimation.estimate_disparity(
+          left, right, min_disparity=-max_d, max_disparity=1.5 * max_d, upsample=2)
+      statistics[method].append(stereo_metrics.disparity_statistics(estimate))
+      histograms[method] += np.histogram(estimate.valid_values(), edges)[0]
+      if method in image:
+        figures = image[method]
+        figures['psnr'].append(view_metrics.psnr(left, true_left))
+        figures['ssim'].append(view_metrics.ssim(left, true_left))
+        figures['stereo_iou'].append(view_metrics.stereo_iou(left, true_left, right))
+        figures['psnr_base_resolution'].append(view_metrics.psnr(
+            input_pipeline.resize_clip(left, small, small),
+            input_pipeline.resize_clip(true_left, small, small)))
+    kept.append((record, {m: views[m] for m in methods}, single_depth))
+    if examples is not None:
+      examples.append({'right': right, **{m: views[m] for m in methods}})
     if progress is not None:
       progress(index + 1)
-  return {
-      'num_clips': len(psnr['generated']),
-      'psnr': {m: float(np.mean(v)) for m, v in psnr.items()},
-      'psnr_base_resolution': {m: float(np.mean(v)) for m, v in psnr_small.items()},
-      'geometry': {m: stereo_metrics.summarize(v) for m, v in layers.items()},
+
+  geometry = {m: stereo_metrics.summarize(v) for m, v in layers.items()}
+  metrics = {
+      'num_clips': len(kept),
+      'methods': methods,
+      'descriptions': {m: DESCRIPTIONS[m] for m in methods},
+      'image': {m: {k: float(np.mean(v)) for k, v in f.items()} for m, f in image.items()},
+      'geometry': geometry,
+      'disparity_statistics': {m: _mean_statistics(v) for m, v in statistics.items()},
+      'disparity_histogram': {'edges_px': edges.tolist(),
+                              **{m: h.tolist() for m, h in histograms.items()}},
       'layers': [{'clip': l.clip, 'kind': l.kind, 'true_disparity': l.true_disparity,
                   'measured': {m: layers[m][i].measured for m in methods}}
-                 for i, l in enumerate(layers['generated'])],
+                 for i, l in enumerate(layers[methods[0]])],
   }
+  if baselines:
+    metrics['single_depth_comparison'] = _compare_with_single_depth(
+        kept, geometry, SceneGenerator(params))
+  return metrics
 
 
-def markdown_report(metrics: dict) -> str:
-  """A readable summary of ``evaluate``'s figures."""
-  lines = [
-      '# Stereo quality on held-out synthetic clips', '',
-      f'{metrics["num_clips"]} clips. Disparities in pixels at the clips\' full resolution.', '',
-      '| left view | PSNR (dB) | PSNR at base resolution (dB) |', '|---|---|---|',
-  ]
-  for m in metrics['psnr']:
-    lines.append(f'| {m} | {metrics["psnr"][m]:.2f} | {metrics["psnr_base_resolution"][m]:.2f} |')
-  lines += ['', '## Geometry (measured shift of each layer vs its true disparity)', '',
-            'scale: least-squares factor from true to measured disparity (flat output: 0). '
-            'order: fraction of layer pairs of a clip (true disparities > 0.5 px apart) whose '
-            'measured shifts have the same order.', '']
-  fmt = lambda x, f: '-' if x is None else format(x, f)
-  for method, summary in metrics['geometry'].items():
-    lines += [f'### {method}', '',
-              '| layers | n | mean true d | mean shift | scale | Spearman | order | '
-              'error after scale (px) |',
-              '|---|---|---|---|---|---|---|---|']
-    for kind, s in summary.items():
-      if not s.get('num_layers'):
+def _mean_statistics(per_clip: list[dict]) -> dict:
+  """The mean over clips of each disparity statistic (clips without a value skipped)."""
+  keys = {k for s in per_clip for k in s}
+  mean = {}
+  for key in sorted(keys):
+    values = [s[key] for s in per_clip if s.get(key) is not None]
+    mean[key] = float(np.mean(values)) if values else None
+  return mean
+
+
+def _compare_with_single_depth(kept, geometry, generator: SceneGenerator) -> dict:
+  """Per method: inside transparent and reflective layers, is its output closer to the true
+  view or to a single-depth warp, both rendered at the method's fitted disparity scale?"""
+  out = {}
+  for method in kept[0][1] if kept else ():
+    scale = float(geometry[method]['all'].get('scale') or 0.0)
+    if scale < _MIN_COMPARISON_SCALE:  # both renders would be ~ the right view
+      out[method] = {'scale': scale}
+      continue
+    comparisons = []
+    for index, (record, views, single_depth) in enumerate(kept):
+      kinds = record['layer_kind']
+      if not np.isin(kinds, (LayerKind.TRANSPARENT, LayerKind.REFLECTION)).any():
         continue
-      lines.append(f'| {kind} | {s["num_layers"]} | {s["mean_true_disparity_px"]:.2f} | '
-                   f'{s["mean_measured_shift_px"]:.2f} | {s["scale"]:.2f} | '
-                   f'{fmt(s["spearman"], ".2f")} | {fmt(s["depth_order_accuracy"], ".2f")} | '
-                   f'{s["mean_abs_error_after_scale_px"]:.2f} |')
-    lines.append('')
-  if metrics.get('strength'):
-    lines += ['## 3D strength: the base sampling resolution', '',
-              'The model keeps disparity in pixels of the grid it samples on, so sampling the '
-              'base at a lower resolution gives a larger disparity in the output.', '',
-              '| base resolution (px) | disparity scale | base stage alone | mean shift (px) '
-              '| PSNR (dB) |',
-              '|---|---|---|---|---|']
-    for row in metrics['strength']:
-      alone = format(row['base_only_scale'], '.2f') if 'base_only_scale' in row else '-'
-      lines.append(f'| {row["base_resolution"]} | {row["scale"]:.2f} | {alone} | '
-                   f'{row["mean_measured_shift_px"]:.2f} | {row["psnr"]:.2f} |')
-    lines.append('')
-  return '\n'.join(lines)
+      truth = generator.generate(int(record['seed']), baseline=scale)
+      warp = warp_baselines.warp_and_inpaint(record['right'], single_depth, scale)
+      comparisons += stereo_metrics.compare_with_single_depth(
+          index, views[method], truth.left, warp, record['layer_masks'],
+          scale * record['layer_disparity'], kinds)
+    out[method] = {'scale': scale, **stereo_metrics.comparison_summary(comparisons)}
+  return out

@@ -192,7 +192,9 @@ class SceneGenerator:
     params.validate()
     self.params = params
 
-  def generate(self, seed: int) -> StereoClip:
+  def generate(self, seed: int, baseline: float = 1.0) -> StereoClip:
+    """The clip of ``seed``. ``baseline`` scales the distance between the eyes (and so
+    every disparity) while the scene and the camera's path stay the same."""
     p = self.params
     rng = np.random.default_rng(seed)
     speed = rng.uniform(*p.camera_speed_range) * rng.choice([-1.0, 1.0])
@@ -204,19 +206,19 @@ class SceneGenerator:
     masks = np.zeros((MAX_LAYERS, p.num_frames, p.height, p.width), bool)
     for t, cam in enumerate(camera):
       right[t], right_visibility = self._render(layers, eye=0.0, camera=cam)
-      left[t], left_visibility = self._render(layers, eye=1.0, camera=cam)
+      left[t], left_visibility = self._render(layers, eye=baseline, camera=cam)
       for i, layer in enumerate(layers):
         # Seen by both eyes: visible here in the right view and d pixels to the right in
         # the left view (not occluded there, e.g. by a nearer layer's shifted edge).
-        in_left = _place_shifted(left_visibility[i][..., None], 0, -layer.disparity,
-                                 p.height, p.width)[..., 0]
+        in_left = _place_shifted(left_visibility[i][..., None], 0,
+                                 -baseline * layer.disparity, p.height, p.width)[..., 0]
         both = (right_visibility[i] > _VISIBLE) & (in_left > _VISIBLE)
         # Drop a pixel at each horizontal edge, where interpolation mixes layers.
         masks[i, t] = ndimage.binary_erosion(both, structure=np.ones((1, 3), bool))
     disparity = np.zeros(MAX_LAYERS, np.float32)
     kind = np.full(MAX_LAYERS, int(LayerKind.PADDING), np.int32)
     for i, layer in enumerate(layers):
-      disparity[i] = layer.disparity
+      disparity[i] = baseline * layer.disparity
       kind[i] = int(layer.kind)
     to_uint8 = lambda x: np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
     return StereoClip(right=to_uint8(right), left=to_uint8(left), layer_masks=masks,

@@ -11,7 +11,8 @@ import numpy as np
 from absl import logging
 from clu import metric_writers, periodic_actions
 
-from eye2eye_jax import checkpointing, input_pipeline, model as model_lib, training
+from eye2eye_jax import (checkpointing, input_pipeline, model as model_lib, training,
+                         training_samples)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -50,6 +51,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   train_step = training.make_train_step(config)
   t = config.train
+  sample_clips = None
+  if t.sample_every > 0 and jax.process_index() == 0:
+    sample_clips = training_samples.TrainingSampler(config, data_dir)
   report = periodic_actions.ReportProgress(num_train_steps=t.num_steps, writer=writer,
                                            every_steps=t.log_every)
   losses = []
@@ -68,6 +72,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       if on_metrics is not None:
         on_metrics(step, scalars)
       step_start = time.time()
+    if sample_clips is not None and step % t.sample_every == 0:
+      sample_clips(step, state, writer)
     if step % t.checkpoint_every == 0 or step == t.num_steps:
       checkpointing.save_training(manager, step, state, data_iterator, config)
   manager.wait_until_finished()

@@ -12,13 +12,18 @@ def test_main_job_writes_videos_metrics_and_report(tiny_config, tiny_dataset, ti
                      num_strength_clips=1)
   saved = json.loads((tmp_path / 'metrics.json').read_text())
   assert saved['num_clips'] == 2 == metrics['num_clips']
-  assert set(saved['psnr']) == {'generated', 'base_only', 'copy_right'}
+  assert set(saved['image']) == {'generated', 'base_only', 'copy_right', 'global_shift',
+                                 'warp_inpaint'}
   # The true left view is the sanity ceiling: its measured shifts are the true disparities.
   assert saved['geometry']['true_left']['all']['scale'] > 0.8
   assert abs(saved['geometry']['copy_right']['all']['scale']) < 0.05
   assert [step for step, _ in saved['training']['loss_by_step']][-1] == 4
   assert [row['base_resolution'] for row in saved['strength']] == [4, 6, 8, 12]
-  assert '# Stereo quality' in (tmp_path / 'report.md').read_text()
+  report = (tmp_path / 'report.md').read_text()
+  assert '# Stereo quality' in report and '## Per layer type' in report
+  for plot in ('layer_shift', 'layer_error', 'disparity_histogram', 'anaglyphs'):
+    assert (tmp_path / 'plots' / f'{plot}.png').stat().st_size > 1000
+    assert f'plots/{plot}.png' in report
   for name in ('validation_000_left.mp4', 'validation_000_LRF_Full_SBS.mp4',
                'validation_000_LR_Half_SBS.mp4', 'validation_000_TB.mp4',
                'validation_000_anaglyph.mp4', 'validation_000_truth_LRF_Full_SBS.mp4'):

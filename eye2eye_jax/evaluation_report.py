@@ -1,0 +1,228 @@
+"""Writes an evaluation's figures: metrics.json, report.md and the plots it shows.
+
+Plots (PNG, in ``plots/``): measured vs true shift of every layer per method; the error
+after scale per layer type; histograms of the disparity estimated between each method's
+left view and the right view; and the middle frame of a few clips as anaglyphs, one column
+per method. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pathlib
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from eye2eye_jax import atomic_files, stereo_formats  # noqa: E402
+from eye2eye_jax.synthetic_scenes import LayerKind  # noqa: E402
+
+_KIND_COLORS = {LayerKind.BACKGROUND: 'tab:gray', LayerKind.OPAQUE: 'tab:blue',
+                LayerKind.TRANSPARENT: 'tab:orange', LayerKind.REFLECTION: 'tab:purple'}
+_KINDS = ('all', 'background', 'opaque', 'transparent', 'reflection')
+
+
+def write_report(output_dir: str | pathlib.Path, metrics: dict,
+                 examples: list[dict] | None = None, num_example_clips: int = 4) -> None:
+  """metrics.json, report.md and plots/*.png under ``output_dir``."""
+  out = pathlib.Path(output_dir)
+  plots = {}
+  if metrics.get('layers'):
+    plots['layer_shift'] = _save(out / 'plots' / 'layer_shift.png', _layer_shift_figure(metrics))
+    plots['layer_error'] = _save(out / 'plots' / 'layer_error.png', _layer_error_figure(metrics))
+  if metrics.get('disparity_histogram'):
+    plots['disparity_histogram'] = _save(out / 'plots' / 'disparity_histogram.png',
+                                         _histogram_figure(metrics))
+  if examples:
+    plots['anaglyphs'] = _save(out / 'plots' / 'anaglyphs.png',
+                               _anaglyph_figure(examples[:num_example_clips], metrics['methods']))
+  atomic_files.write_text(out / 'metrics.json', json.dumps(metrics, indent=2))
+  atomic_files.write_text(out / 'report.md', markdown_report(metrics, plots))
+
+
+def _save(path: pathlib.Path, figure) -> str:
+  buffer = io.BytesIO()
+  figure.savefig(buffer, format='png', dpi=110, bbox_inches='tight')
+  plt.close(figure)
+  with atomic_files.atomic_path(path) as temporary:
+    pathlib.Path(temporary).write_bytes(buffer.getvalue())
+  return f'{path.parent.name}/{path.name}'
+
+
+def _layer_shift_figure(metrics: dict):
+  methods = metrics['methods']
+  columns = min(3, len(methods))
+  rows = -(-len(methods) // columns)
+  figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.2 * rows),
+                              squeeze=False, sharex=True, sharey=True)
+  true = np.array([l['true_disparity'] for l in metrics['layers']])
+  kinds = np.array([l['kind'] for l in metrics['layers']])
+  for axis, method in zip(axes.flat, methods):
+    measured = np.array([l['measured'][method] for l in metrics['layers']])
+    for kind, color in _KIND_COLORS.items():
+      pick = kinds == kind
+      axis.scatter(true[pick], measured[pick], s=9, color=color, label=kind.name.lower())
+    scale = metrics['geometry'][method]['all'].get('scale') or 0.0
+    line = np.array([0, true.max(initial=1.0)])
+    axis.plot(line, line, 'k:', lw=1)
+    axis.plot(line, scale * line, 'r-', lw=1)
+    axis.set_title(f'{method} (scale {scale:.2f})', fontsize=9)
+    axis.set_xlabel('true disparity (px)', fontsize=8)
+    axis.set_ylabel('measured shift (px)', fontsize=8)
+  for axis in list(axes.flat)[len(methods):]:
+    axis.axis('off')
+  axes.flat[0].legend(fontsize=7)
+  figure.suptitle('Per-layer shift of each left view (dotted: truth; red: fitted scale)')
+  return figure
+
+
+def _layer_error_figure(metrics: dict):
+  methods = metrics['methods']
+  kinds = [k for k in _KINDS[1:] if any(metrics['geometry'][m].get(k, {}).get('num_layers')
+                                         for m in methods)]
+  figure, axis = plt.subplots(figsize=(1.2 + 1.1 * len(methods), 3.2))
+  width = 0.8 / max(len(kinds), 1)
+  for i, kind in enumerate(kinds):
+    values = [metrics['geometry'][m].get(kind, {}).get('mean_abs_error_after_scale_px', 0)
+              for m in methods]
+    axis.bar(np.arange(len(methods)) + i * width, values, width, label=kind,
+             color=_KIND_COLORS[LayerKind[kind.upper()]])
+  axis.set_xticks(np.arange(len(methods)) + width * (len(kinds) - 1) / 2, methods,
+                  rotation=30, ha='right', fontsize=8)
+  axis.set_ylabel('shift error after scale (px)')
+  axis.legend(fontsize=7)
+  return figure
+
+
+def _histogram_figure(metrics: dict):
+  histogram = metrics['disparity_histogram']
+  edges = np.array(histogram['edges_px'])
+  centres = (edges[:-1] + edges[1:]) / 2
+  figure, axis = plt.subplots(figsize=(6, 3.2))
+  for method in metrics['methods']:
+    counts = np.array(histogram[method], np.float64)
+    axis.step(centres, counts / max(counts.sum(), 1), where='mid', label=method,
+              lw=2 if method in ('generated', 'true_left') else 1)
+  axis.set_xlabel('disparity estimated against the right view (px)')
+  axis.set_ylabel('fraction of valid pixels')
+  axis.legend(fontsize=7)
+  return figure
+
+
+def _anaglyph_figure(examples: list[dict], methods: list[str]):
+  figure, axes = plt.subplots(len(examples), len(methods),
+                              figsize=(1.9 * len(methods), 1.9 * len(examples)), squeeze=False)
+  for row, example in enumerate(examples):
+    middle = len(example['right']) // 2
+    for column, method in enumerate(methods):
+      axis = axes[row, column]
+      axis.imshow(stereo_formats.anaglyph(example[method][middle:middle + 1],
+                                          example['right'][middle:middle + 1])[0],
+                  interpolation='nearest')
+      axis.set_xticks([])
+      axis.set_yticks([])
+      if row == 0:
+        axis.set_title(method, fontsize=8)
+  figure.suptitle('Middle frames as red-cyan anaglyphs (red: left view)', fontsize=9)
+  return figure
+
+
+def _fmt(value, spec: str = '.2f') -> str:
+  return '-' if value is None else format(value, spec)
+
+
+def markdown_report(metrics: dict, plots: dict[str, str] | None = None) -> str:
+  """A readable summary of ``synthetic_eval.evaluate``'s figures (and the demo's extras)."""
+  plots = plots or {}
+  methods = metrics['methods']
+  lines = ['# Stereo quality on held-out synthetic clips', '',
+           f'{metrics["num_clips"]} clips. Disparities in pixels at the clips\' full '
+           'resolution; every left view is measured against the right view.', '',
+           '| method | what it is |', '|---|---|']
+  lines += [f'| {m} | {metrics["descriptions"][m]} |' for m in methods]
+  lines += ['', '## Summary', '',
+            'PSNR, SSIM and stereo-IoU (Mono2Stereo\'s SIoU) against the true left view; '
+            'geometry over all layers. scale: least-squares factor from true disparity to '
+            'measured shift (flat output: 0). order: fraction of layer pairs of a clip (true '
+            'disparities > 0.5 px apart) in the right depth order.', '',
+            '| method | PSNR (dB) | SSIM | stereo-IoU | scale | Spearman | order | '
+            'error after scale (px) |', '|---|---|---|---|---|---|---|---|']
+  for m in methods:
+    image = metrics['image'].get(m, {})
+    g = metrics['geometry'][m]['all']
+    lines.append(f'| {m} | {_fmt(image.get("psnr"))} | {_fmt(image.get("ssim"), ".3f")} | '
+                 f'{_fmt(image.get("stereo_iou"), ".3f")} | {_fmt(g.get("scale"))} | '
+                 f'{_fmt(g.get("spearman"))} | {_fmt(g.get("depth_order_accuracy"))} | '
+                 f'{_fmt(g.get("mean_abs_error_after_scale_px"))} |')
+  lines += ['', '## Per layer type', '']
+  for kind in _KINDS[1:]:
+    rows = [(m, metrics['geometry'][m].get(kind, {})) for m in methods]
+    if not any(r.get('num_layers') for _, r in rows):
+      continue
+    comparison = metrics.get('single_depth_comparison', {})
+    has_comparison = any(kind in comparison.get(m, {}) for m in methods)
+    header = ('| method | layers | mean true d | mean shift | scale | Spearman | order | '
+              'error after scale (px) |')
+    rule = '|---|---|---|---|---|---|---|---|'
+    if has_comparison:
+      header += ' closer to truth than to warp | PSNR to truth / to warp (dB) |'
+      rule += '---|---|'
+    lines += [f'### {kind}', '', header, rule]
+    for m, s in rows:
+      if not s.get('num_layers'):
+        continue
+      line = (f'| {m} | {s["num_layers"]} | {s["mean_true_disparity_px"]:.2f} | '
+              f'{s["mean_measured_shift_px"]:.2f} | {s["scale"]:.2f} | {_fmt(s["spearman"])} | '
+              f'{_fmt(s["depth_order_accuracy"])} | {s["mean_abs_error_after_scale_px"]:.2f} |')
+      if has_comparison:
+        c = comparison.get(m, {}).get(kind, {})
+        line += (f' {_fmt(c.get("closer_to_truth_fraction"))} | '
+                 f'{_fmt(c.get("psnr_to_truth"), ".1f")} / '
+                 f'{_fmt(c.get("psnr_to_single_depth_warp"), ".1f")} |')
+      lines.append(line)
+    lines.append('')
+  if metrics.get('single_depth_comparison'):
+    lines += ['"closer to truth than to warp": inside each transparent or reflective layer, '
+              'the fraction of layers where the left view is nearer (MSE) to the true view '
+              'than to a single-depth warp of the right view, both rendered at the method\'s '
+              'own fitted scale. A method that handles several depths per pixel scores '
+              'high; warping scores low by construction.', '']
+  if 'layer_shift' in plots:
+    lines += [f'![per-layer shift]({plots["layer_shift"]})', '',
+              f'![shift error per layer type]({plots["layer_error"]})', '']
+  lines += ['## Disparity without ground truth', '',
+            'Estimated (OpenCV SGBM, left-right checked) between each left view and the right '
+            'view: what a viewer would get. A flat output has median and range near 0; '
+            'swapped eyes give negative disparities; flicker shows as frame-to-frame change '
+            '(compare with true_left, whose change is real motion).', '',
+            '| method | valid | median (px) | 5-95% (px) | negative | frame median change '
+            '(px) | pixel change (px) |', '|---|---|---|---|---|---|---|']
+  for m in methods:
+    s = metrics['disparity_statistics'][m]
+    lines.append(f'| {m} | {_fmt(s.get("valid_fraction"))} | {_fmt(s.get("median_px"))} | '
+                 f'{_fmt(s.get("p05_px"))} to {_fmt(s.get("p95_px"))} | '
+                 f'{_fmt(s.get("negative_fraction"))} | '
+                 f'{_fmt(s.get("frame_median_change_px"))} | '
+                 f'{_fmt(s.get("pixel_change_px"))} |')
+  lines.append('')
+  if 'disparity_histogram' in plots:
+    lines += [f'![disparity histograms]({plots["disparity_histogram"]})', '']
+  if 'anaglyphs' in plots:
+    lines += ['## Examples', '', f'![anaglyphs]({plots["anaglyphs"]})', '']
+  if metrics.get('strength'):
+    lines += ['## 3D strength: the base sampling resolution', '',
+              'The model keeps disparity in pixels of the grid it samples on, so sampling the '
+              'base at a lower resolution gives a larger disparity in the output.', '',
+              '| base resolution (px) | disparity scale | base stage alone | mean shift (px) '
+              '| PSNR (dB) |',
+              '|---|---|---|---|---|']
+    for row in metrics['strength']:
+      lines.append(f'| {row["base_resolution"]} | {row["scale"]:.2f} | '
+                   f'{_fmt(row.get("base_only_scale"))} | '
+                   f'{row["mean_measured_shift_px"]:.2f} | {row["psnr"]:.2f} |')
+    lines.append('')
+  return '\n'.join(lines)
