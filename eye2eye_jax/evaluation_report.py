@@ -145,10 +145,13 @@ def markdown_report(metrics: dict, plots: dict[str, str] | None = None) -> str:
            '| method | what it is |', '|---|---|']
   lines += [f'| {m} | {metrics["descriptions"][m]} |' for m in methods]
   lines += ['', '## Summary', '',
-            'PSNR, SSIM and stereo-IoU (Mono2Stereo\'s SIoU) against the true left view; '
-            'geometry over all layers. scale: least-squares factor from true disparity to '
-            'measured shift (flat output: 0). order: fraction of layer pairs of a clip (true '
-            'disparities > 0.5 px apart) in the right depth order.', '',
+            'PSNR, SSIM and stereo-IoU (Mono2Stereo\'s SIoU) against the true left view. '
+            'Geometry over the layers with one depth per pixel (background, opaque, '
+            'reflection; panes mix two depths in a pixel and are judged per pixel below). '
+            'scale: least-squares factor from true disparity to measured shift (flat output: '
+            '0). order: fraction of layer pairs of a clip (true disparities > 0.5 px apart) '
+            'in the right depth order. Per layer type, the error is measured after this one '
+            'scale.', '',
             '| method | PSNR (dB) | SSIM | stereo-IoU | scale | Spearman | order | '
             'error after scale (px) |', '|---|---|---|---|---|---|---|---|']
   for m in methods:

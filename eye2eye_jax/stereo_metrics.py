@@ -143,14 +143,22 @@ def geometry_summary(layers: list[LayerMeasurement], scale: float | None = None)
   }
 
 
-def summarize(layers: list[LayerMeasurement]) -> dict:
-  """Geometry figures over all layers and per layer kind.
+# Layers with one depth per pixel, where a single measured shift is exact. A pane mixes its
+# own depth with what is behind it, so one shift cannot describe it (the true view itself
+# measures sometimes the pane, sometimes the background): panes are judged per pixel
+# against the truth and a single-depth warp instead (``compare_with_single_depth``).
+SINGLE_DEPTH_KINDS = (LayerKind.BACKGROUND, LayerKind.OPAQUE, LayerKind.REFLECTION)
 
-  The per-kind errors are measured after the scale fitted on ALL layers (the method has
-  one disparity scale, not one per material), so a kind shifted wrongly relative to the
-  rest shows as a large error.
+
+def summarize(layers: list[LayerMeasurement]) -> dict:
+  """Geometry figures over the single-depth layers ('all') and per layer kind.
+
+  The per-kind errors are measured after the scale fitted on 'all' (the method has one
+  disparity scale, not one per material), so a kind shifted wrongly relative to the rest
+  shows as a large error.
   """
-  summary = {'all': geometry_summary(layers)}
+  summary = {'all': {**geometry_summary([l for l in layers if l.kind in SINGLE_DEPTH_KINDS]),
+                     'kinds': [k.name.lower() for k in SINGLE_DEPTH_KINDS]}}
   scale = summary['all'].get('scale')
   for kind in (LayerKind.BACKGROUND, LayerKind.OPAQUE, LayerKind.TRANSPARENT,
                LayerKind.REFLECTION):
