@@ -137,7 +137,8 @@ def main(argv):
   g = metrics['geometry']['generated']['all']
   image = metrics['image']
   print(f'\nPSNR vs true left: generated {image["generated"]["psnr"]:.2f} dB, warp-and-inpaint '
-        f'{image["warp_inpaint"]["psnr"]:.2f} dB, copy-right {image["copy_right"]["psnr"]:.2f} dB')
+        f'(true surface depth) {image["warp_depth"]["psnr"]:.2f} dB, copy-right '
+        f'{image["copy_right"]["psnr"]:.2f} dB')
   print(f'Disparity scale {g["scale"]:.2f}, Spearman {g["spearman"]}, depth order '
         f'{g["depth_order_accuracy"]}')
   print(f'Videos in {output_dir / "videos"}; figures in {output_dir / "metrics.json"} and '

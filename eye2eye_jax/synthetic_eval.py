@@ -6,8 +6,11 @@ Every clip's left view is produced by each method:
   * true_left: the true left view (a sanity ceiling: its measured shifts equal the truth);
   * copy_right: the right view as the left (no 3D);
   * global_shift: the right view shifted as a whole by the clip's median disparity;
-  * warp_inpaint: depth-based warping of the right view with one disparity per pixel
-    (estimated from the true pair), holes inpainted.
+  * warp_depth: depth-based warping of the right view, holes inpainted, with the true
+    disparity of the nearest SURFACE at each pixel: what a perfect monocular depth
+    estimator gives (the paper's warp-and-inpaint baseline, at its best);
+  * warp_stereo: the same warp with the disparity matched between the true eyes (an
+    oracle no monocular method has; matching sees a reflection's virtual depth).
 Each is scored with PSNR, SSIM and stereo-IoU against the truth, per-layer geometry
 (``stereo_metrics``), the disparity estimated between it and the right view (no ground
 truth needed), and, for transparent and reflective layers, whether it is closer to the true
@@ -29,9 +32,10 @@ DESCRIPTIONS = {
     'true_left': 'the true left view (ceiling)',
     'copy_right': 'the right view copied (no 3D)',
     'global_shift': 'the right view shifted by the clip\'s median disparity',
-    'warp_inpaint': 'single-depth warp of the right view, holes inpainted',
+    'warp_depth': 'warp-and-inpaint with the true surface depth (ideal monocular depth)',
+    'warp_stereo': 'warp-and-inpaint with the disparity matched between the true eyes',
 }
-BASELINES = ('true_left', 'copy_right', 'global_shift', 'warp_inpaint')
+BASELINES = ('true_left', 'copy_right', 'global_shift', 'warp_depth', 'warp_stereo')
 # Histogram bins of estimated disparities, in units of the scenes' max disparity.
 _HISTOGRAM_RANGE = (-0.5, 1.5)
 _HISTOGRAM_BINS = 40
@@ -68,19 +72,22 @@ def evaluate(sampler: StereoSampler | None, records, params: SceneParams, *,
   statistics = {m: [] for m in methods}
   edges = np.linspace(*_HISTOGRAM_RANGE, _HISTOGRAM_BINS + 1) * max_d
   histograms = {m: np.zeros(_HISTOGRAM_BINS, np.int64) for m in methods}
-  kept = []  # (record, views, single-depth disparity) for the comparison at each scale
+  kept = []  # (record, views, surface disparity) for the comparison at each scale
   small = (sampler.base.resolution if sampler is not None else params.height // 2)
+  generator = SceneGenerator(params)
   for index, record in enumerate(records):
     right, true_left = record['right'], record['left']
     views = {'true_left': true_left, 'copy_right': warp_baselines.copy_right(right)}
     if sampler is not None:
       views['generated'], views['base_only'] = sampler.convert(right, seed=index,
                                                                return_base=True)
-    single_depth = None
+    surface = None
     if baselines:
-      single_depth = warp_baselines.single_depth_disparity(true_left, right, max_d + 2)
-      views['global_shift'] = warp_baselines.global_shift(right, float(np.median(single_depth)))
-      views['warp_inpaint'] = warp_baselines.warp_and_inpaint(right, single_depth)
+      surface = _surface_disparity(generator, record)
+      views['global_shift'] = warp_baselines.global_shift(right, float(np.median(surface)))
+      views['warp_depth'] = warp_baselines.warp_and_inpaint(right, surface)
+      views['warp_stereo'] = warp_baselines.warp_and_inpaint(
+          right, warp_baselines.stereo_matched_disparity(true_left, right, max_d + 2))
     for method in methods:
       left = views[method]
       layers[method] += stereo_metrics.measure_clip_layers(
@@ -98,7 +105,7 @@ def evaluate(sampler: StereoSampler | None, records, params: SceneParams, *,
         figures['psnr_base_resolution'].append(view_metrics.psnr(
             input_pipeline.resize_clip(left, small, small),
             input_pipeline.resize_clip(true_left, small, small)))
-    kept.append((record, {m: views[m] for m in methods}, single_depth))
+    kept.append((record, {m: views[m] for m in methods}, surface))
     if examples is not None:
       examples.append({'right': right, **{m: views[m] for m in methods}})
     if progress is not None:
@@ -120,8 +127,17 @@ def evaluate(sampler: StereoSampler | None, records, params: SceneParams, *,
   }
   if baselines:
     metrics['single_depth_comparison'] = _compare_with_single_depth(
-        kept, geometry, SceneGenerator(params))
+        kept, geometry, generator)
   return metrics
+
+
+def _surface_disparity(generator: SceneGenerator, record: dict) -> np.ndarray:
+  """The clip's nearest-surface disparity, re-rendered from its seed (checked against it)."""
+  clip = generator.generate(int(record['seed']))
+  if not np.array_equal(clip.right, record['right']):
+    raise ValueError(f'clip with seed {int(record["seed"])} does not match the scene '
+                     f'parameters {generator.params}: wrong dataset config?')
+  return clip.surface_disparity
 
 
 def _mean_statistics(per_clip: list[dict]) -> dict:
@@ -144,12 +160,12 @@ def _compare_with_single_depth(kept, geometry, generator: SceneGenerator) -> dic
       out[method] = {'scale': scale}
       continue
     comparisons = []
-    for index, (record, views, single_depth) in enumerate(kept):
+    for index, (record, views, surface) in enumerate(kept):
       kinds = record['layer_kind']
       if not np.isin(kinds, (LayerKind.TRANSPARENT, LayerKind.REFLECTION)).any():
         continue
       truth = generator.generate(int(record['seed']), baseline=scale)
-      warp = warp_baselines.warp_and_inpaint(record['right'], single_depth, scale)
+      warp = warp_baselines.warp_and_inpaint(record['right'], surface, scale)
       comparisons += stereo_metrics.compare_with_single_depth(
           index, views[method], truth.left, warp, record['layer_masks'],
           scale * record['layer_disparity'], kinds)

@@ -78,6 +78,9 @@ class StereoClip:
   layer_disparity: np.ndarray
   layer_kind: np.ndarray
   camera_speed: float
+  # (T, H, W) disparity of the nearest surface at each right-view pixel (a pane's own,
+  # a mirror's own): the single depth an ideal monocular depth estimator would give.
+  surface_disparity: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -204,9 +207,12 @@ class SceneGenerator:
     right = np.empty((p.num_frames, p.height, p.width, 3), np.float32)
     left = np.empty_like(right)
     masks = np.zeros((MAX_LAYERS, p.num_frames, p.height, p.width), bool)
+    surface = np.zeros((p.num_frames, p.height, p.width), np.float32)
     for t, cam in enumerate(camera):
-      right[t], right_visibility = self._render(layers, eye=0.0, camera=cam)
-      left[t], left_visibility = self._render(layers, eye=baseline, camera=cam)
+      right[t], right_visibility, right_alpha = self._render(layers, eye=0.0, camera=cam)
+      left[t], left_visibility, _ = self._render(layers, eye=baseline, camera=cam)
+      for layer, alpha in zip(layers, right_alpha):  # back to front: nearer surfaces win
+        surface[t][alpha > 0.3] = baseline * layer.alpha_disparity
       for i, layer in enumerate(layers):
         # Seen by both eyes: visible here in the right view and d pixels to the right in
         # the left view (not occluded there, e.g. by a nearer layer's shifted edge).
@@ -222,7 +228,8 @@ class SceneGenerator:
       kind[i] = int(layer.kind)
     to_uint8 = lambda x: np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
     return StereoClip(right=to_uint8(right), left=to_uint8(left), layer_masks=masks,
-                      layer_disparity=disparity, layer_kind=kind, camera_speed=float(speed))
+                      layer_disparity=disparity, layer_kind=kind, camera_speed=float(speed),
+                      surface_disparity=surface)
 
   def _make_layers(self, rng: np.random.Generator, camera: np.ndarray) -> list[_Layer]:
     """Layers ordered back to front, placed so they are in view in the middle frame."""
@@ -298,7 +305,7 @@ class SceneGenerator:
   def _render(self, layers: list[_Layer], eye: float, camera: float):
     """Composites layers back to front for one eye (0 right, 1 left) and camera position.
 
-    Returns the image (H, W, 3) and each layer's visibility weight (L, H, W).
+    Returns the image (H, W, 3), each layer's visibility weight (L, H, W) and its alpha.
     """
     p = self.params
     image = np.zeros((p.height, p.width, 3), np.float32)
@@ -323,4 +330,4 @@ class SceneGenerator:
         # hides them, even though they let some of what is behind show through.
         weight = np.where(alpha > 0.3, weight / np.maximum(alpha, 1e-6), 0.0)
       visibility.append(weight)
-    return np.clip(image, 0, 1), np.stack(visibility)
+    return np.clip(image, 0, 1), np.stack(visibility), alphas

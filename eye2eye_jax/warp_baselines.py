@@ -6,6 +6,8 @@ left view with soft, depth-ordered weights (softmax splatting: nearer pixels win
 several land), and the disoccluded holes filled by OpenCV's Telea inpainting. With ONE
 disparity per pixel it cannot move a transparent surface and what is behind it by
 different amounts, nor a reflection by its virtual depth: the cases the method exists for.
+The disparity comes from a depth estimate (in the evaluation: the scenes' true surface
+depth, an ideal monocular estimate) or from matching a true stereo pair.
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ _MIN_COVERAGE = 0.5
 _INPAINT_RADIUS = 3
 
 
-def single_depth_disparity(left: np.ndarray, right: np.ndarray,
-                           max_disparity: float) -> np.ndarray:
-  """One disparity per right-view pixel (T, H, W), estimated from a stereo pair.
+def stereo_matched_disparity(left: np.ndarray, right: np.ndarray,
+                             max_disparity: float) -> np.ndarray:
+  """One disparity per right-view pixel (T, H, W), matched between the two true eyes.
 
-  Given the true pair this is the best case of a monocular depth estimate aligned to the
-  truth by a scale-and-shift fit (the paper's appendix): the warp's errors are then the
-  warp's own, not a depth estimator's. Pixels the estimator cannot match get the farther
-  of their row neighbours' values.
+  An oracle for the warp: no monocular method has the other eye. Matching follows what the
+  texture does, so it finds a reflection's virtual depth and, in a pane, whichever of the
+  pane or the background dominates. Pixels the matcher cannot resolve get the farther of
+  their row neighbours' values.
   """
   estimate = disparity_estimation.estimate_disparity(left, right, max_disparity=max_disparity)
   return disparity_estimation.fill_invalid(estimate)

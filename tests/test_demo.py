@@ -13,7 +13,7 @@ def test_main_job_writes_videos_metrics_and_report(tiny_config, tiny_dataset, ti
   saved = json.loads((tmp_path / 'metrics.json').read_text())
   assert saved['num_clips'] == 2 == metrics['num_clips']
   assert set(saved['image']) == {'generated', 'base_only', 'copy_right', 'global_shift',
-                                 'warp_inpaint'}
+                                 'warp_depth', 'warp_stereo'}
   # The true left view is the sanity ceiling: its measured shifts are the true disparities.
   assert saved['geometry']['true_left']['all']['scale'] > 0.8
   assert abs(saved['geometry']['copy_right']['all']['scale']) < 0.05

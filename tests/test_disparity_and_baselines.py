@@ -158,10 +158,11 @@ def test_warp_and_inpaint_reproduces_an_opaque_scene():
       transparent_probability=0, mirror_probability=0))
   for seed in range(3):
     clip = generator.generate(seed)
-    disparity = warp_baselines.single_depth_disparity(clip.left, clip.right, 10)
-    warped = warp_baselines.warp_and_inpaint(clip.right, disparity)
-    assert _layer_psnr(warped, clip, (LayerKind.BACKGROUND, LayerKind.OPAQUE)) > 36
-    assert view_metrics.psnr(warped, clip.left) > view_metrics.psnr(clip.right, clip.left) + 6
+    matched = warp_baselines.stereo_matched_disparity(clip.left, clip.right, 10)
+    for disparity in (clip.surface_disparity, matched):
+      warped = warp_baselines.warp_and_inpaint(clip.right, disparity)
+      assert _layer_psnr(warped, clip, (LayerKind.BACKGROUND, LayerKind.OPAQUE)) > 36
+      assert view_metrics.psnr(warped, clip.left) > view_metrics.psnr(clip.right, clip.left) + 6
 
 
 def test_warp_and_inpaint_fails_on_a_pane_over_a_far_background():
@@ -175,8 +176,7 @@ def test_warp_and_inpaint_fails_on_a_pane_over_a_far_background():
     pane_disparity = clip.layer_disparity[kinds.index(LayerKind.TRANSPARENT)]
     if pane_disparity - clip.layer_disparity[kinds.index(LayerKind.BACKGROUND)] < 3:
       continue  # the pane is not far enough in front of the background
-    disparity = warp_baselines.single_depth_disparity(clip.left, clip.right, 10)
-    warped = warp_baselines.warp_and_inpaint(clip.right, disparity)
+    warped = warp_baselines.warp_and_inpaint(clip.right, clip.surface_disparity)
     pane.append(_layer_psnr(warped, clip, (LayerKind.TRANSPARENT,)))
     opaque.append(_layer_psnr(warped, clip, (LayerKind.BACKGROUND, LayerKind.OPAQUE)))
   assert len(pane) >= 5

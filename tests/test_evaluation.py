@@ -29,7 +29,8 @@ def scene_records():
 def test_baselines_are_scored_per_layer_type(scene_records):
   params, records = scene_records
   metrics = synthetic_eval.evaluate(None, records, params)
-  assert metrics['methods'] == ['true_left', 'copy_right', 'global_shift', 'warp_inpaint']
+  assert metrics['methods'] == ['true_left', 'copy_right', 'global_shift', 'warp_depth',
+                                'warp_stereo']
   geometry = metrics['geometry']
   # The truth recovers its own disparities on opaque layers, after one global scale.
   assert geometry['true_left']['opaque']['scale'] == pytest.approx(1.0, abs=0.03)
@@ -40,11 +41,15 @@ def test_baselines_are_scored_per_layer_type(scene_records):
   assert abs(geometry['copy_right']['all']['scale']) < 0.02
   assert geometry['copy_right']['all']['depth_order_accuracy'] == 0
   assert geometry['global_shift']['all']['depth_order_accuracy'] < 0.3
-  # Warping with the true pair's disparity gets opaque layers right.
-  assert geometry['warp_inpaint']['opaque']['mean_abs_error_px'] < 0.3
+  # Warping with a true depth gets opaque layers right, and mirror content wrong: it moves
+  # with the mirror's surface instead of the reflection's virtual depth.
+  for warp in ('warp_depth', 'warp_stereo'):
+    assert geometry[warp]['opaque']['mean_abs_error_px'] < 0.3
+  assert geometry['warp_depth']['reflection']['mean_abs_error_px'] > 1.0
+  assert geometry['warp_depth']['reflection']['scale'] > 1.5
   image = metrics['image']
-  assert image['warp_inpaint']['psnr'] > image['global_shift']['psnr'] > image['copy_right']['psnr']
-  assert image['warp_inpaint']['stereo_iou'] > image['copy_right']['stereo_iou']
+  assert image['warp_depth']['psnr'] > image['global_shift']['psnr'] > image['copy_right']['psnr']
+  assert image['warp_depth']['stereo_iou'] > image['copy_right']['stereo_iou']
   # Inside panes and mirrors the true view is closer to itself than to a single-depth warp.
   comparison = metrics['single_depth_comparison']
   assert comparison['true_left']['transparent']['closer_to_truth_fraction'] == 1.0
@@ -62,7 +67,7 @@ def test_evaluate_command_writes_a_report(tiny_config, tiny_dataset, tiny_checkp
                                            refiner_checkpoint='', num_clips=2)
   saved = json.loads((tmp_path / 'metrics.json').read_text())
   assert saved['methods'] == metrics['methods'] == [
-      'generated', 'true_left', 'copy_right', 'global_shift', 'warp_inpaint']
+      'generated', 'true_left', 'copy_right', 'global_shift', 'warp_depth', 'warp_stereo']
   assert saved['num_clips'] == 2
   report = (tmp_path / 'report.md').read_text()
   assert '### background' in report and '## Disparity without ground truth' in report

@@ -100,3 +100,17 @@ def test_bad_params_are_rejected():
     SceneGenerator(SceneParams(max_disparity=100.0))
   with pytest.raises(ValueError, match='frame'):
     SceneGenerator(SceneParams(num_frames=0))
+
+
+def test_surface_disparity_is_the_nearest_surface(clips):
+  """Opaque layers show their own disparity; a mirror shows the mirror's, not its content's."""
+  for clip in clips:
+    for i, kind in enumerate(clip.layer_kind):
+      mask = clip.layer_masks[i]
+      if not mask.any():
+        continue
+      surface = clip.surface_disparity[mask]
+      if kind in (LayerKind.OPAQUE, LayerKind.TRANSPARENT, LayerKind.BACKGROUND):
+        np.testing.assert_allclose(np.median(surface), clip.layer_disparity[i], atol=1e-5)
+      elif kind == LayerKind.REFLECTION:
+        assert np.median(surface) > clip.layer_disparity[i] + 0.5  # the mirror is nearer
