@@ -13,6 +13,7 @@ import pathlib
 
 import grain
 import jax
+from absl import logging
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
@@ -38,14 +39,23 @@ def save_training(manager: ocp.CheckpointManager, step: int, state, data_iterato
 
 
 def restore_training(manager: ocp.CheckpointManager, abstract_state, data_iterator):
-  """Restores the latest checkpoint into ``abstract_state``'s structure, or returns None."""
-  step = manager.latest_step()
-  if step is None:
-    return None
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract_state),
-      data=grain.checkpoint.CheckpointRestore(data_iterator)))
-  return restored.state
+  """Restores the newest readable checkpoint, or returns None when there is none.
+
+  ``abstract_state`` gives the structure and, through its arrays' shardings, the layout to
+  restore onto (any mesh: orbax reshards). A checkpoint that cannot be read (half-written,
+  corrupt) is skipped with a warning and the one before it is used.
+  """
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state),
+          data=grain.checkpoint.CheckpointRestore(data_iterator)))
+    except Exception as error:  # orbax and tensorstore raise many types for bad files
+      logging.warning('Checkpoint at step %d in %s is unreadable (%s: %s); trying the one '
+                      'before it', step, manager.directory, type(error).__name__, error)
+      continue
+    return restored.state
+  return None
 
 
 def save_inference(directory: str, params, config: ml_collections.ConfigDict) -> None:

@@ -21,6 +21,21 @@ def base_config() -> ml_collections.ConfigDict:
   """The full config tree. Experiments change values, never add keys."""
   c = ml_collections.ConfigDict()
   c.seed = 0
+  c.compilation_cache_dir = ''  # '' -> $JAX_COMPILATION_CACHE_DIR, else .cache/jax
+
+  # The device mesh (eye2eye_jax/sharding.py). Sizes per slice; one -1 takes the rest.
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.axes = ('data', 'fsdp', 'tensor')
+  c.mesh.shape = (-1, 1, 1)  # e.g. (1, -1, 1): FSDP over every device of a slice
+  c.mesh.dcn_shape = (1, 1, 1)  # slices along each axis (multi-slice: (slices, 1, 1))
+  # Logical axis -> mesh axes; for each dimension the first rule that fits is used.
+  c.mesh.rules = (
+      ('batch', ('data', 'fsdp')),
+      ('conv_out', ('fsdp', 'tensor')), ('conv_out', 'fsdp'), ('conv_out', 'tensor'),
+      ('embed_out', ('fsdp', 'tensor')), ('embed_out', 'fsdp'), ('embed_out', 'tensor'),
+      ('conv_in', 'fsdp'), ('embed_in', 'fsdp'),
+      ('heads', 'tensor'),
+  )
 
   c.data = ml_collections.ConfigDict()
   c.data.builder = 'synthetic_stereo'  # TFDS dataset name
@@ -43,6 +58,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.text_embed_dim = 0  # 0: no text conditioning
   c.model.video_channels = 3
   c.model.condition_channels = 3
+  c.model.dtype = 'float32'  # compute dtype: 'float32' or 'bfloat16' (weights stay float32)
+  c.model.remat = 'none'  # 'none', 'full' (recompute each block) or 'dots' (keep matmuls)
 
   c.diffusion = ml_collections.ConfigDict()
   c.diffusion.schedule = 'cosine'

@@ -34,9 +34,10 @@ class SpatialConv(nnx.Module):
   """A 3x3 convolution applied to every frame (a 1x3x3 space-time kernel, run as 2-D)."""
 
   def __init__(self, in_channels: int, out_channels: int, *, strides: int = 1,
-               kernel_init=nnx.initializers.lecun_normal(), rngs: nnx.Rngs):
+               kernel_init=nnx.initializers.lecun_normal(), dtype=jnp.float32,
+               rngs: nnx.Rngs):
     self.conv = nnx.Conv(in_channels, out_channels, (3, 3), strides=strides,
-                         kernel_init=kernel_init, rngs=rngs)
+                         kernel_init=kernel_init, dtype=dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     b, t = x.shape[:2]
@@ -44,24 +45,27 @@ class SpatialConv(nnx.Module):
     return y.reshape((b, t) + y.shape[1:])
 
 
-def _group_norm(channels: int, rngs: nnx.Rngs) -> nnx.GroupNorm:
-  return nnx.GroupNorm(channels, num_groups=min(32, channels // 4) or 1, rngs=rngs)
+def _group_norm(channels: int, dtype, rngs: nnx.Rngs) -> nnx.GroupNorm:
+  return nnx.GroupNorm(channels, num_groups=min(32, channels // 4) or 1, dtype=dtype,
+                       rngs=rngs)
 
 
 class FactorizedResBlock(nnx.Module):
   """Spatial residual block (two 1x3x3 convs, FiLM by the embedding), then temporal conv."""
 
-  def __init__(self, in_channels: int, out_channels: int, embed_dim: int, *, rngs: nnx.Rngs):
-    self.norm1 = _group_norm(in_channels, rngs)
-    self.conv1 = SpatialConv(in_channels, out_channels, rngs=rngs)
-    self.film = nnx.Linear(embed_dim, 2 * out_channels, rngs=rngs)
-    self.norm2 = _group_norm(out_channels, rngs)
-    self.conv2 = SpatialConv(out_channels, out_channels, kernel_init=_zeros, rngs=rngs)
-    self.skip = (nnx.Conv(in_channels, out_channels, (1, 1, 1), rngs=rngs)
+  def __init__(self, in_channels: int, out_channels: int, embed_dim: int, *,
+               dtype=jnp.float32, rngs: nnx.Rngs):
+    self.norm1 = _group_norm(in_channels, dtype, rngs)
+    self.conv1 = SpatialConv(in_channels, out_channels, dtype=dtype, rngs=rngs)
+    self.film = nnx.Linear(embed_dim, 2 * out_channels, dtype=dtype, rngs=rngs)
+    self.norm2 = _group_norm(out_channels, dtype, rngs)
+    self.conv2 = SpatialConv(out_channels, out_channels, kernel_init=_zeros, dtype=dtype,
+                             rngs=rngs)
+    self.skip = (nnx.Conv(in_channels, out_channels, (1, 1, 1), dtype=dtype, rngs=rngs)
                  if in_channels != out_channels else None)
-    self.temporal_norm = _group_norm(out_channels, rngs)
+    self.temporal_norm = _group_norm(out_channels, dtype, rngs)
     self.temporal_conv = nnx.Conv(out_channels, out_channels, (3, 1, 1), kernel_init=_zeros,
-                                  rngs=rngs)
+                                  dtype=dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array, emb: jax.Array) -> jax.Array:
     h = self.conv1(nnx.silu(self.norm1(x)))
@@ -76,18 +80,20 @@ class FactorizedAttention(nnx.Module):
   """Self-attention over space (per frame), then over time (per pixel), then optional
   cross-attention to text tokens. Each branch is residual with a zero-initialised output."""
 
-  def __init__(self, channels: int, num_heads: int, text_embed_dim: int, *, rngs: nnx.Rngs):
+  def __init__(self, channels: int, num_heads: int, text_embed_dim: int, *,
+               dtype=jnp.float32, rngs: nnx.Rngs):
 
     def attention(kv_features=None):
       return nnx.MultiHeadAttention(num_heads, channels, in_kv_features=kv_features,
-                                    out_kernel_init=_zeros, decode=False, rngs=rngs)
+                                    out_kernel_init=_zeros, decode=False, dtype=dtype,
+                                    rngs=rngs)
 
-    self.spatial_norm = _group_norm(channels, rngs)
+    self.spatial_norm = _group_norm(channels, dtype, rngs)
     self.spatial = attention()
-    self.temporal_norm = _group_norm(channels, rngs)
+    self.temporal_norm = _group_norm(channels, dtype, rngs)
     self.temporal = attention()
     if text_embed_dim:
-      self.text_norm = _group_norm(channels, rngs)
+      self.text_norm = _group_norm(channels, dtype, rngs)
       self.text = attention(text_embed_dim)
     else:
       self.text_norm = self.text = None
@@ -109,11 +115,12 @@ class FactorizedAttention(nnx.Module):
 
 class Downsample(nnx.Module):
 
-  def __init__(self, channels: int, temporal: bool, *, rngs: nnx.Rngs):
+  def __init__(self, channels: int, temporal: bool, *, dtype=jnp.float32, rngs: nnx.Rngs):
     if temporal:
-      self.conv = nnx.Conv(channels, channels, (3, 3, 3), strides=(2, 2, 2), rngs=rngs)
+      self.conv = nnx.Conv(channels, channels, (3, 3, 3), strides=(2, 2, 2), dtype=dtype,
+                           rngs=rngs)
     else:
-      self.conv = SpatialConv(channels, channels, strides=2, rngs=rngs)
+      self.conv = SpatialConv(channels, channels, strides=2, dtype=dtype, rngs=rngs)
 
   def __call__(self, x):
     return self.conv(x)
@@ -121,9 +128,9 @@ class Downsample(nnx.Module):
 
 class Upsample(nnx.Module):
 
-  def __init__(self, channels: int, temporal: bool, *, rngs: nnx.Rngs):
+  def __init__(self, channels: int, temporal: bool, *, dtype=jnp.float32, rngs: nnx.Rngs):
     self.temporal = temporal
-    self.conv = SpatialConv(channels, channels, rngs=rngs)
+    self.conv = SpatialConv(channels, channels, dtype=dtype, rngs=rngs)
 
   def __call__(self, x):
     if self.temporal:
@@ -137,7 +144,8 @@ class SpaceTimeUNet(nnx.Module):
 
   Config fields (``config.model``): channels, channel_mult (one entry per level),
   temporal_downsample (one bool per level transition), num_res_blocks, num_heads,
-  text_embed_dim (0: no text), video_channels, condition_channels.
+  text_embed_dim (0: no text), video_channels, condition_channels, dtype (of the
+  computation; weights stay float32), remat (what the backward pass recomputes).
   """
 
   def __init__(self, config: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
@@ -146,69 +154,91 @@ class SpaceTimeUNet(nnx.Module):
     mults = tuple(config.channel_mult)
     embed_dim = 4 * ch
     self.embed_dim = embed_dim
-    self.time_mlp1 = nnx.Linear(ch, embed_dim, rngs=rngs)
-    self.time_mlp2 = nnx.Linear(embed_dim, embed_dim, rngs=rngs)
+    dtype = jnp.dtype(config.get('dtype', 'float32'))
+    self.dtype = dtype
+    self.remat = config.get('remat', 'none')
+    self.time_mlp1 = nnx.Linear(ch, embed_dim, dtype=dtype, rngs=rngs)
+    self.time_mlp2 = nnx.Linear(embed_dim, embed_dim, dtype=dtype, rngs=rngs)
     in_channels = config.video_channels + config.condition_channels
-    self.conv_in = SpatialConv(in_channels, ch, rngs=rngs)
+    self.conv_in = SpatialConv(in_channels, ch, dtype=dtype, rngs=rngs)
 
     down_blocks, downsamplers, skip_channels = [], [], [ch]
     current = ch
     for level, mult in enumerate(mults):
       blocks = []
       for _ in range(config.num_res_blocks):
-        blocks.append(FactorizedResBlock(current, ch * mult, embed_dim, rngs=rngs))
+        blocks.append(FactorizedResBlock(current, ch * mult, embed_dim, dtype=dtype,
+                                         rngs=rngs))
         current = ch * mult
         skip_channels.append(current)
       down_blocks.append(nnx.List(blocks))
       if level < len(mults) - 1:
-        downsamplers.append(Downsample(current, config.temporal_downsample[level], rngs=rngs))
+        downsamplers.append(Downsample(current, config.temporal_downsample[level],
+                                       dtype=dtype, rngs=rngs))
         skip_channels.append(current)
     self.down_blocks = nnx.List(down_blocks)
     self.downsamplers = nnx.List(downsamplers)
 
-    self.mid_block1 = FactorizedResBlock(current, current, embed_dim, rngs=rngs)
+    self.mid_block1 = FactorizedResBlock(current, current, embed_dim, dtype=dtype, rngs=rngs)
     self.mid_attention = FactorizedAttention(current, config.num_heads, config.text_embed_dim,
-                                             rngs=rngs)
-    self.mid_block2 = FactorizedResBlock(current, current, embed_dim, rngs=rngs)
+                                             dtype=dtype, rngs=rngs)
+    self.mid_block2 = FactorizedResBlock(current, current, embed_dim, dtype=dtype, rngs=rngs)
 
     up_blocks, upsamplers = [], []
     for level, mult in reversed(list(enumerate(mults))):
       blocks = []
       for _ in range(config.num_res_blocks + 1):
         blocks.append(FactorizedResBlock(current + skip_channels.pop(), ch * mult, embed_dim,
-                                         rngs=rngs))
+                                         dtype=dtype, rngs=rngs))
         current = ch * mult
       up_blocks.append(nnx.List(blocks))
       if level > 0:
-        upsamplers.append(Upsample(current, config.temporal_downsample[level - 1], rngs=rngs))
+        upsamplers.append(Upsample(current, config.temporal_downsample[level - 1],
+                                   dtype=dtype, rngs=rngs))
     self.up_blocks = nnx.List(up_blocks)
     self.upsamplers = nnx.List(upsamplers)
-    self.norm_out = _group_norm(current, rngs)
-    self.conv_out = SpatialConv(current, config.video_channels, kernel_init=_zeros, rngs=rngs)
+    self.norm_out = _group_norm(current, dtype, rngs)
+    self.conv_out = SpatialConv(current, config.video_channels, kernel_init=_zeros,
+                                dtype=dtype, rngs=rngs)
 
   def __call__(self, noisy: jax.Array, condition: jax.Array, t: jax.Array,
                text: jax.Array | None = None, text_mask: jax.Array | None = None) -> jax.Array:
     """noisy, condition: (B, T, H, W, C); t: (B,) in [0, 1]; text: (B, N, D) or None."""
-    emb = timestep_embedding(t, self.time_mlp1.in_features)
+    run = _block_runner(self.remat)
+    emb = timestep_embedding(t, self.time_mlp1.in_features).astype(self.dtype)
     emb = self.time_mlp2(nnx.silu(self.time_mlp1(emb)))
-    x = self.conv_in(jnp.concatenate([noisy, condition], axis=-1))
+    x = self.conv_in(jnp.concatenate([noisy, condition], axis=-1).astype(self.dtype))
     skips = [x]
     for level, blocks in enumerate(self.down_blocks):
       for block in blocks:
-        x = block(x, emb)
+        x = run(block, x, emb)
         skips.append(x)
       if level < len(self.downsamplers):
         x = self.downsamplers[level](x)
         skips.append(x)
-    x = self.mid_block1(x, emb)
+    x = run(self.mid_block1, x, emb)
     x = self.mid_attention(x, text, text_mask)
-    x = self.mid_block2(x, emb)
+    x = run(self.mid_block2, x, emb)
     for i, blocks in enumerate(self.up_blocks):
       for block in blocks:
-        x = block(jnp.concatenate([x, skips.pop()], axis=-1), emb)
+        x = run(block, jnp.concatenate([x, skips.pop()], axis=-1), emb)
       if i < len(self.upsamplers):
         x = self.upsamplers[i](x)
-    return self.conv_out(nnx.silu(self.norm_out(x)))
+    return self.conv_out(nnx.silu(self.norm_out(x))).astype(jnp.float32)
+
+
+REMAT_POLICIES = {
+    'none': None,
+    'full': jax.checkpoint_policies.nothing_saveable,
+    'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+def _block_runner(remat: str):
+  """Calls a residual block, rematerialised (recomputed in the backward pass) per policy."""
+  if remat == 'none':
+    return lambda block, x, emb: block(x, emb)
+  return nnx.remat(lambda block, x, emb: block(x, emb), policy=REMAT_POLICIES[remat])
 
 
 def validate_model_config(config: ml_collections.ConfigDict) -> None:
@@ -225,6 +255,11 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
   if coarsest % config.num_heads:
     raise ValueError(f'model.num_heads={config.num_heads} must divide the coarsest width '
                      f'{coarsest}')
+  if config.get('dtype', 'float32') not in ('float32', 'bfloat16'):
+    raise ValueError(f"model.dtype must be 'float32' or 'bfloat16', got {config.dtype!r}")
+  if config.get('remat', 'none') not in REMAT_POLICIES:
+    raise ValueError(f'model.remat must be one of {sorted(REMAT_POLICIES)}, got '
+                     f'{config.remat!r}')
 
 
 def check_video_shape(config: ml_collections.ConfigDict, frames: int, height: int,

@@ -3,12 +3,48 @@
 import os
 
 import jax
+from absl import logging
 
 
 def enable_compilation_cache(directory: str | None = None) -> None:
-  """Persists compiled programs across runs ($JAX_COMPILATION_CACHE_DIR or ~/.cache)."""
+  """Persists compiled programs across runs: ``directory``, else $JAX_COMPILATION_CACHE_DIR,
+  else ~/.cache/eye2eye_jax. A restarted or resumed run then skips recompiling."""
   directory = directory or os.environ.get('JAX_COMPILATION_CACHE_DIR') or os.path.expanduser(
       '~/.cache/eye2eye_jax/jax_compilation_cache')
   jax.config.update('jax_compilation_cache_dir', directory)
   jax.config.update('jax_persistent_cache_min_entry_size_bytes', -1)
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+
+
+# Environment variables that say this process is one of several (set by the launch scripts
+# for GPU clusters; TPU pod slices and SLURM are detected by JAX itself).
+_COORDINATOR = 'JAX_COORDINATOR_ADDRESS'
+_NUM_PROCESSES = 'JAX_NUM_PROCESSES'
+_PROCESS_ID = 'JAX_PROCESS_ID'
+
+
+def initialize_distributed() -> None:
+  """Joins a multi-process run when there is one; a single process needs nothing.
+
+  With $JAX_COORDINATOR_ADDRESS, $JAX_NUM_PROCESSES and $JAX_PROCESS_ID set (the GPU and
+  localhost launchers) they are used; on a TPU pod slice (several workers) or under SLURM,
+  JAX finds the cluster itself. CPU processes exchange data over gloo.
+  """
+  if os.environ.get(_COORDINATOR):
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+    jax.distributed.initialize(coordinator_address=os.environ[_COORDINATOR],
+                               num_processes=int(os.environ[_NUM_PROCESSES]),
+                               process_id=int(os.environ[_PROCESS_ID]))
+  elif _on_tpu_pod() or 'SLURM_JOB_ID' in os.environ and int(
+      os.environ.get('SLURM_NTASKS', '1')) > 1:
+    jax.distributed.initialize()
+  else:
+    return
+  logging.info('Process %d of %d, %d local / %d global devices', jax.process_index(),
+               jax.process_count(), jax.local_device_count(), jax.device_count())
+
+
+def _on_tpu_pod() -> bool:
+  """Several TPU VM workers (their hostnames are listed in the metadata env var)."""
+  hosts = os.environ.get('TPU_WORKER_HOSTNAMES', '')
+  return len([h for h in hosts.split(',') if h]) > 1

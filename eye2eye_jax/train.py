@@ -3,9 +3,10 @@
   python -m eye2eye_jax.train --config=configs/demo.py --workdir=outputs/demo_train \
       [--config.train.num_steps=2000 ...]
 
-Builds the configured dataset if it is missing, resumes from the latest checkpoint in
-``<workdir>/checkpoints``, logs to TensorBoard and the console (process 0 only) and saves
-checkpoints every ``train.checkpoint_every`` steps and at the end.
+Builds the configured dataset if it is missing, resumes from the newest readable
+checkpoint in ``<workdir>/checkpoints``, logs to TensorBoard and the console (process 0
+only) and saves checkpoints every ``train.checkpoint_every`` steps, at the end and on
+SIGTERM. Run on every host of a multi-host job (``launch/``): the processes join up first.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if _CONFIG.value is None or _WORKDIR.value is None:
     raise app.UsageError('--config and --workdir are required')
-  runtime.enable_compilation_cache()
+  runtime.enable_compilation_cache(_CONFIG.value.compilation_cache_dir or None)
+  runtime.initialize_distributed()
   trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 

@@ -1,8 +1,15 @@
-"""The training loop: data, jitted steps, checkpoints, resume and metric writing."""
+"""The training loop: data, jitted steps, checkpoints, resume and metric writing.
+
+The state lives on the device mesh of ``config.mesh`` (``eye2eye_jax.sharding``); each
+process reads its own share of every batch and the global batch is assembled from the
+shares. SIGTERM (preemption) saves a checkpoint at the current step before returning.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 
 import jax
@@ -11,8 +18,8 @@ import numpy as np
 from absl import logging
 from clu import metric_writers, periodic_actions
 
-from eye2eye_jax import (checkpointing, input_pipeline, model as model_lib, training,
-                         training_samples)
+from eye2eye_jax import (checkpointing, input_pipeline, model as model_lib, sharding,
+                         training, training_samples)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -24,23 +31,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   model_lib.validate_model_config(config.model)
   model_lib.check_video_shape(config.model, config.data.num_frames, config.data.resolution,
                               config.data.resolution)
+  mesh = sharding.create_mesh(config)
+  rules = config.mesh.rules
+  ways = sharding.batch_divisor(mesh, rules)
+  if config.data.batch_size % ways:
+    raise ValueError(f'data.batch_size={config.data.batch_size} does not split over the '
+                     f'{ways} ways of the mesh\'s batch axes ({dict(mesh.shape)})')
   os.makedirs(workdir, exist_ok=True)
   data_dir = input_pipeline.resolve_data_dir(config)
   if jax.process_index() == 0:
     input_pipeline.ensure_dataset(config, data_dir)
+  _sync_processes('dataset ready')
   loader = input_pipeline.create_train_loader(config, data_dir)
   data_iterator = iter(loader)
 
-  state = training.init_train_state(config)
+  abstract = jax.eval_shape(lambda: training.init_train_state(config))
+  state_shardings = sharding.state_shardings(abstract, mesh, rules)
+  batch_sharding = sharding.batch_sharding(mesh, rules)
+  target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                        abstract, state_shardings)
   manager = checkpointing.create_manager(os.path.join(workdir, 'checkpoints'), config)
-  restored = checkpointing.restore_training(manager, jax.tree.map(np.asarray, state),
-                                            data_iterator)
-  if restored is not None:
-    state = jax.tree.map(jax.numpy.asarray, restored)
+  state = checkpointing.restore_training(manager, target, data_iterator)
+  if state is not None:
     logging.info('Resumed from step %d', int(state['step']))
   elif config.train.init_checkpoint:
-    state = training.init_from_checkpoint(config, state, config.train.init_checkpoint)
+    state = training.init_from_checkpoint(config, training.init_train_state(config),
+                                          config.train.init_checkpoint)
+    state = jax.device_put(state, state_shardings)
     logging.info('Initialised the weights from %s', config.train.init_checkpoint)
+  else:
+    state = training.init_sharded_train_state(config, state_shardings)
   start_step = int(state['step'])
 
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
@@ -49,7 +69,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   params = model_lib.count_params(state['params'])
   logging.info('UNet: %.2fM parameters', params / 1e6)
 
-  train_step = training.make_train_step(config)
+  train_step = training.make_train_step(config, state_shardings, batch_sharding)
   t = config.train
   sample_clips = None
   if t.sample_every > 0 and jax.process_index() == 0:
@@ -58,8 +78,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                            every_steps=t.log_every)
   losses = []
   step_start = time.time()
+  preempted = _PreemptionFlag()
   for step in range(start_step + 1, t.num_steps + 1):
-    batch = next(data_iterator)
+    batch = {k: jax.make_array_from_process_local_data(batch_sharding, v)
+             for k, v in next(data_iterator).items()}
     state, metrics = train_step(state, batch)
     losses.append(metrics['loss'])
     report(step)
@@ -76,7 +98,42 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       sample_clips(step, state, writer)
     if step % t.checkpoint_every == 0 or step == t.num_steps:
       checkpointing.save_training(manager, step, state, data_iterator, config)
+    elif preempted.is_set(manager, step):
+      checkpointing.save_training(manager, step, state, data_iterator, config)
+      logging.warning('Preempted: saved step %d and stopped', step)
+      break
+  preempted.restore()
   manager.wait_until_finished()
   manager.close()
   writer.flush()
   return state
+
+
+def _sync_processes(name: str) -> None:
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(name)
+
+
+class _PreemptionFlag:
+  """Set by SIGTERM; with several processes, orbax's preemption sync point makes every
+  process stop at the same step."""
+
+  def __init__(self):
+    self._signalled = False
+    self._previous = None
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self._signalled = True
+
+  def is_set(self, manager, step: int) -> bool:
+    if jax.process_count() > 1:
+      return manager.reached_preemption(step)
+    return self._signalled
+
+  def restore(self):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)

@@ -82,8 +82,13 @@ def init_from_checkpoint(config: ml_collections.ConfigDict, state: TrainState,
           'ema_params': jax.tree.map(jnp.copy, params)}
 
 
-def make_train_step(config: ml_collections.ConfigDict):
-  """Returns the jitted ``(state, batch) -> (state, metrics)``; the state is donated."""
+def make_train_step(config: ml_collections.ConfigDict, state_shardings=None,
+                    batch_sharding=None):
+  """Returns the jitted ``(state, batch) -> (state, metrics)``; the state is donated.
+
+  With shardings (``eye2eye_jax.sharding``) the step is compiled for that layout: the state
+  stays where it is, the batch is split over the data axes, the metrics are replicated.
+  """
   graphdef = model_graphdef(config)
   optimizer = make_optimizer(config)
   base_rng = jax.random.PRNGKey(config.seed)
@@ -111,4 +116,15 @@ def make_train_step(config: ml_collections.ConfigDict):
                  'ema_params': ema}
     return new_state, {'loss': loss, 'grad_norm': optax.tree.norm(grads)}
 
-  return jax.jit(train_step, donate_argnums=0)
+  if state_shardings is None:
+    return jax.jit(train_step, donate_argnums=0)
+  replicated = jax.sharding.NamedSharding(batch_sharding.mesh, jax.sharding.PartitionSpec())
+  return jax.jit(train_step, donate_argnums=0,
+                 in_shardings=(state_shardings, {'right': batch_sharding,
+                                                 'left': batch_sharding}),
+                 out_shardings=(state_shardings, replicated))
+
+
+def init_sharded_train_state(config: ml_collections.ConfigDict, state_shardings) -> TrainState:
+  """A fresh train state created directly in its sharded layout (never whole on one device)."""
+  return jax.jit(lambda: init_train_state(config), out_shardings=state_shardings)()

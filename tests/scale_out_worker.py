@@ -1,0 +1,94 @@
+"""Runs in a subprocess with 8 simulated CPU devices; prints one JSON line of results.
+
+  XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/scale_out_worker.py MODE DATA_DIR [WORKDIR]
+
+meshes: a few train steps of the tiny config on 1 device and on data-parallel, FSDP and
+  mixed meshes of 8, from the same batches: losses and bytes held per device.
+remesh: trains to step 6 on one mesh, resumes to step 12 on another, and compares the loss
+  curve with an uninterrupted run.
+"""
+
+import json
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from eye2eye_jax import (config_base, input_pipeline, runtime, sharding,  # noqa: E402
+                         trainer, training)
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def tiny_config(data_dir: str, mesh_shape=(-1, 1, 1)):
+  config = config_base.load_config_file(REPO / 'configs' / 'tiny.py')
+  config.data.data_dir = data_dir
+  config.data.batch_size = 8
+  config.train.sample_every = 0
+  config.mesh.shape = mesh_shape
+  return config
+
+
+def meshes(data_dir: str) -> dict:
+  config = tiny_config(data_dir)
+  loader = iter(input_pipeline.create_train_loader(config, data_dir))
+  batches = [next(loader) for _ in range(3)]
+  results = {}
+  for name, shape, devices in (('single', (1, 1, 1), jax.devices()[:1]),
+                               ('data', (8, 1, 1), None),
+                               ('fsdp', (1, 8, 1), None),
+                               ('mixed', (2, 2, 2), None)):
+    config.mesh.shape = shape
+    mesh = sharding.create_mesh(config, devices)
+    rules = config.mesh.rules
+    abstract = jax.eval_shape(lambda: training.init_train_state(config))
+    shardings = sharding.state_shardings(abstract, mesh, rules)
+    batch_sharding = sharding.batch_sharding(mesh, rules)
+    state = training.init_sharded_train_state(config, shardings)
+    step = training.make_train_step(config, shardings, batch_sharding)
+    losses = []
+    for batch in batches:
+      batch = {k: jax.make_array_from_process_local_data(batch_sharding, v)
+               for k, v in batch.items()}
+      state, metrics = step(state, batch)
+      losses.append(float(metrics['loss']))
+    results[name] = {
+        'losses': losses,
+        'param_bytes_per_device': sharding.bytes_per_device(state['params']),
+        'opt_bytes_per_device': sharding.bytes_per_device(state['opt_state']),
+        'param_bytes': sum(x.nbytes for x in jax.tree.leaves(state['params'])),
+        'opt_bytes': sum(x.nbytes for x in jax.tree.leaves(state['opt_state'])),
+        'compilations': step._cache_size(),
+    }
+  return results
+
+
+def remesh(data_dir: str, workdir: str) -> dict:
+  curves = {}
+  for name, plan in (('straight', [((8, 1, 1), 12)]),
+                     ('remeshed', [((8, 1, 1), 6), ((1, 4, 2), 12)])):
+    losses = []
+    for shape, steps in plan:
+      config = tiny_config(data_dir, shape)
+      config.train.num_steps = steps
+      config.train.log_every = 1
+      config.train.checkpoint_every = 3
+      trainer.train_and_evaluate(config, f'{workdir}/{name}',
+                                 on_metrics=lambda step, m: losses.append((step, m['loss'])))
+    curves[name] = losses
+  return curves
+
+
+def main():
+  mode, data_dir = sys.argv[1], sys.argv[2]
+  runtime.enable_compilation_cache()
+  assert jax.device_count() == 8, jax.devices()
+  result = meshes(data_dir) if mode == 'meshes' else remesh(data_dir, sys.argv[3])
+  print('RESULT ' + json.dumps(result))
+
+
+if __name__ == '__main__':
+  main()
