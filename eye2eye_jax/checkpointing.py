@@ -22,10 +22,16 @@ _ASSETS = pathlib.Path(__file__).parent / 'assets'
 BUNDLED = {'demo': _ASSETS / 'demo_checkpoint', 'demo_refiner': _ASSETS / 'demo_refiner_checkpoint'}
 
 
+def _absolute(directory: str) -> str:
+  """Local paths made absolute; bucket URLs (gs://...) kept as they are."""
+  return directory if '://' in directory else os.path.abspath(directory)
+
+
 def create_manager(directory: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
+  """Keeps ``train.keep_checkpoints`` checkpoints in ``directory`` (local or gs://)."""
   options = ocp.CheckpointManagerOptions(max_to_keep=config.train.keep_checkpoints, create=True,
                                          enable_async_checkpointing=True)
-  return ocp.CheckpointManager(os.path.abspath(directory), options=options,
+  return ocp.CheckpointManager(_absolute(directory), options=options,
                                item_names=('state', 'data', 'config'))
 
 
@@ -60,7 +66,7 @@ def restore_training(manager: ocp.CheckpointManager, abstract_state, data_iterat
 
 def save_inference(directory: str, params, config: ml_collections.ConfigDict) -> None:
   """Writes a lean checkpoint (weights + config) to ``directory``, atomically."""
-  directory = os.path.abspath(directory)
+  directory = _absolute(directory)
   with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
     checkpointer.save(directory, args=ocp.args.Composite(
         params=ocp.args.StandardSave(params),

@@ -112,6 +112,18 @@ class TrainingView(grain.transforms.RandomMap):
     return {'right': to_model_range(right), 'left': to_model_range(left)}
 
 
+def train_sampler(config: ml_collections.ConfigDict, num_records: int,
+                  num_epochs: int | None = None,
+                  shard_options: grain.sharding.ShardOptions | None = None
+                  ) -> grain.samplers.IndexSampler:
+  """The order this process reads training records in: shuffled per epoch with
+  ``data.shuffle_seed``, each process taking its own disjoint share (endless by default)."""
+  shard_options = shard_options or grain.sharding.ShardByJaxProcess(drop_remainder=True)
+  return grain.samplers.IndexSampler(num_records=num_records, shard_options=shard_options,
+                                     shuffle=True, num_epochs=num_epochs,
+                                     seed=config.data.shuffle_seed)
+
+
 def create_train_loader(config: ml_collections.ConfigDict, data_dir: str,
                         shard_options: grain.sharding.ShardOptions | None = None
                         ) -> grain.DataLoader:
@@ -122,9 +134,7 @@ def create_train_loader(config: ml_collections.ConfigDict, data_dir: str,
     raise ValueError(f'data.batch_size={d.batch_size} does not divide over '
                      f'{jax.process_count()} processes')
   source = data_source(config, 'train', data_dir)
-  shard_options = shard_options or grain.sharding.ShardByJaxProcess(drop_remainder=True)
-  sampler = grain.samplers.IndexSampler(num_records=len(source), shard_options=shard_options,
-                                        shuffle=True, num_epochs=None, seed=d.shuffle_seed)
+  sampler = train_sampler(config, len(source), shard_options=shard_options)
   operations = [
       TrainingView(d.view, d.resolution, d.num_frames, d.mirror_augment),
       grain.transforms.Batch(d.batch_size // jax.process_count(), drop_remainder=True),

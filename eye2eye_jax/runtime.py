@@ -16,35 +16,31 @@ def enable_compilation_cache(directory: str | None = None) -> None:
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 
 
-# Environment variables that say this process is one of several (set by the launch scripts
-# for GPU clusters; TPU pod slices and SLURM are detected by JAX itself).
+# Environment variables that say this process is one of several: explicit addresses (GPU
+# hosts, localhost), or EYE2EYE_CLUSTER=auto to let JAX find its peers (TPU pod slices;
+# launch/host_train.sh sets it there). Multi-task SLURM jobs are detected as well.
 _COORDINATOR = 'JAX_COORDINATOR_ADDRESS'
 _NUM_PROCESSES = 'JAX_NUM_PROCESSES'
 _PROCESS_ID = 'JAX_PROCESS_ID'
+_CLUSTER = 'EYE2EYE_CLUSTER'
 
 
 def initialize_distributed() -> None:
   """Joins a multi-process run when there is one; a single process needs nothing.
 
-  With $JAX_COORDINATOR_ADDRESS, $JAX_NUM_PROCESSES and $JAX_PROCESS_ID set (the GPU and
-  localhost launchers) they are used; on a TPU pod slice (several workers) or under SLURM,
-  JAX finds the cluster itself. CPU processes exchange data over gloo.
+  With $JAX_COORDINATOR_ADDRESS, $JAX_NUM_PROCESSES and $JAX_PROCESS_ID set, those are
+  used (CPU processes then exchange data over gloo); with $EYE2EYE_CLUSTER=auto or inside a
+  SLURM job of several tasks, JAX reads the cluster's own description.
   """
   if os.environ.get(_COORDINATOR):
     jax.config.update('jax_cpu_collectives_implementation', 'gloo')
     jax.distributed.initialize(coordinator_address=os.environ[_COORDINATOR],
                                num_processes=int(os.environ[_NUM_PROCESSES]),
                                process_id=int(os.environ[_PROCESS_ID]))
-  elif _on_tpu_pod() or 'SLURM_JOB_ID' in os.environ and int(
-      os.environ.get('SLURM_NTASKS', '1')) > 1:
+  elif (os.environ.get(_CLUSTER) == 'auto'
+        or int(os.environ.get('SLURM_NTASKS', '1')) > 1):
     jax.distributed.initialize()
   else:
     return
   logging.info('Process %d of %d, %d local / %d global devices', jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
-
-
-def _on_tpu_pod() -> bool:
-  """Several TPU VM workers (their hostnames are listed in the metadata env var)."""
-  hosts = os.environ.get('TPU_WORKER_HOSTNAMES', '')
-  return len([h for h in hosts.split(',') if h]) > 1

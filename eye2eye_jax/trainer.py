@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 from clu import metric_writers, periodic_actions
+from etils import epath
 
 from eye2eye_jax import (checkpointing, input_pipeline, model as model_lib, sharding,
                          training, training_samples)
@@ -37,7 +38,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if config.data.batch_size % ways:
     raise ValueError(f'data.batch_size={config.data.batch_size} does not split over the '
                      f'{ways} ways of the mesh\'s batch axes ({dict(mesh.shape)})')
-  os.makedirs(workdir, exist_ok=True)
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)  # local or gs://
   data_dir = input_pipeline.resolve_data_dir(config)
   if jax.process_index() == 0:
     input_pipeline.ensure_dataset(config, data_dir)

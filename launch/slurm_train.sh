@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Trains a config on several GPU nodes under SLURM, one process per node.
+#
+#   sbatch --nodes=4 --gpus-per-node=8 launch/slurm_train.sh CONFIG WORKDIR [--config.x.y=value ...]
+#   launch/slurm_train.sh --dry_run CONFIG WORKDIR ...   (prints the commands)
+#
+# Sets the environment up once, then starts launch/host_train.sh on every node with srun;
+# the processes find each other through SLURM's variables (JAX reads them). WORKDIR must be
+# on a file system all nodes share; re-submitting resumes from its newest checkpoint.
+#SBATCH --job-name=eye2eye_jax
+#SBATCH --ntasks-per-node=1
+#SBATCH --exclusive
+set -euo pipefail
+
+dry_run=0
+if [[ ${1:-} == --dry_run ]]; then
+  dry_run=1
+  shift
+fi
+if [[ $# -lt 2 ]]; then
+  echo "usage: sbatch [sbatch options] $0 [--dry_run] CONFIG WORKDIR [--config.x.y=value ...]" >&2
+  exit 2
+fi
+
+run() {
+  if [[ $dry_run -eq 1 ]]; then
+    printf '%q ' "$@"
+    printf '\n'
+  else
+    "$@"
+  fi
+}
+
+cd "${SLURM_SUBMIT_DIR:-$(dirname "$0")/..}"
+run make --quiet install
+run srun --kill-on-bad-exit=1 launch/host_train.sh --accelerator=gpu "$@"

@@ -1,0 +1,200 @@
+"""Training at scale, shown on simulated devices and local processes.
+
+Meshes of 8 simulated CPU devices run in subprocesses (the device count is fixed when JAX
+starts); two processes on localhost train together through ``jax.distributed``; the train
+command is killed and resumed.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from conftest import REPO
+from eye2eye_jax import checkpointing, config_base, input_pipeline, sharding, training
+
+
+def _env(**extra):
+  return dict(os.environ, PYTHONPATH=str(REPO), **extra)
+
+
+def _result(output: str) -> dict:
+  lines = [l for l in output.splitlines() if l.startswith('RESULT ')]
+  assert lines, output[-3000:]
+  return json.loads(lines[-1][len('RESULT '):])
+
+
+def _on_8_devices(*args) -> dict:
+  result = subprocess.run([sys.executable, str(REPO / 'tests' / 'scale_out_worker.py'), *args],
+                          capture_output=True, text=True, timeout=900, env=_env(
+                              XLA_FLAGS='--xla_force_host_platform_device_count=8'))
+  assert result.returncode == 0, result.stderr[-3000:]
+  return _result(result.stdout)
+
+
+def test_meshes_train_alike_and_fsdp_splits_the_state(tiny_dataset):
+  runs = _on_8_devices('meshes', tiny_dataset)
+  single = runs['single']
+  for name in ('data', 'fsdp', 'mixed'):
+    np.testing.assert_allclose(runs[name]['losses'], single['losses'], rtol=1e-5)
+  for run in runs.values():
+    assert run['compilations'] == 1  # the train step compiles once per run
+  # Data parallel replicates the state; FSDP over 8 devices holds about an eighth of it
+  # (norms and biases too small to split stay replicated); (2 data, 2 fsdp, 2 tensor) a quarter.
+  assert runs['data']['param_bytes_per_device'] == runs['data']['param_bytes']
+  for key in ('param', 'opt'):
+    fsdp = runs['fsdp'][f'{key}_bytes_per_device'] / runs['fsdp'][f'{key}_bytes']
+    mixed = runs['mixed'][f'{key}_bytes_per_device'] / runs['mixed'][f'{key}_bytes']
+    assert 1 / 8 <= fsdp < 0.16
+    assert 1 / 4 <= mixed < 0.3
+
+
+def test_resume_on_another_mesh_continues_the_same_curve(tiny_dataset, tmp_path):
+  curves = _on_8_devices('remesh', tiny_dataset, str(tmp_path))
+  straight, remeshed = dict(curves['straight']), dict(curves['remeshed'])
+  assert sorted(straight) == sorted(remeshed) == list(range(1, 13))
+  np.testing.assert_allclose([remeshed[s] for s in range(1, 13)],
+                             [straight[s] for s in range(1, 13)], rtol=1e-5)
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_train_together_and_read_disjoint_shards(tiny_dataset, tmp_path):
+  port = _free_port()
+  workers = [subprocess.Popen(
+      [sys.executable, str(REPO / 'tests' / 'multiprocess_worker.py'), tiny_dataset,
+       str(tmp_path / 'run')], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+      env=_env(JAX_COORDINATOR_ADDRESS=f'localhost:{port}', JAX_NUM_PROCESSES='2',
+               JAX_PROCESS_ID=str(i))) for i in range(2)]
+  outputs = [w.communicate(timeout=600)[0] for w in workers]
+  assert all(w.returncode == 0 for w in workers), outputs[0][-2000:] + outputs[1][-2000:]
+  results = sorted((_result(o) for o in outputs), key=lambda r: r['process'])
+  assert [(r['process'], r['count'], r['devices']) for r in results] == [(0, 2, 2), (1, 2, 2)]
+  first, second = results[0]['read'], results[1]['read']
+  # Over one epoch each record is read once, by one process.
+  assert len(first) == len(set(first)) == len(second) == len(set(second)) == 8
+  assert sorted(first + second) == list(range(16))
+  # One model: both processes see the same global loss at every step.
+  assert results[0]['losses'] == results[1]['losses'] and len(results[0]['losses']) == 4
+  assert sorted(int(p.name) for p in (tmp_path / 'run' / 'checkpoints').iterdir()) == [2, 4]
+
+
+_STEPS = 200
+
+
+class _Training:
+  """The train command on the tiny config, its output going to a file (a pipe nobody reads
+  while we wait would fill up and stall it)."""
+
+  def __init__(self, workdir, data_dir):
+    self.log = workdir.parent / f'{workdir.name}.{time.monotonic_ns()}.log'
+    with open(self.log, 'w') as log:
+      self.process = subprocess.Popen(
+          [sys.executable, '-m', 'eye2eye_jax.train', f'--config={REPO / "configs" / "tiny.py"}',
+           f'--workdir={workdir}', f'--config.data.data_dir={data_dir}',
+           '--config.train.sample_every=0', f'--config.train.num_steps={_STEPS}',
+           '--config.train.checkpoint_every=10', '--config.train.log_every=10',
+           '--alsologtostderr'], stdout=log, stderr=subprocess.STDOUT, env=_env())
+
+  def finish(self) -> tuple[int, str]:
+    code = self.process.wait(timeout=600)
+    return code, self.log.read_text()
+
+
+def _saved_steps(workdir) -> list[int]:
+  directory = workdir / 'checkpoints'
+  return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if (
+      directory.exists()) else []
+
+
+def _interrupt(workdir, data_dir, signum: int, after_step: int) -> tuple[int, str]:
+  """Starts training, sends ``signum`` once a checkpoint at >= ``after_step`` exists."""
+  run = _Training(workdir, data_dir)
+  deadline = time.time() + 600
+  while run.process.poll() is None and max(_saved_steps(workdir), default=0) < after_step:
+    assert time.time() < deadline
+    time.sleep(0.02)
+  run.process.send_signal(signum)
+  return run.finish()
+
+
+def _final_weights(workdir):
+  return [checkpointing.load_for_inference(str(workdir), use_ema=e)[1] for e in (False, True)]
+
+
+def test_killed_and_preempted_training_resumes_exactly(tiny_dataset, tmp_path):
+  straight = tmp_path / 'straight'
+  code, output = _Training(straight, tiny_dataset).finish()
+  assert code == 0, output[-3000:]
+
+  resumed = tmp_path / 'resumed'
+  code, _ = _interrupt(resumed, tiny_dataset, signal.SIGKILL, after_step=30)
+  assert code == -signal.SIGKILL
+  saved = max(_saved_steps(resumed))
+  # SIGTERM (preemption): saves the step it is at, then exits cleanly.
+  code, output = _interrupt(resumed, tiny_dataset, signal.SIGTERM, after_step=saved + 20)
+  assert f'Resumed from step {saved}' in output  # nothing lost beyond the last checkpoint
+  if 'Preempted: saved step' in output:
+    assert code == 0
+    stopped = int(output.split('Preempted: saved step ')[1].split()[0])
+    assert max(_saved_steps(resumed)) == stopped
+  saved = max(_saved_steps(resumed))
+  code, _ = _interrupt(resumed, tiny_dataset, signal.SIGKILL, after_step=saved + 20)
+  saved = max(_saved_steps(resumed))
+  code, output = _Training(resumed, tiny_dataset).finish()
+  assert code == 0, output[-3000:]
+  assert max(_saved_steps(resumed)) == _STEPS
+  assert saved == _STEPS or f'Resumed from step {saved}' in output
+  for a, b in zip(_final_weights(straight), _final_weights(resumed)):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+      np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # bit-exact on CPU
+
+
+def test_an_unreadable_latest_checkpoint_falls_back_to_the_one_before(tiny_config,
+                                                                     tiny_checkpoint, tmp_path):
+  workdir = tmp_path / 'run'
+  shutil.copytree(tiny_checkpoint, workdir)
+  steps = _saved_steps(workdir)
+  assert len(steps) >= 2
+  for path in (workdir / 'checkpoints' / str(steps[-1]) / 'state').rglob('*'):
+    if path.is_file():
+      path.write_bytes(b'not a checkpoint')
+  abstract = jax.eval_shape(lambda: training.init_train_state(tiny_config))
+  manager = checkpointing.create_manager(str(workdir / 'checkpoints'), tiny_config)
+  iterator = iter(input_pipeline.create_train_loader(tiny_config, tiny_config.data.data_dir))
+  state = checkpointing.restore_training(manager, abstract, iterator)
+  manager.close()
+  assert int(state['step']) == steps[-2]
+
+
+def test_impossible_meshes_are_clear_errors():
+  config = config_base.base_config()
+  config.mesh.shape = (3, -1, 1)
+  with pytest.raises(ValueError, match='cannot fill 8 devices'):
+    sharding.mesh_shape(config, 8)
+  config.mesh.shape = (2, 2, 1)
+  with pytest.raises(ValueError, match='holds 4 devices'):
+    sharding.mesh_shape(config, 8)
+  config.mesh.shape, config.mesh.dcn_shape = (-1, 1, 1), (3, 1, 1)
+  with pytest.raises(ValueError, match='does not divide'):
+    sharding.mesh_shape(config, 8)
+  config.mesh.dcn_shape = (2, 1, 1)
+  assert sharding.mesh_shape(config, 8) == (4, 1, 1)
+  rules = (('batch', 'nope'),)
+  mesh = sharding.create_mesh(ml_collections.ConfigDict(
+      {'mesh': {'axes': ('data',), 'shape': (-1,), 'dcn_shape': (1,)}}))
+  with pytest.raises(ValueError, match='not a mesh axis'):
+    sharding.spec_for(('batch',), (4,), mesh, rules)
