@@ -202,28 +202,38 @@ class SpaceTimeUNet(nnx.Module):
                                 dtype=dtype, rngs=rngs)
 
   def __call__(self, noisy: jax.Array, condition: jax.Array, t: jax.Array,
-               text: jax.Array | None = None, text_mask: jax.Array | None = None) -> jax.Array:
-    """noisy, condition: (B, T, H, W, C); t: (B,) in [0, 1]; text: (B, N, D) or None."""
+               text: jax.Array | None = None, text_mask: jax.Array | None = None,
+               activation_sharding: jax.sharding.Sharding | None = None) -> jax.Array:
+    """noisy, condition: (B, T, H, W, C); t: (B,) in [0, 1]; text: (B, N, D) or None.
+
+    ``activation_sharding`` (for (B, T, H, W, C) arrays) pins every level's activations to
+    the batch layout, so the compiler does not split them along the weights' sharded
+    channel dimensions instead.
+    """
     run = _block_runner(self.remat)
+    if activation_sharding is None:
+      pin = lambda x: x
+    else:
+      pin = lambda x: jax.lax.with_sharding_constraint(x, activation_sharding)
     emb = timestep_embedding(t, self.time_mlp1.in_features).astype(self.dtype)
     emb = self.time_mlp2(nnx.silu(self.time_mlp1(emb)))
-    x = self.conv_in(jnp.concatenate([noisy, condition], axis=-1).astype(self.dtype))
+    x = pin(self.conv_in(jnp.concatenate([noisy, condition], axis=-1).astype(self.dtype)))
     skips = [x]
     for level, blocks in enumerate(self.down_blocks):
       for block in blocks:
-        x = run(block, x, emb)
+        x = pin(run(block, x, emb))
         skips.append(x)
       if level < len(self.downsamplers):
-        x = self.downsamplers[level](x)
+        x = pin(self.downsamplers[level](x))
         skips.append(x)
-    x = run(self.mid_block1, x, emb)
-    x = self.mid_attention(x, text, text_mask)
-    x = run(self.mid_block2, x, emb)
+    x = pin(run(self.mid_block1, x, emb))
+    x = pin(self.mid_attention(x, text, text_mask))
+    x = pin(run(self.mid_block2, x, emb))
     for i, blocks in enumerate(self.up_blocks):
       for block in blocks:
-        x = run(block, jnp.concatenate([x, skips.pop()], axis=-1), emb)
+        x = pin(run(block, jnp.concatenate([x, skips.pop()], axis=-1), emb))
       if i < len(self.upsamplers):
-        x = self.upsamplers[i](x)
+        x = pin(self.upsamplers[i](x))
     return self.conv_out(nnx.silu(self.norm_out(x))).astype(jnp.float32)
 
 

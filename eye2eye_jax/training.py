@@ -42,10 +42,11 @@ def init_params(config: ml_collections.ConfigDict, seed: int) -> dict:
   return nnx.to_pure_dict(nnx.state(model, nnx.Param))
 
 
-def make_denoiser(graphdef, params, condition, text=None, text_mask=None):
+def make_denoiser(graphdef, params, condition, text=None, text_mask=None,
+                  activation_sharding=None):
   """The UNet as a function (x_t, t) -> prediction, conditioned on the right view."""
   model = nnx.merge(graphdef, params)
-  return lambda x_t, t: model(x_t, condition, t, text, text_mask)
+  return lambda x_t, t: model(x_t, condition, t, text, text_mask, activation_sharding)
 
 
 def init_train_state(config: ml_collections.ConfigDict) -> TrainState:
@@ -105,7 +106,8 @@ def make_train_step(config: ml_collections.ConfigDict, state_shardings=None,
       condition = condition * keep
 
     def loss_fn(params):
-      denoiser = make_denoiser(graphdef, params, condition)
+      denoiser = make_denoiser(graphdef, params, condition,
+                               activation_sharding=batch_sharding)
       return diffusion.diffusion_loss(config, denoiser, batch['left'], rng)
 
     loss, grads = jax.value_and_grad(loss_fn)(state['params'])

@@ -6,6 +6,8 @@ meshes: a few train steps of the tiny config on 1 device and on data-parallel, F
   mixed meshes of 8, from the same batches: losses and bytes held per device.
 remesh: trains to step 6 on one mesh, resumes to step 12 on another, and compares the loss
   curve with an uninterrupted run.
+grow: resumes WORKDIR (a run of the tiny config made on one device) for 4 more steps on an
+  FSDP x tensor mesh of the 8 devices.
 """
 
 import json
@@ -82,11 +84,26 @@ def remesh(data_dir: str, workdir: str) -> dict:
   return curves
 
 
+def grow(data_dir: str, workdir: str) -> list:
+  config = config_base.load_config_file(REPO / 'configs' / 'tiny.py')
+  config.data.data_dir = data_dir
+  config.train.sample_every = 0
+  config.train.num_steps += 4
+  config.train.log_every = 1
+  config.mesh.shape = (1, 2, 4)  # the tiny batch of 2 splits over fsdp; tensor takes 4
+  losses = []
+  trainer.train_and_evaluate(config, workdir,
+                             on_metrics=lambda step, m: losses.append((step, m['loss'])))
+  return losses
+
+
 def main():
   mode, data_dir = sys.argv[1], sys.argv[2]
   runtime.enable_compilation_cache()
   assert jax.device_count() == 8, jax.devices()
-  result = meshes(data_dir) if mode == 'meshes' else remesh(data_dir, sys.argv[3])
+  modes = {'meshes': lambda: meshes(data_dir), 'remesh': lambda: remesh(data_dir, sys.argv[3]),
+           'grow': lambda: grow(data_dir, sys.argv[3])}
+  result = modes[mode]()
   print('RESULT ' + json.dumps(result))
 
 

@@ -53,3 +53,51 @@ def test_bad_model_configs_are_clear_errors(tiny_config):
     model_lib.create_model(config.model)
   with pytest.raises(ValueError, match='does not divide'):
     model_lib.check_video_shape(tiny_config.model, 3, 8, 8)
+
+
+def _perturbed_params(config, seed=1):
+  """Fresh weights with noise added everywhere (zero-initialised layers would hide errors)."""
+  params = training.init_params(config, 0)
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
+  return jax.tree.unflatten(tree, [x + 0.05 * jax.random.normal(k, x.shape)
+                                   for x, k in zip(leaves, keys)])
+
+
+def _loss_and_grads(config, params, x):
+  graphdef = training.model_graphdef(config)
+  def loss(p):
+    return jnp.mean(training.make_denoiser(graphdef, p, x)(x, jnp.array([0.3, 0.7]))**2)
+  return jax.jit(jax.value_and_grad(loss))(params)
+
+
+def test_remat_and_bf16_compute_match_the_plain_model(tiny_config):
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 8, 8, 3))
+  params = _perturbed_params(tiny_config)
+  loss, grads = _loss_and_grads(tiny_config, params, x)
+  for remat in ('full', 'dots'):
+    config = tiny_config.copy_and_resolve_references()
+    config.model.remat = remat
+    remat_loss, remat_grads = _loss_and_grads(config, params, x)
+    assert float(remat_loss) == pytest.approx(float(loss), rel=1e-6)
+    for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(remat_grads)):
+      assert jnp.allclose(a, b, rtol=1e-4, atol=1e-6)
+  config = tiny_config.copy_and_resolve_references()
+  config.model.dtype = 'bfloat16'
+  forward = lambda c: jax.jit(lambda p: training.make_denoiser(training.model_graphdef(c), p, x)(
+      x, jnp.array([0.3, 0.7])))(params)
+  out16, out32 = forward(config), forward(tiny_config)
+  assert out16.dtype == jnp.float32  # outputs and weights stay float32
+  assert jax.tree.leaves(params)[0].dtype == jnp.float32
+  assert float(jnp.abs(out16 - out32).mean()) < 0.03 * float(jnp.abs(out32).mean())
+  assert float(jnp.abs(out16 - out32).max()) > 0  # it did compute in bf16
+
+
+def test_bad_dtype_and_remat_are_named(tiny_config):
+  config = tiny_config.copy_and_resolve_references()
+  config.model.dtype = 'float16'
+  with pytest.raises(ValueError, match='model.dtype'):
+    model_lib.validate_model_config(config.model)
+  config.model.dtype, config.model.remat = 'float32', 'sometimes'
+  with pytest.raises(ValueError, match='model.remat'):
+    model_lib.validate_model_config(config.model)

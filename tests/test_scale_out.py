@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from eye2eye_jax import checkpointing, config_base, input_pipeline, sharding, training
+from eye2eye_jax import (checkpointing, config_base, input_pipeline, sharding, trainer,
+                         training)
 
 
 def _env(**extra):
@@ -64,6 +65,22 @@ def test_resume_on_another_mesh_continues_the_same_curve(tiny_dataset, tmp_path)
   assert sorted(straight) == sorted(remeshed) == list(range(1, 13))
   np.testing.assert_allclose([remeshed[s] for s in range(1, 13)],
                              [straight[s] for s in range(1, 13)], rtol=1e-5)
+
+
+def test_a_one_device_run_resumes_on_eight_devices(tiny_config, tiny_checkpoint, tmp_path):
+  for name in ('one', 'eight'):
+    shutil.copytree(tiny_checkpoint, tmp_path / name)
+  config = tiny_config.copy_and_resolve_references()
+  config.train.sample_every = 0
+  config.train.num_steps += 4
+  config.train.log_every = 1
+  on_one = []
+  trainer.train_and_evaluate(config, str(tmp_path / 'one'),
+                             on_metrics=lambda step, m: on_one.append((step, m['loss'])))
+  on_eight = _on_8_devices('grow', tiny_config.data.data_dir, str(tmp_path / 'eight'))
+  assert [s for s, _ in on_one] == [s for s, _ in on_eight] == list(
+      range(tiny_config.train.num_steps + 1, config.train.num_steps + 1))
+  np.testing.assert_allclose([l for _, l in on_eight], [l for _, l in on_one], rtol=1e-5)
 
 
 def _free_port() -> int:
