@@ -55,12 +55,11 @@ def create_mesh(config: ml_collections.ConfigDict, devices=None) -> Mesh:
   shape = mesh_shape(config, len(devices))
   dcn = tuple(config.mesh.dcn_shape)
   if math.prod(dcn) > 1:
-    grid = mesh_utils.create_hybrid_device_mesh(shape, dcn, devices)
+    # TPU slices know their slice; elsewhere (GPU nodes) each process is one "slice".
+    grid = mesh_utils.create_hybrid_device_mesh(
+        shape, dcn, devices, process_is_granule=not hasattr(devices[0], 'slice_index'))
   else:
-    try:
-      grid = mesh_utils.create_device_mesh(shape, devices)
-    except (AssertionError, NotImplementedError, ValueError):
-      grid = np.array(devices).reshape(shape)  # no topology to respect (e.g. CPU)
+    grid = mesh_utils.create_device_mesh(shape, devices)
   return Mesh(grid, tuple(config.mesh.axes))
 
 

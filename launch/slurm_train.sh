@@ -2,6 +2,7 @@
 # Trains a config on several GPU nodes under SLURM, one process per node.
 #
 #   sbatch --nodes=4 --gpus-per-node=8 launch/slurm_train.sh CONFIG WORKDIR [--config.x.y=value ...]
+#   (submitted from the repository root)
 #   launch/slurm_train.sh --dry_run CONFIG WORKDIR ...   (prints the commands)
 #
 # Sets the environment up once, then starts launch/host_train.sh on every node with srun;
@@ -22,15 +23,9 @@ if [[ $# -lt 2 ]]; then
   exit 2
 fi
 
-run() {
-  if [[ $dry_run -eq 1 ]]; then
-    printf '%q ' "$@"
-    printf '\n'
-  else
-    "$@"
-  fi
-}
-
+# sbatch runs a copy of this script, so the checkout is where the job was submitted from.
 cd "${SLURM_SUBMIT_DIR:-$(dirname "$0")/..}"
+# shellcheck source=launch/_common.sh
+source launch/_common.sh
 run make --quiet install
 run srun --kill-on-bad-exit=1 launch/host_train.sh --accelerator=gpu "$@"

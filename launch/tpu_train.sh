@@ -42,14 +42,8 @@ if [[ -n $project ]]; then
   where+=(--project="$project")
 fi
 
-run() {
-  if [[ $dry_run -eq 1 ]]; then
-    printf '%q ' "$@"
-    printf '\n'
-  else
-    "$@"
-  fi
-}
+# shellcheck source=launch/_common.sh
+source "$(dirname "$0")/_common.sh"
 
 cd "$(dirname "$0")/.."
 archive=/tmp/eye2eye_jax-$(git rev-parse --short HEAD).tar.gz

@@ -22,7 +22,8 @@ def _shellcheck() -> str:
 def test_scripts_pass_shellcheck():
   assert {p.name for p in SCRIPTS} >= {'tpu_train.sh', 'host_train.sh', 'slurm_train.sh',
                                        'train_local.sh'}
-  result = subprocess.run([_shellcheck(), *map(str, SCRIPTS)], capture_output=True, text=True)
+  result = subprocess.run([_shellcheck(), '-x', *map(str, SCRIPTS)], capture_output=True,
+                          text=True, cwd=REPO)
   assert result.returncode == 0, result.stdout
 
 
