@@ -73,7 +73,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   train_step = training.make_train_step(config, state_shardings, batch_sharding)
   t = config.train
   sample_clips = None
-  if t.sample_every > 0 and jax.process_index() == 0:
+  if t.sample_every > 0:  # on every process (the weights are global); process 0 writes
     sample_clips = training_samples.TrainingSampler(config, data_dir)
   report = periodic_actions.ReportProgress(num_train_steps=t.num_steps, writer=writer,
                                            every_steps=t.log_every)

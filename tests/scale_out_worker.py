@@ -1,6 +1,7 @@
 """Runs in a subprocess with 8 simulated CPU devices; prints one JSON line of results.
 
-  XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/scale_out_worker.py MODE DATA_DIR [WORKDIR]
+  XLA_FLAGS=--xla_force_host_platform_device_count=8 \
+      python tests/scale_out_worker.py MODE DATA_DIR [WORKDIR]
 
 meshes: a few train steps of the tiny config on 1 device and on data-parallel, FSDP and
   mixed meshes of 8, from the same batches: losses and bytes held per device.
