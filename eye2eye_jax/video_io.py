@@ -115,3 +115,59 @@ def _mux_audio(video: str, audio_from: str | os.PathLike, output: str) -> None:
   if result.returncode:
     raise VideoError(f'{output}: could not add the audio of {audio_from} '
                      f'({_ffmpeg_reason(result.stderr)})')
+
+
+@dataclasses.dataclass
+class VideoInfo:
+  width: int
+  height: int
+  fps: float
+  num_frames: int
+
+  @property
+  def duration_s(self) -> float:
+    return self.num_frames / self.fps
+
+
+def video_info(path: str | os.PathLike) -> VideoInfo:
+  """Size, frame rate and frame count of a video, without decoding it."""
+  _ensure_ffmpeg()
+  path = pathlib.Path(path)
+  if not path.is_file() or path.stat().st_size == 0:
+    raise VideoError(f'{path}: no such video file, or it is empty')
+  try:
+    with mediapy.VideoReader(path) as reader:
+      height, width = reader.shape
+      return VideoInfo(width, height, float(reader.fps), int(reader.num_images))
+  except Exception as error:
+    raise VideoError(f'{path}: not a readable video ({_ffmpeg_reason(str(error))})') from error
+
+
+def read_frames_at(path: str | os.PathLike, times_s) -> np.ndarray:
+  """The frames shown at ``times_s`` (seconds; the nearest frame each), streaming through
+  the video once and keeping only those: (len(times_s), H, W, 3) uint8."""
+  _ensure_ffmpeg()
+  path = pathlib.Path(path)
+  times_s = np.asarray(times_s, np.float64)
+  info = video_info(path)
+  wanted = np.clip(np.round(times_s * info.fps).astype(np.int64), 0, None)
+  if wanted.size and wanted.max() >= info.num_frames:
+    raise VideoError(f'{path}: time {times_s.max():.3f} s is past the end of the video '
+                     f'({info.duration_s:.3f} s)')
+  needed = set(wanted.tolist())
+  found = {}
+  try:
+    with mediapy.VideoReader(path) as reader:
+      for index, frame in enumerate(reader):
+        if index in needed:
+          found[index] = np.asarray(frame[..., :3], np.uint8)
+        if len(found) == len(needed):
+          break
+  except Exception as error:
+    raise VideoError(f'{path}: not a readable video ({_ffmpeg_reason(str(error))})') from error
+  missing = needed - set(found)
+  if missing:
+    raise VideoError(f'{path}: the video ends before frame {min(missing)} (it decodes '
+                     f'{len(found)} of the {len(needed)} frames asked for)')
+  return np.stack([found[i] for i in wanted.tolist()]) if wanted.size else np.zeros(
+      (0, info.height, info.width, 3), np.uint8)
