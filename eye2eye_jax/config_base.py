@@ -41,6 +41,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.builder = 'synthetic_stereo'  # TFDS dataset name
   c.data.builder_config = 'demo'
   c.data.data_dir = ''  # '' -> $TFDS_DATA_DIR, else outputs/tfds
+  c.data.manual_dir = ''  # inputs of builders that need them (stereo4d: npz/ and videos/)
   c.data.view = 'downsample'  # 'downsample' (base model) or 'crop' (refiner)
   c.data.resolution = 32  # side of the square clip the model sees
   c.data.num_frames = 8  # frames per training clip (taken from the start of each record)

@@ -39,12 +39,23 @@ def ensure_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
   import tensorflow_datasets as tfds
   if config.data.builder == 'synthetic_stereo':
     from data_builders.synthetic_stereo import Builder
-    builder = Builder(config=config.data.builder_config, data_dir=data_dir,
-                      file_format='array_record')
+  elif config.data.builder == 'stereo4d':
+    from data_builders.stereo4d import Builder
   else:
-    builder = tfds.builder(f'{config.data.builder}/{config.data.builder_config}',
-                           data_dir=data_dir, file_format='array_record')
-  builder.download_and_prepare()
+    raise ValueError(f'data.builder: unknown dataset {config.data.builder!r} (synthetic_stereo '
+                     'or stereo4d)')
+  builder = Builder(config=config.data.builder_config, data_dir=data_dir,
+                    file_format='array_record')
+  download_config = tfds.download.DownloadConfig(manual_dir=config.data.manual_dir or None)
+  try:
+    builder.download_and_prepare(download_config=download_config)
+  except AssertionError as error:  # TFDS's way of saying the manual inputs are missing
+    if 'Manual directory' not in str(error):
+      raise
+    raise FileNotFoundError(
+        f'{config.data.builder}/{config.data.builder_config}: set data.manual_dir to the '
+        f'folder holding its inputs (got {config.data.manual_dir or "nothing"}); '
+        f'{str(error).splitlines()[0]}') from error
 
 
 def data_source(config: ml_collections.ConfigDict, split: str, data_dir: str):
