@@ -134,3 +134,42 @@ def test_processes_build_the_same_dataset(built, tmp_path):
   assert sorted(ours) == sorted(r['name'] for r in serial)
   for record in serial:
     np.testing.assert_array_equal(ours[record['name']]['left'], record['left'])
+
+
+def caption_by_brightness(frame: np.ndarray) -> str:
+  return 'a bright scene' if frame.mean() > 100 else 'a dark scene'
+
+
+def embed_words(caption: str) -> np.ndarray:
+  return np.full((len(caption.split()), 4), len(caption), np.float32)
+
+
+def test_rectified_pairs_with_a_captioner_and_text_encoder(built, tmp_path):
+  """The release tool's rectified mp4 pairs are read directly; captions and embeddings."""
+  config, manual = built
+  from data_builders.stereo4d import Builder, Stereo4DConfig
+  import tensorflow_datasets as tfds
+  pairs = tmp_path / 'manual'
+  (pairs / 'npz').mkdir(parents=True)
+  shutil.copy(manual / 'npz' / 'clip_one_0.npz', pairs / 'npz')
+  source = video_io.read_video(manual / 'videos' / 'clip_one.mp4')
+  npz = np.load(manual / 'npz' / 'clip_one_0.npz')
+  left, right = rectification.Rectifier(rectification.FovBounds.from_array(npz['fov_bounds']),
+                                        npz['rectified2rig'], 256)(source.frames)
+  for eye, frames in (('left', left), ('right', right)):
+    video_io.write_video(pairs / 'videos' / f'clip_one-{eye}_rectified.mp4', frames, source.fps)
+  rectified = Stereo4DConfig(name='sample_rectified', source='rectified', size=128,
+                             clip_frames=8, validation_per_mille=0,
+                             captioner=f'{__name__}:caption_by_brightness',
+                             text_encoder=f'{__name__}:embed_words', text_embed_dim=4)
+  builder = Builder(config=rectified, data_dir=str(tmp_path / 'tfds'),
+                    file_format='array_record')
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+      manual_dir=str(pairs)))
+  records = list(builder.as_data_source()['train'])
+  assert len(records) == 2
+  for record in records:
+    assert record['right'].shape == (8, 128, 128, 3)  # 256 px pairs resized to the config's
+    assert record['caption'] in (b'a bright scene', b'a dark scene')
+    assert record['text_embedding'].shape == (3, 4)
+    assert record['disparity_median_px'] > 0
