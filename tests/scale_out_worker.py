@@ -18,7 +18,6 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
 
 from eye2eye_jax import (config_base, input_pipeline, runtime, sharding,  # noqa: E402
                          trainer, training)
