@@ -21,6 +21,7 @@ def base_config() -> ml_collections.ConfigDict:
   """The full config tree. Experiments change values, never add keys."""
   c = ml_collections.ConfigDict()
   c.seed = 0
+  c.config_file = ''  # the file this config came from (the train command records it)
   c.compilation_cache_dir = ''  # '' -> $JAX_COMPILATION_CACHE_DIR, else .cache/jax
 
   # The device mesh (eye2eye_jax/sharding.py). Sizes per slice; one -1 takes the rest.
@@ -42,6 +43,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.builder_config = 'demo'
   c.data.data_dir = ''  # '' -> $TFDS_DATA_DIR, else outputs/tfds
   c.data.manual_dir = ''  # inputs of builders that need them (stereo4d: npz/ and videos/)
+  c.data.task = 'stereo'  # 'stereo' (right -> left) or 'video' (a backbone: clips alone)
+  c.data.video_field = 'right'  # the records' field a 'video' task trains on
   c.data.view = 'downsample'  # 'downsample' (base model) or 'crop' (refiner)
   c.data.resolution = 32  # side of the square clip the model sees
   c.data.num_frames = 8  # frames per training clip (taken from the start of each record)
@@ -58,9 +61,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.num_heads = 4
   c.model.text_embed_dim = 0  # 0: no text conditioning
   c.model.video_channels = 3
-  c.model.condition_channels = 3
+  c.model.condition_channels = 3  # the right view; 0: an unconditional video backbone
+  c.model.spatial_only = False  # True: an image UNet (no temporal layers), a 2-D backbone
+  c.model.norm_per_frame = False  # group norms per frame (as the image UNet a model inflates)
   c.model.dtype = 'float32'  # compute dtype: 'float32' or 'bfloat16' (weights stay float32)
   c.model.remat = 'none'  # 'none', 'full' (recompute each block) or 'dots' (keep matmuls)
+
+  # Captions -> embeddings for models with text (eye2eye_jax/text_encoding.py).
+  c.text = ml_collections.ConfigDict()
+  c.text.encoder = ''  # 'hashed_words', 'precomputed' or 'package.module:function'
+  c.text.max_tokens = 16
 
   c.diffusion = ml_collections.ConfigDict()
   c.diffusion.schedule = 'cosine'
@@ -75,6 +85,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.ema_decay = 0.999
   c.train.init_checkpoint = ''  # start a fresh run from these weights (e.g. 'bundled:demo')
   c.train.condition_dropout = 0.0  # chance of training without the right view (for guidance)
+  c.train.caption_dropout = 0.0  # chance of training without the caption (text guidance)
+  # Weights kept fixed: groups 'spatial', 'temporal', 'text', or regexes of parameter paths.
+  c.train.freeze = ()
+  c.train.eval_every = 0  # steps between held-out losses (eval/loss); 0: never
+  c.train.eval_batches = 4  # validation batches in each held-out loss
   c.train.log_every = 50
   c.train.checkpoint_every = 500
   c.train.keep_checkpoints = 3
@@ -91,6 +106,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.sample.refiner_num_steps = 48
   c.sample.refiner_t_start = 0.9  # the base output is noised to this t, then refined
   c.sample.guidance_scale = 0.0  # classifier-free guidance on the right view; 0 = off
+  c.sample.caption = ''  # text for models with text conditioning ('' = none)
+  c.sample.text_guidance_scale = 0.0  # classifier-free guidance on the caption; 0 = off
   c.sample.eta = 0.0  # 0: DDIM; 1: DDPM-like ancestral sampling
   c.sample.seed = 0
   c.sample.window_overlap = -1  # frames shared by consecutive windows; -1: half a clip

@@ -11,6 +11,12 @@ process, shuffled, and turned into one of the paper's two training views:
 With ``mirror_augment``, a clip is mirrored horizontally and its eyes swapped: the mirrored
 left view becomes the right view and vice versa, which keeps every disparity >= 0.
 Batches hold float32 arrays in [-1, 1]: ``right`` (the condition) and ``left`` (the target).
+
+For a backbone (``data.task='video'``) the batch is ``video`` alone: the dataset's
+``data.video_field`` (the right views of a stereo dataset, or ``video`` of the
+``video_folder`` builder's clips of any directory of videos). Models that read text also
+get ``text`` (tokens, D) and ``text_mask`` (tokens,) from each clip's caption
+(``eye2eye_jax/text_encoding.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import cv2
 import grain
 import ml_collections
 import numpy as np
+
+from eye2eye_jax import text_encoding
 
 
 def resolve_data_dir(config: ml_collections.ConfigDict) -> str:
@@ -41,9 +49,11 @@ def ensure_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
     from data_builders.synthetic_stereo import Builder
   elif config.data.builder == 'stereo4d':
     from data_builders.stereo4d import Builder
+  elif config.data.builder == 'video_folder':
+    from data_builders.video_folder import Builder
   else:
-    raise ValueError(f'data.builder: unknown dataset {config.data.builder!r} (synthetic_stereo '
-                     'or stereo4d)')
+    raise ValueError(f'data.builder: unknown dataset {config.data.builder!r} (synthetic_stereo, '
+                     'stereo4d or video_folder)')
   builder = Builder(config=config.data.builder_config, data_dir=data_dir,
                     file_format='array_record')
   download_config = tfds.download.DownloadConfig(manual_dir=config.data.manual_dir or None)
@@ -88,39 +98,95 @@ def from_model_range(x: np.ndarray) -> np.ndarray:
   return np.clip(np.round((np.asarray(x, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def batch_ndims(config: ml_collections.ConfigDict) -> dict[str, int]:
+  """The keys of a training batch and their ranks (batch dimension included)."""
+  keys = {'video': 5} if config.data.get('task', 'stereo') == 'video' else {'right': 5,
+                                                                             'left': 5}
+  if text_encoding.uses_text(config):
+    keys.update(text=3, text_mask=2)
+  return keys
+
+
 @dataclasses.dataclass
 class TrainingView(grain.transforms.RandomMap):
-  """Makes one training example (the configured view) from a stored clip."""
+  """Makes one training example (the configured view) from a stored clip.
+
+  ``task='stereo'``: ``right`` and ``left`` from the record's two views; ``task='video'``:
+  ``video`` from the record's ``video_field`` (mirroring then just flips it).
+  """
   view: str
   resolution: int
   num_frames: int
   mirror_augment: bool
+  task: str = 'stereo'
+  video_field: str = 'right'
 
   def random_map(self, element, rng: np.random.Generator):
-    right, left = element['right'], element['left']
-    total = right.shape[0]
+    if self.task == 'video':
+      views = [element[self.video_field]]
+    elif self.task == 'stereo':
+      views = [element['right'], element['left']]
+    else:
+      raise ValueError(f"data.task must be 'stereo' or 'video', got {self.task!r}")
+    total = views[0].shape[0]
     if total < self.num_frames:
       raise ValueError(f'records hold {total} frames, fewer than data.num_frames='
                        f'{self.num_frames}')
     start = rng.integers(0, total - self.num_frames + 1)
-    right = right[start:start + self.num_frames]
-    left = left[start:start + self.num_frames]
+    views = [v[start:start + self.num_frames] for v in views]
     if self.mirror_augment and rng.random() < 0.5:
-      right, left = left[:, :, ::-1], right[:, :, ::-1]
+      views = [v[:, :, ::-1] for v in reversed(views)]  # mirrored, eyes swapped
     if self.view == 'downsample':
-      right = resize_clip(right, self.resolution, self.resolution)
-      left = resize_clip(left, self.resolution, self.resolution)
+      views = [resize_clip(v, self.resolution, self.resolution) for v in views]
     elif self.view == 'crop':
-      h, w = right.shape[1:3]
+      h, w = views[0].shape[1:3]
       if h < self.resolution or w < self.resolution:
         raise ValueError(f'crop of {self.resolution} px does not fit clips of {h}x{w}')
       y = rng.integers(0, h - self.resolution + 1)
       x = rng.integers(0, w - self.resolution + 1)
-      right = right[:, y:y + self.resolution, x:x + self.resolution]
-      left = left[:, y:y + self.resolution, x:x + self.resolution]
+      views = [v[:, y:y + self.resolution, x:x + self.resolution] for v in views]
     else:
       raise ValueError(f"data.view must be 'downsample' or 'crop', got {self.view!r}")
-    return {'right': to_model_range(right), 'left': to_model_range(left)}
+    names = ['video'] if self.task == 'video' else ['right', 'left']
+    example = {name: to_model_range(v) for name, v in zip(names, views)}
+    for key in ('text', 'text_mask'):
+      if key in element:
+        example[key] = element[key]
+    return example
+
+
+@dataclasses.dataclass
+class TextFeatures(grain.transforms.Map):
+  """Adds ``text`` and ``text_mask`` from the record's caption (or its precomputed
+  ``text_embedding`` when no encoder is given)."""
+  encode: object  # caption -> (text, mask), or None for precomputed embeddings
+  max_tokens: int
+
+  def map(self, element):
+    if self.encode is not None:
+      caption = element.get('caption', b'')
+      caption = caption.decode() if isinstance(caption, bytes) else str(caption)
+      text, mask = self.encode(caption)
+    elif 'text_embedding' in element:
+      text, mask = text_encoding.pad_tokens(element['text_embedding'], self.max_tokens)
+    else:
+      raise ValueError("text.encoder='precomputed' but the records have no text_embedding")
+    return {**element, 'text': text, 'text_mask': mask}
+
+
+def clip_operations(config: ml_collections.ConfigDict, batch_size: int) -> list:
+  """The per-record transforms and batching of the training pipeline."""
+  d = config.data
+  operations = []
+  if text_encoding.uses_text(config):
+    operations.append(TextFeatures(text_encoding.caption_encoder(config),
+                                   int(config.text.max_tokens)))
+  operations += [
+      TrainingView(d.view, d.resolution, d.num_frames, d.mirror_augment,
+                   d.get('task', 'stereo'), d.get('video_field', 'right')),
+      grain.transforms.Batch(batch_size, drop_remainder=True),
+  ]
+  return operations
 
 
 def train_sampler(config: ml_collections.ConfigDict, num_records: int,
@@ -136,19 +202,17 @@ def train_sampler(config: ml_collections.ConfigDict, num_records: int,
 
 
 def create_train_loader(config: ml_collections.ConfigDict, data_dir: str,
-                        shard_options: grain.sharding.ShardOptions | None = None
-                        ) -> grain.DataLoader:
-  """An endless, shuffled, per-process-sharded loader of per-process training batches."""
+                        shard_options: grain.sharding.ShardOptions | None = None,
+                        split: str = 'train') -> grain.DataLoader:
+  """An endless, shuffled, per-process-sharded loader of per-process training batches
+  (of ``split``: the trainer's held-out loss reads the validation split the same way)."""
   import jax
   d = config.data
   if d.batch_size % jax.process_count():
     raise ValueError(f'data.batch_size={d.batch_size} does not divide over '
                      f'{jax.process_count()} processes')
-  source = data_source(config, 'train', data_dir)
+  source = data_source(config, split, data_dir)
   sampler = train_sampler(config, len(source), shard_options=shard_options)
-  operations = [
-      TrainingView(d.view, d.resolution, d.num_frames, d.mirror_augment),
-      grain.transforms.Batch(d.batch_size // jax.process_count(), drop_remainder=True),
-  ]
+  operations = clip_operations(config, d.batch_size // jax.process_count())
   return grain.DataLoader(data_source=source, sampler=sampler, operations=operations,
                           worker_count=d.num_workers)

@@ -7,11 +7,17 @@ at every level and in time at the levels the config names; residual blocks are f
 new temporal layer is the identity); attention over space and over time runs at the
 coarsest level; an optional text embedding enters through cross-attention there.
 
+The same class builds the backbones the stereo model starts from: with
+``condition_channels=0`` a (text-to-)video model, and with ``spatial_only=True`` a
+(text-to-)image UNet that has no temporal layers and treats every frame alone
+(``eye2eye_jax/surgery.py`` turns either into a stereo model).
+
 Videos are laid out (batch, frames, height, width, channels).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -45,27 +51,41 @@ class SpatialConv(nnx.Module):
     return y.reshape((b, t) + y.shape[1:])
 
 
-def _group_norm(channels: int, dtype, rngs: nnx.Rngs) -> nnx.GroupNorm:
-  return nnx.GroupNorm(channels, num_groups=min(32, channels // 4) or 1, dtype=dtype,
-                       rngs=rngs)
+class GroupNorm(nnx.GroupNorm):
+  """Group normalisation over a whole clip, or (``per_frame``) over each frame alone, as an
+  image model normalises each image."""
+
+  def __init__(self, channels: int, *, per_frame: bool, dtype, rngs: nnx.Rngs):
+    super().__init__(channels, num_groups=min(32, channels // 4) or 1, dtype=dtype, rngs=rngs)
+    self.per_frame = per_frame
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if not self.per_frame:
+      return super().__call__(x)
+    return super().__call__(x.reshape((-1,) + x.shape[2:])).reshape(x.shape)
 
 
 class FactorizedResBlock(nnx.Module):
   """Spatial residual block (two 1x3x3 convs, FiLM by the embedding), then temporal conv."""
 
   def __init__(self, in_channels: int, out_channels: int, embed_dim: int, *,
-               dtype=jnp.float32, rngs: nnx.Rngs):
-    self.norm1 = _group_norm(in_channels, dtype, rngs)
+               temporal: bool = True, norm_per_frame: bool = False, dtype=jnp.float32,
+               rngs: nnx.Rngs):
+    _group_norm = functools.partial(GroupNorm, per_frame=norm_per_frame)
+    self.norm1 = _group_norm(in_channels, dtype=dtype, rngs=rngs)
     self.conv1 = SpatialConv(in_channels, out_channels, dtype=dtype, rngs=rngs)
     self.film = nnx.Linear(embed_dim, 2 * out_channels, dtype=dtype, rngs=rngs)
-    self.norm2 = _group_norm(out_channels, dtype, rngs)
+    self.norm2 = _group_norm(out_channels, dtype=dtype, rngs=rngs)
     self.conv2 = SpatialConv(out_channels, out_channels, kernel_init=_zeros, dtype=dtype,
                              rngs=rngs)
     self.skip = (nnx.Conv(in_channels, out_channels, (1, 1, 1), dtype=dtype, rngs=rngs)
                  if in_channels != out_channels else None)
-    self.temporal_norm = _group_norm(out_channels, dtype, rngs)
-    self.temporal_conv = nnx.Conv(out_channels, out_channels, (3, 1, 1), kernel_init=_zeros,
-                                  dtype=dtype, rngs=rngs)
+    if temporal:
+      self.temporal_norm = _group_norm(out_channels, dtype=dtype, rngs=rngs)
+      self.temporal_conv = nnx.Conv(out_channels, out_channels, (3, 1, 1), kernel_init=_zeros,
+                                    dtype=dtype, rngs=rngs)
+    else:
+      self.temporal_norm = self.temporal_conv = None
 
   def __call__(self, x: jax.Array, emb: jax.Array) -> jax.Array:
     h = self.conv1(nnx.silu(self.norm1(x)))
@@ -73,27 +93,38 @@ class FactorizedResBlock(nnx.Module):
     h = self.norm2(h) * (1 + scale) + shift
     h = self.conv2(nnx.silu(h))
     x = (self.skip(x) if self.skip is not None else x) + h
+    if self.temporal_conv is None:
+      return x
     return x + self.temporal_conv(nnx.silu(self.temporal_norm(x)))
 
 
 class FactorizedAttention(nnx.Module):
   """Self-attention over space (per frame), then over time (per pixel), then optional
-  cross-attention to text tokens. Each branch is residual with a zero-initialised output."""
+  cross-attention to text tokens. Each branch is residual with a zero-initialised output.
+
+  An example whose text mask is all False (an empty or dropped caption) gets no text
+  branch at all, so the same model is also its own unconditional model (for guidance).
+  """
 
   def __init__(self, channels: int, num_heads: int, text_embed_dim: int, *,
-               dtype=jnp.float32, rngs: nnx.Rngs):
+               temporal: bool = True, norm_per_frame: bool = False, dtype=jnp.float32,
+               rngs: nnx.Rngs):
+    _group_norm = functools.partial(GroupNorm, per_frame=norm_per_frame)
 
     def attention(kv_features=None):
       return nnx.MultiHeadAttention(num_heads, channels, in_kv_features=kv_features,
                                     out_kernel_init=_zeros, decode=False, dtype=dtype,
                                     rngs=rngs)
 
-    self.spatial_norm = _group_norm(channels, dtype, rngs)
+    self.spatial_norm = _group_norm(channels, dtype=dtype, rngs=rngs)
     self.spatial = attention()
-    self.temporal_norm = _group_norm(channels, dtype, rngs)
-    self.temporal = attention()
+    if temporal:
+      self.temporal_norm = _group_norm(channels, dtype=dtype, rngs=rngs)
+      self.temporal = attention()
+    else:
+      self.temporal_norm = self.temporal = None
     if text_embed_dim:
-      self.text_norm = _group_norm(channels, dtype, rngs)
+      self.text_norm = _group_norm(channels, dtype=dtype, rngs=rngs)
       self.text = attention(text_embed_dim)
     else:
       self.text_norm = self.text = None
@@ -102,14 +133,17 @@ class FactorizedAttention(nnx.Module):
     b, t, h, w, c = x.shape
     q = self.spatial_norm(x).reshape(b * t, h * w, c)
     x = x + self.spatial(q).reshape(b, t, h, w, c)
-    q = self.temporal_norm(x).transpose(0, 2, 3, 1, 4).reshape(b * h * w, t, c)
-    x = x + self.temporal(q).reshape(b, h, w, t, c).transpose(0, 3, 1, 2, 4)
+    if self.temporal is not None:
+      q = self.temporal_norm(x).transpose(0, 2, 3, 1, 4).reshape(b * h * w, t, c)
+      x = x + self.temporal(q).reshape(b, h, w, t, c).transpose(0, 3, 1, 2, 4)
     if self.text is not None and text is not None:
       q = self.text_norm(x).reshape(b, t * h * w, c)
-      mask = None
-      if text_mask is not None:
-        mask = text_mask[:, None, None, :].astype(bool)
-      x = x + self.text(q, text, text, mask=mask).reshape(b, t, h, w, c)
+      if text_mask is None:
+        text_mask = jnp.ones(text.shape[:2], bool)
+      text_mask = text_mask.astype(bool)
+      attended = self.text(q, text, text, mask=text_mask[:, None, None, :])
+      has_text = jnp.any(text_mask, axis=1)[:, None, None].astype(attended.dtype)
+      x = x + (attended * has_text).reshape(b, t, h, w, c)
     return x
 
 
@@ -144,8 +178,11 @@ class SpaceTimeUNet(nnx.Module):
 
   Config fields (``config.model``): channels, channel_mult (one entry per level),
   temporal_downsample (one bool per level transition), num_res_blocks, num_heads,
-  text_embed_dim (0: no text), video_channels, condition_channels, dtype (of the
-  computation; weights stay float32), remat (what the backward pass recomputes).
+  text_embed_dim (0: no text), video_channels, condition_channels (0: an unconditional
+  video model, a backbone), spatial_only (no temporal layers: an image UNet applied per
+  frame), norm_per_frame (group norms over each frame rather than the clip; what a model
+  inflated from an image UNet needs to start with its outputs), dtype (of the computation; weights stay float32), remat (what the backward pass
+  recomputes).
   """
 
   def __init__(self, config: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
@@ -157,6 +194,10 @@ class SpaceTimeUNet(nnx.Module):
     dtype = jnp.dtype(config.get('dtype', 'float32'))
     self.dtype = dtype
     self.remat = config.get('remat', 'none')
+    temporal = not config.get('spatial_only', False)
+    # An image model normalises each frame alone; a video model, by default, the whole clip.
+    layer_options = dict(temporal=temporal, dtype=dtype,
+                         norm_per_frame=not temporal or config.get('norm_per_frame', False))
     self.time_mlp1 = nnx.Linear(ch, embed_dim, dtype=dtype, rngs=rngs)
     self.time_mlp2 = nnx.Linear(embed_dim, embed_dim, dtype=dtype, rngs=rngs)
     in_channels = config.video_channels + config.condition_channels
@@ -167,44 +208,50 @@ class SpaceTimeUNet(nnx.Module):
     for level, mult in enumerate(mults):
       blocks = []
       for _ in range(config.num_res_blocks):
-        blocks.append(FactorizedResBlock(current, ch * mult, embed_dim, dtype=dtype,
+        blocks.append(FactorizedResBlock(current, ch * mult, embed_dim, **layer_options,
                                          rngs=rngs))
         current = ch * mult
         skip_channels.append(current)
       down_blocks.append(nnx.List(blocks))
       if level < len(mults) - 1:
-        downsamplers.append(Downsample(current, config.temporal_downsample[level],
+        downsamplers.append(Downsample(current, temporal and config.temporal_downsample[level],
                                        dtype=dtype, rngs=rngs))
         skip_channels.append(current)
     self.down_blocks = nnx.List(down_blocks)
     self.downsamplers = nnx.List(downsamplers)
 
-    self.mid_block1 = FactorizedResBlock(current, current, embed_dim, dtype=dtype, rngs=rngs)
+    self.mid_block1 = FactorizedResBlock(current, current, embed_dim, **layer_options,
+                                         rngs=rngs)
     self.mid_attention = FactorizedAttention(current, config.num_heads, config.text_embed_dim,
-                                             dtype=dtype, rngs=rngs)
-    self.mid_block2 = FactorizedResBlock(current, current, embed_dim, dtype=dtype, rngs=rngs)
+                                             **layer_options, rngs=rngs)
+    self.mid_block2 = FactorizedResBlock(current, current, embed_dim, **layer_options,
+                                         rngs=rngs)
 
     up_blocks, upsamplers = [], []
     for level, mult in reversed(list(enumerate(mults))):
       blocks = []
       for _ in range(config.num_res_blocks + 1):
         blocks.append(FactorizedResBlock(current + skip_channels.pop(), ch * mult, embed_dim,
-                                         dtype=dtype, rngs=rngs))
+                                         **layer_options, rngs=rngs))
         current = ch * mult
       up_blocks.append(nnx.List(blocks))
       if level > 0:
-        upsamplers.append(Upsample(current, config.temporal_downsample[level - 1],
+        upsamplers.append(Upsample(current, temporal and config.temporal_downsample[level - 1],
                                    dtype=dtype, rngs=rngs))
     self.up_blocks = nnx.List(up_blocks)
     self.upsamplers = nnx.List(upsamplers)
-    self.norm_out = _group_norm(current, dtype, rngs)
+    self.norm_out = GroupNorm(current, per_frame=layer_options['norm_per_frame'], dtype=dtype,
+                              rngs=rngs)
     self.conv_out = SpatialConv(current, config.video_channels, kernel_init=_zeros,
                                 dtype=dtype, rngs=rngs)
 
-  def __call__(self, noisy: jax.Array, condition: jax.Array, t: jax.Array,
+  def __call__(self, noisy: jax.Array, condition: jax.Array | None, t: jax.Array,
                text: jax.Array | None = None, text_mask: jax.Array | None = None,
                activation_sharding: jax.sharding.Sharding | None = None) -> jax.Array:
     """noisy, condition: (B, T, H, W, C); t: (B,) in [0, 1]; text: (B, N, D) or None.
+
+    ``condition`` is None for a model without condition channels (a backbone);
+    ``text_mask`` (B, N) marks the valid text tokens.
 
     ``activation_sharding`` (for (B, T, H, W, C) arrays) pins every level's activations to
     the batch layout, so the compiler does not split them along the weights' sharded
@@ -217,7 +264,8 @@ class SpaceTimeUNet(nnx.Module):
       pin = lambda x: jax.lax.with_sharding_constraint(x, activation_sharding)
     emb = timestep_embedding(t, self.time_mlp1.in_features).astype(self.dtype)
     emb = self.time_mlp2(nnx.silu(self.time_mlp1(emb)))
-    x = pin(self.conv_in(jnp.concatenate([noisy, condition], axis=-1).astype(self.dtype)))
+    inputs = noisy if condition is None else jnp.concatenate([noisy, condition], axis=-1)
+    x = pin(self.conv_in(inputs.astype(self.dtype)))
     skips = [x]
     for level, blocks in enumerate(self.down_blocks):
       for block in blocks:
@@ -277,7 +325,8 @@ def check_video_shape(config: ml_collections.ConfigDict, frames: int, height: in
   """Raises ValueError when a clip of this shape cannot pass through the UNet's levels."""
   levels = len(config.channel_mult)
   spatial = 2**(levels - 1)
-  temporal = 2**sum(bool(x) for x in config.temporal_downsample)
+  temporal = 1 if config.get('spatial_only', False) else 2**sum(
+      bool(x) for x in config.temporal_downsample)
   if height % spatial or width % spatial or frames % temporal:
     raise ValueError(f'clip of {frames}x{height}x{width} (frames x height x width) does not '
                      f'divide by the UNet\'s downsampling ({temporal} in time, {spatial} in '

@@ -160,6 +160,11 @@ def batch_sharding(mesh: Mesh, rules, ndim: int = 5) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec())
 
 
+def batch_shardings(mesh: Mesh, rules, ndims: dict[str, int]) -> dict[str, NamedSharding]:
+  """A batch sharding per batch key, for arrays of rank ``ndims[key]``."""
+  return {key: batch_sharding(mesh, rules, ndim) for key, ndim in ndims.items()}
+
+
 def batch_divisor(mesh: Mesh, rules) -> int:
   """How many ways the ``batch`` rule splits a batch."""
   spec = batch_sharding(mesh, rules).spec[0]

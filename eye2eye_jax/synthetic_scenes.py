@@ -331,3 +331,20 @@ class SceneGenerator:
         weight = np.where(alpha > 0.3, weight / np.maximum(alpha, 1e-6), 0.0)
       visibility.append(weight)
     return np.clip(image, 0, 1), np.stack(visibility), alphas
+
+
+
+def describe(clip: StereoClip) -> str:
+  """A caption of the clip's content and camera motion, e.g. 'a photograph behind two
+  objects, a glass pane and a mirror; the camera moves left'."""
+  kinds = [LayerKind(k) for k in clip.layer_kind if k != LayerKind.PADDING]
+  has_mirror = LayerKind.REFLECTION in kinds
+  objects = kinds.count(LayerKind.OPAQUE) - has_mirror  # a mirror's frame is opaque too
+  parts = [f'{["one", "two", "three", "four"][objects - 1]} object{"s" * (objects > 1)}'
+           ] if objects else []
+  parts += ['a glass pane'] * (LayerKind.TRANSPARENT in kinds) + ['a mirror'] * has_mirror
+  scene = 'a photograph'
+  if parts:
+    scene += ' behind ' + (', '.join(parts[:-1]) + ' and ' if len(parts) > 1 else '') + parts[-1]
+  # Content shifts by -camera * disparity: a camera moving right moves the scene left.
+  return f'{scene}; the camera moves {"right" if clip.camera_speed > 0 else "left"}'

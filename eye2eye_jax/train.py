@@ -26,9 +26,12 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if _CONFIG.value is None or _WORKDIR.value is None:
     raise app.UsageError('--config and --workdir are required')
-  runtime.enable_compilation_cache(_CONFIG.value.compilation_cache_dir or None)
+  config = _CONFIG.value
+  config.config_file = config.config_file or config_flags.get_config_filename(
+      flags.FLAGS['config'])
+  runtime.enable_compilation_cache(config.compilation_cache_dir or None)
   runtime.initialize_distributed()
-  trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  trainer.train_and_evaluate(config, _WORKDIR.value)
 
 
 if __name__ == '__main__':

@@ -7,6 +7,7 @@ shares. SIGTERM (preemption) saves a checkpoint at the current step before retur
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -19,8 +20,8 @@ from absl import logging
 from clu import metric_writers, periodic_actions
 from etils import epath
 
-from eye2eye_jax import (checkpointing, input_pipeline, model as model_lib, sharding,
-                         training, training_samples)
+from eye2eye_jax import (atomic_files, checkpointing, input_pipeline, model as model_lib,
+                         sharding, training, training_samples)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -48,7 +49,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   abstract = jax.eval_shape(lambda: training.init_train_state(config))
   state_shardings = sharding.state_shardings(abstract, mesh, rules)
-  batch_sharding = sharding.batch_sharding(mesh, rules)
+  batch_sharding = sharding.batch_shardings(mesh, rules, input_pipeline.batch_ndims(config))
   target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                         abstract, state_shardings)
   manager = checkpointing.create_manager(os.path.join(workdir, 'checkpoints'), config)
@@ -56,10 +57,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if state is not None:
     logging.info('Resumed from step %d', int(state['step']))
   elif config.train.init_checkpoint:
-    state = training.init_from_checkpoint(config, training.init_train_state(config),
-                                          config.train.init_checkpoint)
+    state, report = training.init_from_checkpoint(config, config.train.init_checkpoint)
     state = jax.device_put(state, state_shardings)
-    logging.info('Initialised the weights from %s', config.train.init_checkpoint)
+    if jax.process_index() == 0:
+      _write_text(workdir, 'init_report.json',
+                  json.dumps({'source': config.train.init_checkpoint, **report}, indent=1))
   else:
     state = training.init_sharded_train_state(config, state_shardings)
   start_step = int(state['step'])
@@ -72,6 +74,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   train_step = training.make_train_step(config, state_shardings, batch_sharding)
   t = config.train
+  held_out = None
+  if t.eval_every > 0:
+    held_out = _HeldOutLoss(config, data_dir, batch_sharding)
   sample_clips = None
   if t.sample_every > 0:  # on every process (the weights are global); process 0 writes
     sample_clips = training_samples.TrainingSampler(config, data_dir)
@@ -81,8 +86,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   step_start = time.time()
   preempted = _PreemptionFlag()
   for step in range(start_step + 1, t.num_steps + 1):
-    batch = {k: jax.make_array_from_process_local_data(batch_sharding, v)
-             for k, v in next(data_iterator).items()}
+    batch = _global_batch(batch_sharding, next(data_iterator))
     state, metrics = train_step(state, batch)
     losses.append(metrics['loss'])
     report(step)
@@ -95,6 +99,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       if on_metrics is not None:
         on_metrics(step, scalars)
       step_start = time.time()
+    if held_out is not None and (step % t.eval_every == 0 or step == t.num_steps):
+      eval_loss = held_out(state['ema_params'])
+      writer.write_scalars(step, {'eval/loss': eval_loss})
+      if on_metrics is not None:
+        on_metrics(step, {'eval/loss': eval_loss})
     if sample_clips is not None and step % t.sample_every == 0:
       sample_clips(step, state, writer)
     if step % t.checkpoint_every == 0 or step == t.num_steps:
@@ -108,6 +117,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   manager.close()
   writer.flush()
   return state
+
+
+def _write_text(workdir: str, name: str, text: str) -> None:
+  """Writes ``workdir/name``: atomically on local disks, as one object on buckets."""
+  if '://' in workdir:
+    epath.Path(workdir, name).write_text(text)
+  else:
+    atomic_files.write_text(os.path.join(workdir, name), text)
+
+
+def _global_batch(batch_sharding: dict, local: dict) -> dict:
+  """The global batch from this process's share of it."""
+  return {k: jax.make_array_from_process_local_data(batch_sharding[k], v)
+          for k, v in local.items()}
+
+
+class _HeldOutLoss:
+  """Mean loss of the EMA weights on the first ``train.eval_batches`` validation batches,
+  with the same noise and times at every evaluation, so the values form a curve."""
+
+  def __init__(self, config: ml_collections.ConfigDict, data_dir: str, batch_sharding: dict):
+    loader = iter(input_pipeline.create_train_loader(config, data_dir, split='validation'))
+    self._batches = [next(loader) for _ in range(config.train.eval_batches)]
+    self._sharding = batch_sharding
+    self._loss = training.make_eval_loss(config)
+
+  def __call__(self, params) -> float:
+    losses = [self._loss(params, _global_batch(self._sharding, batch), i)
+              for i, batch in enumerate(self._batches)]
+    return float(np.mean(jax.device_get(losses)))
 
 
 def _sync_processes(name: str) -> None:

@@ -4,30 +4,78 @@ Weights are plain nested dicts of arrays (``nnx.to_pure_dict(nnx.state(...))``);
 rebuilt from its graphdef inside jitted functions with ``nnx.merge``. The train state is a
 dict ``{'step', 'params', 'opt_state', 'ema_params'}``; the step's randomness is derived
 from the run's seed and the step number, so a resumed run draws the same noise.
+
+Batches (``eye2eye_jax/input_pipeline.py``) hold ``right`` (the condition) and ``left`` (the
+target) for the stereo task, or ``video`` alone for a backbone (``data.task='video'``), plus
+``text`` / ``text_mask`` when the model reads text.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import re
+
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
+from absl import logging
 from flax import nnx
 
-from eye2eye_jax import diffusion
+from eye2eye_jax import diffusion, surgery
 from eye2eye_jax import model as model_lib
 
 TrainState = dict[str, Any]
 
 
-def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """AdamW with linear warmup to a constant rate, after global-norm clipping."""
+_TEMPORAL = re.compile(r'(^|/)temporal(_norm|_conv)?/|^downsamplers/\d+/conv/(kernel|bias)$')
+# Named groups for ``train.freeze``; any other entry is a regular expression searched in each
+# parameter's path (e.g. 'down_blocks/0/0/conv1/conv/kernel').
+FREEZE_GROUPS = {
+    # temporal convolutions, temporal attention and temporal downsamplers
+    'temporal': lambda path: bool(_TEMPORAL.search(path)),
+    # everything that sees one frame at a time (what an image backbone has), except the
+    # first convolution, which gains the right view's channels in surgery
+    'spatial': lambda path: not _TEMPORAL.search(path) and not path.startswith('conv_in/'),
+    'text': lambda path: bool(re.search(r'(^|/)text(_norm)?/', path)),
+}
+
+
+def frozen_mask(config: ml_collections.ConfigDict, params) -> dict:
+  """A tree of bools like ``params``: True where ``train.freeze`` keeps the weight fixed."""
+  tests = []
+  for entry in config.train.get('freeze', ()):
+    if entry in FREEZE_GROUPS:
+      tests.append(FREEZE_GROUPS[entry])
+    else:
+      try:
+        tests.append(re.compile(entry).search)
+      except re.error as error:
+        raise ValueError(f'train.freeze: {entry!r} is neither a group '
+                         f'{sorted(FREEZE_GROUPS)} nor a regular expression ({error})') from error
+  mask = {path: any(test(path) for test in tests) for path in surgery.flatten(params)}
+  return surgery.unflatten_like(params, mask)
+
+
+def make_optimizer(config: ml_collections.ConfigDict, params=None) -> optax.GradientTransformation:
+  """AdamW with linear warmup to a constant rate, after global-norm clipping.
+
+  With ``train.freeze`` (group names or regular expressions of parameter paths) the
+  matching weights get no updates and no optimizer state; ``params`` (or their shapes)
+  are needed to find them.
+  """
   t = config.train
   schedule = optax.linear_schedule(0.0, t.learning_rate, max(t.warmup_steps, 1))
-  return optax.chain(optax.clip_by_global_norm(t.grad_clip_norm),
-                     optax.adamw(schedule, weight_decay=t.weight_decay))
+  optimizer = optax.chain(optax.clip_by_global_norm(t.grad_clip_norm),
+                          optax.adamw(schedule, weight_decay=t.weight_decay))
+  if not t.get('freeze', ()):
+    return optimizer
+  if params is None:
+    params = jax.eval_shape(lambda: init_params(config, 0))
+  labels = jax.tree.map(lambda frozen: 'frozen' if frozen else 'trained',
+                        frozen_mask(config, params))
+  return optax.multi_transform({'trained': optimizer, 'frozen': optax.set_to_zero()}, labels)
 
 
 def model_graphdef(config: ml_collections.ConfigDict):
@@ -44,71 +92,95 @@ def init_params(config: ml_collections.ConfigDict, seed: int) -> dict:
 
 def make_denoiser(graphdef, params, condition, text=None, text_mask=None,
                   activation_sharding=None):
-  """The UNet as a function (x_t, t) -> prediction, conditioned on the right view."""
+  """The UNet as a function (x_t, t) -> prediction, conditioned on the right view (None for
+  a backbone) and, for text models, on ``text`` (B, N, D) with ``text_mask`` (B, N)."""
   model = nnx.merge(graphdef, params)
   return lambda x_t, t: model(x_t, condition, t, text, text_mask, activation_sharding)
 
 
-def init_train_state(config: ml_collections.ConfigDict) -> TrainState:
-  params = init_params(config, config.seed)
+def split_batch(config: ml_collections.ConfigDict, batch: dict):
+  """(target, condition or None) of a batch, by ``data.task``."""
+  if config.data.get('task', 'stereo') == 'video':
+    return batch['video'], None
+  return batch['left'], batch['right']
+
+
+def batch_loss(config: ml_collections.ConfigDict, graphdef, params, batch: dict, rng,
+               condition_dropout: float = 0.0, caption_dropout: float = 0.0,
+               activation_sharding=None) -> jax.Array:
+  """The diffusion loss of one batch; the dropouts blank the right view or the caption of a
+  random share of the examples (so that guidance can be used later)."""
+  target, condition = split_batch(config, batch)
+  if condition is not None and condition_dropout:
+    keep = jax.random.bernoulli(jax.random.fold_in(rng, 1), 1 - condition_dropout,
+                                (condition.shape[0],) + (1,) * (condition.ndim - 1))
+    condition = condition * keep
+  text, text_mask = batch.get('text'), batch.get('text_mask')
+  if text is not None and caption_dropout:
+    keep = jax.random.bernoulli(jax.random.fold_in(rng, 2), 1 - caption_dropout,
+                                (text_mask.shape[0], 1))
+    text_mask = jnp.logical_and(text_mask, keep)
+  denoiser = make_denoiser(graphdef, params, condition, text, text_mask, activation_sharding)
+  return diffusion.diffusion_loss(config, denoiser, target, rng)
+
+
+def train_state_from_params(config: ml_collections.ConfigDict, params) -> TrainState:
+  """A step-0 train state around ``params``: fresh optimizer state, EMA = the weights."""
   return {
       'step': jnp.zeros((), jnp.int32),
       'params': params,
-      'opt_state': make_optimizer(config).init(params),
+      'opt_state': make_optimizer(config, params).init(params),
       'ema_params': jax.tree.map(jnp.copy, params),
   }
 
 
-def init_from_checkpoint(config: ml_collections.ConfigDict, state: TrainState,
-                         source: str) -> TrainState:
-  """Starts training from another run's weights (e.g. a refiner from its base model).
+def init_train_state(config: ml_collections.ConfigDict) -> TrainState:
+  return train_state_from_params(config, init_params(config, config.seed))
 
-  The checkpoint's UNet must have the same parameter shapes; the optimizer starts fresh.
+
+def init_from_checkpoint(config: ml_collections.ConfigDict, source: str
+                         ) -> tuple[TrainState, dict[str, list[str]]]:
+  """A step-0 train state whose weights come from another checkpoint, and the surgery report.
+
+  The source may be the same UNet (a refiner started from its base model) or a backbone
+  (fewer input channels, no text, or an image UNet): ``eye2eye_jax.surgery`` maps it.
   """
   from eye2eye_jax import checkpointing
   _, loaded = checkpointing.load_for_inference(source)
-  # Checkpoints store list indices as strings; match parameters by their printed paths.
-  by_path = lambda tree: {jax.tree_util.keystr(path, simple=True, separator='/'): leaf
-                          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
-  expected, found = by_path(state['params']), by_path(loaded)
-  if {k: jnp.shape(v) for k, v in expected.items()} != {k: jnp.shape(v)
-                                                        for k, v in found.items()}:
-    raise ValueError(f'train.init_checkpoint {source}: its parameters do not match '
-                     'config.model (different tree or shapes)')
-  paths = list(expected)
-  params = jax.tree.unflatten(jax.tree.structure(state['params']),
-                              [jnp.asarray(found[p]) for p in paths])
-  return {'step': state['step'], 'params': params,
-          'opt_state': make_optimizer(config).init(params),
-          'ema_params': jax.tree.map(jnp.copy, params)}
+  fresh = init_params(config, config.seed)
+  try:
+    params, report = surgery.transplant(fresh, loaded)
+  except ValueError as error:
+    raise ValueError(f'train.init_checkpoint {source}: does not fit config.model: '
+                     f'{error}') from error
+  logging.info('Weights from %s:\n%s', source, surgery.summary(report, params))
+  params = jax.tree.map(jnp.asarray, params)
+  return train_state_from_params(config, params), report
 
 
 def make_train_step(config: ml_collections.ConfigDict, state_shardings=None,
                     batch_sharding=None):
   """Returns the jitted ``(state, batch) -> (state, metrics)``; the state is donated.
 
-  With shardings (``eye2eye_jax.sharding``) the step is compiled for that layout: the state
-  stays where it is, the batch is split over the data axes, the metrics are replicated.
+  With shardings (``eye2eye_jax.sharding``; ``batch_sharding`` is a dict per batch key) the
+  step is compiled for that layout: the state stays where it is, the batch is split over
+  the data axes, the metrics are replicated.
   """
   graphdef = model_graphdef(config)
   optimizer = make_optimizer(config)
   base_rng = jax.random.PRNGKey(config.seed)
   decay = config.train.ema_decay
-  dropout = float(config.train.condition_dropout)
+  activation_sharding = None
+  if batch_sharding is not None:  # the layout of the (B, T, H, W, C) videos
+    activation_sharding = batch_sharding.get('left', batch_sharding.get('video'))
 
   def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
     rng = jax.random.fold_in(base_rng, state['step'])
 
-    condition = batch['right']
-    if dropout:  # zero the right view of some examples, so guidance can be used later
-      keep = jax.random.bernoulli(jax.random.fold_in(rng, 1), 1 - dropout,
-                                  (condition.shape[0],) + (1,) * (condition.ndim - 1))
-      condition = condition * keep
-
     def loss_fn(params):
-      denoiser = make_denoiser(graphdef, params, condition,
-                               activation_sharding=batch_sharding)
-      return diffusion.diffusion_loss(config, denoiser, batch['left'], rng)
+      return batch_loss(config, graphdef, params, batch, rng,
+                        float(config.train.condition_dropout),
+                        float(config.train.get('caption_dropout', 0.0)), activation_sharding)
 
     loss, grads = jax.value_and_grad(loss_fn)(state['params'])
     updates, opt_state = optimizer.update(grads, state['opt_state'], state['params'])
@@ -120,11 +192,23 @@ def make_train_step(config: ml_collections.ConfigDict, state_shardings=None,
 
   if state_shardings is None:
     return jax.jit(train_step, donate_argnums=0)
-  replicated = jax.sharding.NamedSharding(batch_sharding.mesh, jax.sharding.PartitionSpec())
-  return jax.jit(train_step, donate_argnums=0,
-                 in_shardings=(state_shardings, {'right': batch_sharding,
-                                                 'left': batch_sharding}),
+  mesh = next(iter(batch_sharding.values())).mesh
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  return jax.jit(train_step, donate_argnums=0, in_shardings=(state_shardings, batch_sharding),
                  out_shardings=(state_shardings, replicated))
+
+
+def make_eval_loss(config: ml_collections.ConfigDict):
+  """Jitted ``(params, batch, index) -> loss`` with noise and times fixed by ``index``, so
+  the same held-out batches give a comparable loss at every evaluation (the inputs' own
+  shardings decide the layout)."""
+  graphdef = model_graphdef(config)
+  base_rng = jax.random.PRNGKey(10_000 + config.seed)
+
+  def eval_loss(params, batch, index):
+    return batch_loss(config, graphdef, params, batch, jax.random.fold_in(base_rng, index))
+
+  return jax.jit(eval_loss)
 
 
 def init_sharded_train_state(config: ml_collections.ConfigDict, state_shardings) -> TrainState:

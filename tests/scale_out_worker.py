@@ -48,12 +48,13 @@ def meshes(data_dir: str) -> dict:
     rules = config.mesh.rules
     abstract = jax.eval_shape(lambda: training.init_train_state(config))
     shardings = sharding.state_shardings(abstract, mesh, rules)
-    batch_sharding = sharding.batch_sharding(mesh, rules)
+    batch_sharding = sharding.batch_shardings(mesh, rules,
+                                              input_pipeline.batch_ndims(config))
     state = training.init_sharded_train_state(config, shardings)
     step = training.make_train_step(config, shardings, batch_sharding)
     losses = []
     for batch in batches:
-      batch = {k: jax.make_array_from_process_local_data(batch_sharding, v)
+      batch = {k: jax.make_array_from_process_local_data(batch_sharding[k], v)
                for k, v in batch.items()}
       state, metrics = step(state, batch)
       losses.append(float(metrics['loss']))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from data_builders.stereo4d import captions, clips, disparity_filter
-from eye2eye_jax import stereo_metrics, video_io
+from eye2eye_jax import stereo_metrics, text_encoding, video_io
 
 
 def test_clips_are_resampled_to_16_fps_and_cut_into_80_frames():
@@ -77,10 +77,10 @@ def test_captions_come_from_a_callable_a_sidecar_or_nothing(tmp_path):
   assert captioner('vid_0_001', 'vid_0', 'abc', frame) == 'a cat'
   assert captioner('vid_0_002', 'vid_0', 'abc', frame) == 'a street at night'
   assert captions.Captioner()('c', 'n', 'v', frame) == ''
-  encoder = captions.TextEncoder(f'{__name__}:encode', 4)
+  encoder = text_encoding.TextEncoder.from_spec(f'{__name__}:encode', 4)
   assert encoder('two words').shape == (2, 4)
   with pytest.raises(ValueError, match='expected'):
-    captions.TextEncoder(f'{__name__}:encode', 8)('x')
+    text_encoding.TextEncoder.from_spec(f'{__name__}:encode', 8)('x')
   with pytest.raises(ValueError, match='cannot load'):
     captions.Captioner('no_such_module:caption')
   sidecar.write_text('[1, 2]')

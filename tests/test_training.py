@@ -93,11 +93,12 @@ def test_a_run_can_start_from_another_runs_weights(tiny_config, tiny_checkpoint,
   config = tiny_config.copy_and_resolve_references()
   config.train.init_checkpoint = str(tiny_checkpoint)
   _, source = checkpointing.load_for_inference(str(tiny_checkpoint))
-  state = training.init_from_checkpoint(config, training.init_train_state(config),
-                                        str(tiny_checkpoint))
+  state, report = training.init_from_checkpoint(config, str(tiny_checkpoint))
   for a, b in zip(jax.tree.leaves(state['params']), jax.tree.leaves(source)):
     np.testing.assert_array_equal(a, b)
+  assert len(report['copied']) == len(jax.tree.leaves(source))
+  assert not any(report[k] for k in ('extended', 'inflated', 'new_identity', 'new_random',
+                                     'unused'))
   config.model.channels = 12
-  with pytest.raises(ValueError, match='do not match'):
-    training.init_from_checkpoint(config, training.init_train_state(config),
-                                  str(tiny_checkpoint))
+  with pytest.raises(ValueError, match='does not fit config.model'):
+    training.init_from_checkpoint(config, str(tiny_checkpoint))

@@ -3,31 +3,19 @@
 Sources, in order: a captioner callable named in the builder config as
 ``"package.module:function"`` (called with the clip's middle frame, (H, W, 3) uint8, and
 returning a string); else a sidecar JSON file mapping clip names (or npz names, or video
-ids) to captions; else the empty caption. A text encoder, when named the same way, turns
-each caption into an (N, D) float32 embedding stored beside it.
+ids) to captions; else the empty caption. A text encoder
+(``eye2eye_jax.text_encoding.TextEncoder``), when named, turns each caption into an (N, D)
+float32 embedding stored beside it.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import pathlib
 
 import numpy as np
 
-
-def load_callable(spec: str):
-  """The object named by ``"module.path:attribute"``; a clear error when it is missing."""
-  module_name, _, attribute = spec.partition(':')
-  if not module_name or not attribute:
-    raise ValueError(f'{spec!r}: name a callable as "package.module:function"')
-  try:
-    found = getattr(importlib.import_module(module_name), attribute)
-  except (ImportError, AttributeError) as error:
-    raise ValueError(f'{spec!r}: cannot load it ({error})') from error
-  if not callable(found):
-    raise ValueError(f'{spec!r} is not callable')
-  return found
+from eye2eye_jax.text_encoding import load_callable
 
 
 class Captioner:
@@ -56,18 +44,3 @@ class Captioner:
       if key in self._sidecar:
         return str(self._sidecar[key])
     return ''
-
-
-class TextEncoder:
-  """Wraps an encoder callable (caption -> (N, D) array) and checks what it returns."""
-
-  def __init__(self, spec: str, embed_dim: int):
-    self._encode = load_callable(spec)
-    self.embed_dim = embed_dim
-
-  def __call__(self, caption: str) -> np.ndarray:
-    embedding = np.asarray(self._encode(caption), np.float32)
-    if embedding.ndim != 2 or embedding.shape[1] != self.embed_dim:
-      raise ValueError(f'the text encoder returned shape {embedding.shape}; expected '
-                       f'(tokens, {self.embed_dim})')
-    return embedding

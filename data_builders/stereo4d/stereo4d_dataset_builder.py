@@ -32,6 +32,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from data_builders.stereo4d import captions, clips, disparity_filter, rectification
+from eye2eye_jax import text_encoding
 from eye2eye_jax import atomic_files, input_pipeline, video_io
 
 REQUIRED_FIELDS = {'vr180': ('name', 'video_id', 'timestamps', 'rectified2rig', 'fov_bounds'),
@@ -137,7 +138,8 @@ def process_npz(c: Stereo4DConfig, manual_dir: pathlib.Path, path: pathlib.Path)
   skipped['past_video_end'] += len(past_end)
   captioner = captions.Captioner(c.captioner, manual_dir / 'captions.json'
                                  if (manual_dir / 'captions.json').is_file() else None)
-  encoder = captions.TextEncoder(c.text_encoder, c.text_embed_dim) if c.text_encoder else None
+  encoder = (text_encoding.TextEncoder.from_spec(c.text_encoder, c.text_embed_dim)
+             if c.text_encoder else None)
   measure = disparity_filter.DisparityFilter(c.max_disparity_at_512, c.disparity_percentile)
   records = []
   for plan in inside:

@@ -34,10 +34,11 @@ class SyntheticStereoConfig(tfds.core.BuilderConfig):
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
-  """Procedural stereo clips: right view, left view and per-layer masks and disparities."""
+  """Procedural stereo clips: right view, left view, per-layer masks and disparities, and a
+  caption (what is in the scene, which way the camera moves)."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {'1.0.0': 'Initial release.', '1.1.0': 'A caption per clip.'}
   BUILDER_CONFIGS = [
       SyntheticStereoConfig(name='demo', description='64x64, 8 frames, disparity 0-8 px.'),
       SyntheticStereoConfig(name='tiny', description='16x16, 4 frames; for tests.',
@@ -61,6 +62,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             'layer_kind': tfds.features.Tensor(shape=(layers,), dtype=np.int32),
             'camera_speed': tfds.features.Scalar(dtype=np.float32),
             'seed': tfds.features.Scalar(dtype=np.int64),
+            'caption': tfds.features.Text(),
         }),
         description=__doc__,
     )
@@ -86,4 +88,5 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           'layer_kind': clip.layer_kind,
           'camera_speed': np.float32(clip.camera_speed),
           'seed': np.int64(seed),
+          'caption': synthetic_scenes.describe(clip),
       }
