@@ -122,3 +122,40 @@ def load_for_inference(path: str, use_ema: bool = True):
   if kind == 'training':
     tree = tree['ema_params'] if use_ema else tree['params']
   return config, jax.tree.map(jax.numpy.asarray, tree)
+
+
+def directory_bytes(directory: pathlib.Path) -> int:
+  """Bytes of every file under ``directory``."""
+  return sum(f.stat().st_size for f in pathlib.Path(directory).rglob('*') if f.is_file())
+
+
+def describe(path: str) -> dict:
+  """What a checkpoint holds: its kind, step, the config that made it, every stored tree's
+  parameter shapes and dtypes, counts and bytes; nothing is loaded onto a device."""
+  directory, kind = _resolve(path)
+  with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as checkpointer:
+    config = checkpointer.restore(directory / 'config')
+  item = 'params' if kind == 'inference' else 'state'
+  metadata = ocp.PyTreeCheckpointer().metadata(directory / item).item_metadata
+  tree = metadata.tree if hasattr(metadata, 'tree') else metadata
+  leaves = {jax.tree_util.keystr(p, simple=True, separator='/'): leaf
+            for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+  parameters = {p: {'shape': list(m.shape), 'dtype': str(m.dtype)} for p, m in leaves.items()
+                if kind == 'inference' or p.startswith('params/')}
+  by_module: dict[str, int] = {}
+  for p, m in parameters.items():
+    module = p.removeprefix('params/').split('/')[0]
+    by_module[module] = by_module.get(module, 0) + int(np.prod(m['shape']))
+  step = int(directory.name) if kind == 'training' and directory.name.isdigit() else None
+  return {
+      'path': str(directory),
+      'kind': kind,
+      'step': step,
+      'config_file': config.get('config_file', ''),
+      'config': config,
+      'items': sorted({p.split('/')[0] for p in leaves}) if kind == 'training' else ['params'],
+      'parameters': parameters,
+      'parameters_per_module': by_module,
+      'parameter_count': sum(by_module.values()),
+      'bytes_on_disk': directory_bytes(directory),
+  }

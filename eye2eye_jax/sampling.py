@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from eye2eye_jax import diffusion, input_pipeline, model as model_lib, training
+from eye2eye_jax import diffusion, input_pipeline, model as model_lib, text_encoding, training
 
 
 @dataclasses.dataclass(eq=False)  # hashed by identity: a static argument of the jitted stage
@@ -71,12 +71,16 @@ def _tent_weights(window: int) -> np.ndarray:
 
 
 def windowed_denoiser(stage: Stage, graphdef, params, condition: jax.Array,
-                      starts: tuple[int, ...], guidance_scale: float, window_batch: int):
+                      starts: tuple[int, ...], guidance_scale: float, window_batch: int,
+                      text: jax.Array | None = None, text_mask: jax.Array | None = None,
+                      text_guidance_scale: float = 0.0):
   """The UNet over overlapping temporal windows, predictions blended per frame.
 
-  condition: (N, H, W, C). Returns f(x (1, N, H, W, C), t (1,)) -> prediction like x.
-  With guidance_scale w > 0 the prediction is cond + w * (cond - uncond), uncond being the
-  model with an all-zero right view (meaningful for models trained with condition dropout).
+  condition: (N, H, W, C); text (tokens, D) and text_mask (tokens,) for text models.
+  Returns f(x (1, N, H, W, C), t (1,)) -> prediction like x. With guidance_scale w > 0 the
+  prediction is cond + w * (cond - uncond), uncond being the model with an all-zero right
+  view (meaningful for models trained with condition dropout); text_guidance_scale does the
+  same with an empty caption (for models trained with caption dropout).
   """
   window = stage.num_frames
   index = jnp.asarray(np.array(starts)[:, None] + np.arange(window)[None])  # (W, T)
@@ -85,13 +89,19 @@ def windowed_denoiser(stage: Stage, graphdef, params, condition: jax.Array,
   model = training.make_denoiser  # (graphdef, params, condition) -> (x, t) -> prediction
   cond_windows = condition[index]
 
+  batch_text = None if text is None else text[None]
+  batch_mask = None if text_mask is None else text_mask[None]
+
   def one_window(args):
     x, c, t = args
-    prediction = model(graphdef, params, c[None])(x[None], t)[0]
+    predict = lambda c, mask: model(graphdef, params, c[None], batch_text, mask)(x[None], t)[0]
+    prediction = predict(c, batch_mask)
+    guided = prediction
     if guidance_scale:
-      unconditional = model(graphdef, params, jnp.zeros_like(c)[None])(x[None], t)[0]
-      prediction = prediction + guidance_scale * (prediction - unconditional)
-    return prediction
+      guided += guidance_scale * (prediction - predict(jnp.zeros_like(c), batch_mask))
+    if text_guidance_scale and text is not None:
+      guided += text_guidance_scale * (prediction - predict(c, jnp.zeros_like(batch_mask)))
+    return guided
 
   def denoise(x: jax.Array, t: jax.Array) -> jax.Array:
     x_windows = x[0][index]
@@ -105,13 +115,14 @@ def windowed_denoiser(stage: Stage, graphdef, params, condition: jax.Array,
 
 
 @functools.partial(jax.jit, static_argnames=('stage', 'starts', 'num_steps', 'eta',
-                                             'guidance_scale', 'window_batch', 't_start'))
-def _run_stage(params, condition, x_start, rng, *, stage, starts, num_steps, eta,
-               guidance_scale, window_batch, t_start):
+                                             'guidance_scale', 'window_batch', 't_start',
+                                             'text_guidance_scale'))
+def _run_stage(params, condition, x_start, rng, text, text_mask, *, stage, starts, num_steps,
+               eta, guidance_scale, window_batch, t_start, text_guidance_scale):
   """DDIM from ``x_start`` at ``t_start`` with one stage's windowed UNet; jitted per shape."""
   graphdef = training.model_graphdef(stage.config)
   denoiser = windowed_denoiser(stage, graphdef, params, condition, starts, guidance_scale,
-                               window_batch)
+                               window_batch, text, text_mask, text_guidance_scale)
   return diffusion.ddim_sample(stage.config, denoiser, x_start, rng, num_steps, t_start=t_start,
                                eta=eta)
 
@@ -157,27 +168,37 @@ class StereoSampler:
     return int(self.sample_config.base_resolution) or self.base.resolution
 
   def _stage(self, stage: Stage, condition: np.ndarray, x_start: jax.Array,
-             rng: jax.Array, num_steps: int, t_start: float) -> np.ndarray:
+             rng: jax.Array, num_steps: int, t_start: float, caption: str) -> np.ndarray:
     s = self.sample_config
     overlap = s.window_overlap if s.window_overlap >= 0 else stage.num_frames // 2
     starts = window_starts(condition.shape[0], stage.num_frames, min(overlap,
                                                                      stage.num_frames - 1))
-    out = _run_stage(stage.params, jnp.asarray(condition), x_start, rng, stage=stage,
-                     starts=starts, num_steps=int(num_steps), eta=float(s.eta),
+    text = text_mask = None
+    if text_encoding.uses_text(stage.config):
+      encode = text_encoding.caption_encoder(stage.config)
+      if encode is None:
+        raise ValueError('this model reads precomputed text embeddings; sampling it needs '
+                         'a text.encoder in its config')
+      text, text_mask = (jnp.asarray(a) for a in encode(caption))
+    out = _run_stage(stage.params, jnp.asarray(condition), x_start, rng, text, text_mask,
+                     stage=stage, starts=starts, num_steps=int(num_steps), eta=float(s.eta),
                      guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
-                     t_start=float(t_start))
+                     t_start=float(t_start),
+                     text_guidance_scale=float(s.get('text_guidance_scale', 0.0)))
     return np.asarray(out[0])
 
   def convert(self, video: np.ndarray, fps: float = 0.0, seed: int | None = None,
-              return_base: bool = False):
+              return_base: bool = False, caption: str | None = None):
     """The other eye's view of a (N, H, W, 3) uint8 video; same shape.
 
     With ``return_base`` also returns the base stage's output upsampled to the same shape.
+    ``caption`` (default ``sample.caption``) is read by models with text conditioning.
     """
     if video.ndim != 4 or video.shape[-1] != 3 or video.shape[0] == 0:
       raise ValueError(f'expected a (frames, height, width, 3) video with >= 1 frame, got '
                        f'{video.shape}')
     s = self.sample_config
+    caption = s.get('caption', '') if caption is None else caption
     mirror = s.input_eye == 'left'
     if mirror:  # the model makes left-from-right; a left input is mirrored into a "right" one
       video = video[:, :, ::-1]
@@ -194,7 +215,7 @@ class StereoSampler:
     condition = input_pipeline.to_model_range(input_pipeline.resize_clip(padded, bh, bw))
     noise = jax.random.normal(base_noise_rng, (1,) + condition.shape)
     base_out = self._stage(self.base, condition, noise, base_rng,
-                           s.base_num_steps, 1.0)
+                           s.base_num_steps, 1.0, caption)
     base_up = input_pipeline.resize_clip(input_pipeline.from_model_range(base_out), height, width)
     result = base_up
     if self.refiner is not None:
@@ -207,7 +228,7 @@ class StereoSampler:
       x_start = diffusion.add_noise(self.refiner.config.diffusion.schedule, up, eps,
                                     jnp.full((1,), t0))
       refined = self._stage(self.refiner, condition, x_start, refine_rng,
-                            s.refiner_num_steps, t0)
+                            s.refiner_num_steps, t0, caption)
       result = input_pipeline.resize_clip(input_pipeline.from_model_range(refined), height, width)
 
     def restore(x):
