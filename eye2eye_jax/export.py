@@ -23,9 +23,9 @@ def main(argv):
     raise app.UsageError('--workdir and --output are required')
   try:
     config, params = checkpointing.load_for_inference(_WORKDIR.value, use_ema=not _RAW.value)
-  except (FileNotFoundError, ValueError) as error:
+    checkpointing.save_inference(_OUTPUT.value, params, config)
+  except (FileNotFoundError, ValueError, OSError) as error:
     sys.exit(f'error: {error}')
-  checkpointing.save_inference(_OUTPUT.value, params, config)
   print(f'wrote {_OUTPUT.value}: {model_lib.count_params(params) / 1e6:.2f}M parameters')
 
 
