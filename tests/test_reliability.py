@@ -475,7 +475,7 @@ def test_the_same_seed_gives_bit_identical_samples(tiny_config, tiny_checkpoint,
 
 def test_the_same_seed_and_config_train_bit_identical_weights(tiny_config, tiny_dataset,
                                                              tmp_path):
-  config = _short_run(tiny_config, 6)
+  config = _short_run(tiny_config, 3)
   states = [jax.device_get(trainer.train_and_evaluate(config, str(tmp_path / name)))
             for name in ('one', 'two')]
   leaves = [jax.tree.leaves(s['params']) + jax.tree.leaves(s['opt_state']) for s in states]
