@@ -41,6 +41,14 @@ def atomic_path(path: str | os.PathLike):
     os.replace(temporary, path)
 
 
+@contextlib.contextmanager
+def atomic_paths(paths):
+  """``atomic_path`` for several files at once: yields their temporary paths, and renames
+  them into place only when the block succeeds, so a failure replaces none of them."""
+  with contextlib.ExitStack() as stack:
+    yield [stack.enter_context(atomic_path(path)) for path in paths]
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
   with atomic_path(path) as temporary:
     pathlib.Path(temporary).write_text(text)

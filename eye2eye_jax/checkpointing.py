@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
+import tempfile
 
 import grain
 import jax
@@ -17,6 +19,7 @@ from absl import logging
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 _ASSETS = pathlib.Path(__file__).parent / 'assets'
 BUNDLED = {'demo': _ASSETS / 'demo_checkpoint', 'demo_refiner': _ASSETS / 'demo_refiner_checkpoint'}
@@ -37,7 +40,16 @@ def create_manager(directory: str, config: ml_collections.ConfigDict) -> ocp.Che
 
 def save_training(manager: ocp.CheckpointManager, step: int, state, data_iterator,
                   config: ml_collections.ConfigDict) -> None:
-  """Starts an async save of the full training state at ``step``."""
+  """Starts an async save of the full training state at ``step``.
+
+  A checkpoint directory deleted during the run is re-created (with a warning): training
+  goes on and keeps saving, though the checkpoints that were in it are lost.
+  """
+  directory = epath.Path(manager.directory)
+  if not directory.exists():
+    logging.warning('The checkpoint directory %s was deleted; re-creating it (its earlier '
+                    'checkpoints are lost)', directory)
+    directory.mkdir(parents=True, exist_ok=True)
   manager.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state),
       data=grain.checkpoint.CheckpointSave(data_iterator),
@@ -65,8 +77,30 @@ def restore_training(manager: ocp.CheckpointManager, abstract_state, data_iterat
 
 
 def save_inference(directory: str, params, config: ml_collections.ConfigDict) -> None:
-  """Writes a lean checkpoint (weights + config) to ``directory``, atomically."""
+  """Writes a lean checkpoint (weights + config) to ``directory``. A local one is written
+  beside it first and swapped in when complete, so a failed write keeps what was there."""
   directory = _absolute(directory)
+  if '://' in directory:
+    _save_inference_at(directory, params, config)
+    return
+  target = pathlib.Path(directory)
+  target.parent.mkdir(parents=True, exist_ok=True)
+  staging = pathlib.Path(tempfile.mkdtemp(prefix=f'.{target.name}.partial.', dir=target.parent))
+  try:
+    _save_inference_at(str(staging / 'new'), params, config)
+    if target.exists():
+      os.rename(target, staging / 'previous')
+    try:
+      os.rename(staging / 'new', target)
+    except OSError:
+      if (staging / 'previous').exists():
+        os.rename(staging / 'previous', target)
+      raise
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _save_inference_at(directory: str, params, config: ml_collections.ConfigDict) -> None:
   with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
     checkpointer.save(directory, args=ocp.args.Composite(
         params=ocp.args.StandardSave(params),

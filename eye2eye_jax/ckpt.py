@@ -69,7 +69,7 @@ def main(argv):
       raise app.UsageError('usage: ckpt export PATH OUTPUT')
     config, params = checkpointing.load_for_inference(path, use_ema=not _RAW.value)
     checkpointing.save_inference(argv[3], params, config)
-  except (FileNotFoundError, ValueError) as error:
+  except (FileNotFoundError, ValueError, OSError) as error:
     sys.exit(f'error: {error}')
   size = checkpointing.directory_bytes(argv[3])
   print(f'wrote {argv[3]}: {model_lib.count_params(params) / 1e6:.2f}M parameters, '

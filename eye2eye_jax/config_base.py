@@ -118,5 +118,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.sample.outputs = ('left', 'sbs', 'half_sbs', 'tb', 'anaglyph')
   c.sample.anaglyph = 'dubois'  # 'dubois', 'color' or 'gray'
   c.sample.crf = 18  # H.264 quality (lower is better, 0 lossless)
+  # Inputs whose header declares more decoded frame bytes than this are refused before
+  # decoding (frames x height x width x 3); 0: no limit.
+  c.sample.max_video_mib = 4096.0
 
   return c

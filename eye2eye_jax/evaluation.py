@@ -19,6 +19,7 @@ def evaluate_checkpoint(config, output_dir: pathlib.Path, checkpoint: str | None
   ``output_dir`` and returns the metrics."""
   if num_clips < 1:
     raise ValueError(f'--num_clips must be >= 1, got {num_clips}')
+  pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)  # unwritable: fail before work
   params = synthetic_eval.scene_params(config)
   data_dir = input_pipeline.resolve_data_dir(config)
   input_pipeline.ensure_dataset(config, data_dir)

@@ -80,6 +80,29 @@ def data_source(config: ml_collections.ConfigDict, split: str, data_dir: str):
         f'python -m eye2eye_jax.build_data --config=... ({error})') from error
 
 
+def check_records_fit(config: ml_collections.ConfigDict, source) -> None:
+  """Raises ValueError, naming the dataset, when its records cannot give the configured
+  training view (an unknown view, fewer frames than data.num_frames, a crop larger than
+  the clips); checked on the first record, before training starts."""
+  d = config.data
+  name = f'dataset {d.builder}/{d.builder_config}'
+  if d.view not in ('downsample', 'crop'):
+    raise ValueError(f"data.view must be 'downsample' or 'crop', got {d.view!r}")
+  if not len(source):
+    raise ValueError(f'{name}: the split has no records')
+  field = d.get('video_field', 'right') if d.get('task', 'stereo') == 'video' else 'right'
+  if field not in source[0]:
+    raise ValueError(f'data.video_field={field!r}: the records of {name} have no such field '
+                     f'(they have {sorted(source[0])})')
+  frames, height, width = source[0][field].shape[:3]
+  if d.num_frames > frames:
+    raise ValueError(f'data.num_frames={d.num_frames} is more than the {frames} frames of '
+                     f'the clips of {name}')
+  if d.view == 'crop' and d.resolution > min(height, width):
+    raise ValueError(f'data.resolution={d.resolution}: a crop of that size does not fit the '
+                     f'{height}x{width} clips of {name}')
+
+
 def resize_clip(clip: np.ndarray, height: int, width: int) -> np.ndarray:
   """Resizes every frame of a (T, H, W, C) clip with area averaging (bilinear to upsample)."""
   if clip.shape[1:3] == (height, width):
@@ -212,6 +235,7 @@ def create_train_loader(config: ml_collections.ConfigDict, data_dir: str,
     raise ValueError(f'data.batch_size={d.batch_size} does not divide over '
                      f'{jax.process_count()} processes')
   source = data_source(config, split, data_dir)
+  check_records_fit(config, source)
   sampler = train_sampler(config, len(source), shard_options=shard_options)
   operations = clip_operations(config, d.batch_size // jax.process_count())
   return grain.DataLoader(data_source=source, sampler=sampler, operations=operations,

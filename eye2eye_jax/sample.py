@@ -15,7 +15,9 @@ in ``config.sample.outputs``:
   DIR/<stem>_anaglyph.mp4      red-cyan anaglyph (config.sample.anaglyph: dubois, color, gray)
 Controls (``--config.sample.<field>``): input_eye, base_resolution (the 3D strength: a
 smaller base resolution gives a larger disparity), seed, base_num_steps, refiner_num_steps,
-refiner_t_start, guidance_scale, crf. The checkpoints' own configs define the models.
+refiner_t_start, guidance_scale, crf, max_video_mib. The checkpoints' own configs define the
+models. An input's outputs are written all or none; a failure or Ctrl-C leaves no partial
+file and replaces no earlier output.
 """
 
 from __future__ import annotations

@@ -45,6 +45,8 @@ def half_side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
   For an odd width the left half gets the extra column.
   """
   width = left.shape[2]
+  if width < 2:
+    raise ValueError(f'half side-by-side needs frames at least 2 px wide, got {width} px')
   return np.concatenate([_squeeze_width(left, width - width // 2),
                          _squeeze_width(right, width // 2)], axis=2)
 
@@ -81,7 +83,10 @@ def anaglyph(left: np.ndarray, right: np.ndarray, method: str = 'dubois') -> np.
 
 def render(layout: str, left: np.ndarray, right: np.ndarray,
            anaglyph_method: str = 'dubois') -> np.ndarray:
-  """The frames of one output layout (a key of SUFFIXES)."""
+  """The frames of one output layout (a key of SUFFIXES) of a pair of equal-shaped views."""
+  if np.shape(left) != np.shape(right):
+    raise ValueError(f'the left and right views differ in shape: {np.shape(left)} and '
+                     f'{np.shape(right)}')
   if layout == 'left':
     return left
   if layout == 'sbs':

@@ -6,10 +6,14 @@
 Builds the configured dataset if it is missing, resumes from the newest readable
 checkpoint in ``<workdir>/checkpoints``, logs to TensorBoard and the console (process 0
 only) and saves checkpoints every ``train.checkpoint_every`` steps, at the end and on
-SIGTERM. Run on every host of a multi-host job (``launch/``): the processes join up first.
+SIGTERM. A bad config or dataset, or a loss that turns NaN or inf, stops it with a message
+and a non-zero exit status. Run on every host of a multi-host job (``launch/``): the
+processes join up first.
 """
 
 from __future__ import annotations
+
+import sys
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -31,7 +35,10 @@ def main(argv):
       flags.FLAGS['config'])
   runtime.enable_compilation_cache(config.compilation_cache_dir or None)
   runtime.initialize_distributed()
-  trainer.train_and_evaluate(config, _WORKDIR.value)
+  try:
+    trainer.train_and_evaluate(config, _WORKDIR.value)
+  except (FileNotFoundError, ValueError, OSError, FloatingPointError) as error:
+    sys.exit(f'error: {error}')
 
 
 if __name__ == '__main__':

@@ -90,6 +90,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     state, metrics = train_step(state, batch)
     losses.append(metrics['loss'])
     report(step)
+    if step % t.log_every == 0 or step % t.checkpoint_every == 0 or step == t.num_steps:
+      _stop_if_diverged(losses, step, manager, preempted)
     if step % t.log_every == 0 or step == t.num_steps:
       loss = float(np.mean(jax.device_get(losses)))
       losses = []
@@ -109,6 +111,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if step % t.checkpoint_every == 0 or step == t.num_steps:
       checkpointing.save_training(manager, step, state, data_iterator, config)
     elif preempted.is_set(manager, step):
+      _stop_if_diverged(losses, step, manager, preempted)
       checkpointing.save_training(manager, step, state, data_iterator, config)
       logging.warning('Preempted: saved step %d and stopped', step)
       break
@@ -147,6 +150,23 @@ class _HeldOutLoss:
     losses = [self._loss(params, _global_batch(self._sharding, batch), i)
               for i, batch in enumerate(self._batches)]
     return float(np.mean(jax.device_get(losses)))
+
+
+def _stop_if_diverged(losses: list, step: int, manager, preempted: _PreemptionFlag) -> None:
+  """Raises FloatingPointError naming the first step whose loss is NaN or inf (``losses``
+  are those of the steps up to ``step`` not yet checked). It is called before every
+  checkpoint, so no diverged state is saved; saves in flight are finished first."""
+  values = np.asarray(jax.device_get(losses), np.float64).reshape(-1)
+  bad = np.flatnonzero(~np.isfinite(values))
+  if not bad.size:
+    return
+  manager.wait_until_finished()
+  preempted.restore()
+  kept = manager.latest_step()
+  kept = (f'the last good checkpoint (step {kept}) is kept in {manager.directory}'
+          if kept is not None else 'no checkpoint was saved before it')
+  raise FloatingPointError(f'training diverged: the loss is {values[bad[0]]} at step '
+                           f'{step - len(values) + 1 + bad[0]}; stopped there, and {kept}')
 
 
 def _sync_processes(name: str) -> None:

@@ -8,7 +8,7 @@ import pathlib
 import ml_collections
 import tqdm
 
-from eye2eye_jax import checkpointing, sampling, stereo_formats, video_io
+from eye2eye_jax import atomic_files, checkpointing, sampling, stereo_formats, video_io
 
 
 def list_inputs(path: str) -> list[pathlib.Path]:
@@ -50,6 +50,17 @@ def output_paths(output_dir: str | pathlib.Path, stem: str,
   return paths
 
 
+def check_inputs_kept(inputs: list[pathlib.Path], output_dir: str | pathlib.Path,
+                      sample_config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError if an output of one of ``inputs`` would overwrite one of them."""
+  kept = {p.resolve(): p for p in inputs}
+  for path in inputs:
+    for target in output_paths(output_dir, path.stem, sample_config).values():
+      if target.resolve() in kept:
+        raise ValueError(f'{kept[target.resolve()]}: the output of {path} would overwrite this '
+                         'input; choose another output directory')
+
+
 def load_sampler(config: ml_collections.ConfigDict, checkpoint: str | None = None,
                  refiner_checkpoint: str | None = None) -> sampling.StereoSampler:
   """The base model (``checkpoint`` or config.sample.checkpoint) and, when one is named
@@ -71,11 +82,17 @@ def convert_file(sampler: sampling.StereoSampler, path: pathlib.Path,
                  ) -> dict[str, pathlib.Path]:
   """Converts one video file; returns the written paths. The input's audio is kept.
 
-  ``progress``, if given, advances by one for the sampling and one per written file.
+  The outputs are written all or none: each is encoded to a temporary file and they are
+  renamed into place together at the end, so a failure (or an interrupt) leaves the output
+  directory as it was. ``progress``, if given, advances by one for the sampling and one per
+  encoded file.
   """
   s = sampler.sample_config
   paths = output_paths(output_dir, path.stem, s)
-  video = video_io.read_video(path)
+  check_inputs_kept([path], output_dir, s)
+  video = video_io.read_video(path, max_bytes=int(s.max_video_mib * 2**20))
+  for layout in paths:  # a layout that cannot be made at this size fails before sampling
+    stereo_formats.render(layout, video.frames[:1], video.frames[:1], s.anaglyph)
   generated = sampler.convert(video.frames, fps=video.fps)
   if progress is not None:
     progress.update(1)
@@ -84,13 +101,23 @@ def convert_file(sampler: sampling.StereoSampler, path: pathlib.Path,
   else:
     left, right = generated, video.frames
   audio = path if video_io.has_audio(path) else None
-  for layout, target in paths.items():
-    frames = generated if layout == 'left' else stereo_formats.render(layout, left, right,
-                                                                     s.anaglyph)
-    video_io.write_video(target, frames, video.fps, crf=s.crf, audio_from=audio)
-    if progress is not None:
-      progress.update(1)
+  try:
+    with atomic_files.atomic_paths(paths.values()) as temporaries:
+      for (layout, target), temporary in zip(paths.items(), temporaries):
+        frames = generated if layout == 'left' else stereo_formats.render(layout, left, right,
+                                                                         s.anaglyph)
+        video_io.encode_video(temporary, frames, video.fps, crf=s.crf, audio_from=audio,
+                              name=target)
+        if progress is not None:
+          progress.update(1)
+  except OSError as error:  # the temporary files could not be made or renamed
+    raise video_io.VideoError(f'{output_dir}: could not write the outputs of {path} '
+                              f'({error})') from error
   return paths
+
+
+class ConversionError(ValueError):
+  """An input that could not be converted; the message names it."""
 
 
 @dataclasses.dataclass
@@ -102,7 +129,7 @@ class BatchResult:
   def summary(self) -> str:
     lines = [f'{len(self.converted)} converted, {len(self.skipped)} skipped (already done), '
              f'{len(self.failed)} failed']
-    lines += [f'  failed: {path}: {reason}' for path, reason in self.failed]
+    lines += [f'  failed: {reason}' for _, reason in self.failed]
     return '\n'.join(lines)
 
 
@@ -114,6 +141,8 @@ def convert_many(sampler: sampling.StereoSampler, inputs: list[pathlib.Path],
   skip_existing: inputs whose every output exists are not redone (resuming a batch).
   continue_on_error: a failing input is recorded and the rest go on; otherwise it raises.
   """
+  check_inputs_kept(inputs, output_dir, sampler.sample_config)
+  pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)  # unwritable: fail before work
   result = BatchResult()
   bar = tqdm.tqdm(inputs, unit='video', disable=not show_progress)
   for path in bar:
@@ -128,8 +157,9 @@ def convert_many(sampler: sampling.StereoSampler, inputs: list[pathlib.Path],
                      desc=f'  {path.name}') as video_bar:
         convert_file(sampler, path, output_dir, video_bar)
       result.converted.append(path)
-    except (video_io.VideoError, ValueError, OSError) as error:
+    except (ValueError, OSError) as error:
+      reason = str(error) if str(path) in str(error) else f'{path}: {error}'
       if not continue_on_error:
-        raise
-      result.failed.append((path, str(error)))
+        raise ConversionError(reason) from error
+      result.failed.append((path, reason))
   return result

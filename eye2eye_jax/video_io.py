@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import re
 import subprocess
 
 import mediapy
@@ -43,23 +44,44 @@ class Video:
   fps: float
 
 
+@dataclasses.dataclass
+class VideoInfo:
+  width: int
+  height: int
+  fps: float
+  num_frames: int
+
+  @property
+  def duration_s(self) -> float:
+    return self.num_frames / self.fps
+
+
 def _ffmpeg_reason(message: str) -> str:
   """The informative line of an ffmpeg failure (its output starts with a long banner)."""
-  if 'Stream #' in message and 'Video:' not in message:
+  if ('Stream #' in message or 'Input #' in message) and 'Video:' not in message:
     return 'the file has no video stream'
   lines = [line.strip() for line in message.splitlines() if line.strip()]
   errors = [line for line in lines if 'rror' in line or 'Invalid' in line]
   return (errors or lines or ['unknown error'])[-1][:300]
 
 
-def read_video(path: str | os.PathLike) -> Video:
-  """Reads all frames of a video as RGB uint8; raises VideoError naming the file."""
+def read_video(path: str | os.PathLike, max_bytes: int = 0) -> Video:
+  """Reads all frames of a video as RGB uint8; raises VideoError naming the file.
+
+  With ``max_bytes`` > 0, a video whose header declares more decoded bytes (frames x height
+  x width x 3) is refused before any frame is decoded. A truncated file (its video data
+  ends before its index does) is refused too, rather than read as a shorter video.
+  """
   _ensure_ffmpeg()
   path = pathlib.Path(path)
   if not path.is_file():
     raise VideoError(f'{path}: no such video file')
   if path.stat().st_size == 0:
     raise VideoError(f'{path}: the file is empty')
+  header = video_header(path)
+  if max_bytes > 0:
+    _check_decoded_size(path, header, max_bytes)
+  _check_complete(path)
   try:
     frames = mediapy.read_video(path)
   except Exception as error:  # ffmpeg's failures surface as several exception types
@@ -70,6 +92,48 @@ def read_video(path: str | os.PathLike) -> Video:
   if not fps > 0:
     raise VideoError(f'{path}: the video has no valid frame rate')
   return Video(np.asarray(frames[..., :3], np.uint8), fps)
+
+
+def video_header(path: str | os.PathLike) -> VideoInfo:
+  """Size, frame rate and frame count (duration x rate) as the file's header declares them,
+  without decoding a frame; ``num_frames`` is -1 when the header gives no duration."""
+  path = pathlib.Path(path)
+  probe = subprocess.run([ffmpeg_path(), '-hide_banner', '-nostdin', '-i', str(path)],
+                         capture_output=True, text=True)
+  stream = re.search(r'Stream #\d+:\d+.*: Video: .*', probe.stderr)
+  size = stream and re.search(r', (\d+)x(\d+)', stream.group(0))
+  if not size:
+    raise VideoError(f'{path}: not a readable video ({_ffmpeg_reason(probe.stderr)})')
+  rate = re.search(r', ([\d.]+)(k?) (fps|tbr)', stream.group(0))
+  fps = float(rate.group(1)) * (1000 if rate.group(2) else 1) if rate else 0.0
+  duration = re.search(r'Duration: (\d+):(\d+):([\d.]+)', probe.stderr)
+  num_frames = -1
+  if duration and fps > 0:
+    hours, minutes, seconds = duration.groups()
+    num_frames = round((int(hours) * 3600 + int(minutes) * 60 + float(seconds)) * fps)
+  return VideoInfo(int(size.group(1)), int(size.group(2)), fps, num_frames)
+
+
+def _check_complete(path: pathlib.Path) -> None:
+  """Reads the video stream's packets without decoding them; a cut-off file shows there."""
+  result = subprocess.run([ffmpeg_path(), '-v', 'error', '-nostdin', '-i', str(path), '-map',
+                           '0:v:0', '-c', 'copy', '-f', 'null', '-'], capture_output=True,
+                          text=True)
+  if 'partial file' in result.stderr:
+    raise VideoError(f'{path}: truncated: the file ends before the video data its index '
+                     'lists')
+
+
+def _check_decoded_size(path: pathlib.Path, header: VideoInfo, max_bytes: int) -> None:
+  if header.num_frames < 0:
+    raise VideoError(f'{path}: its header declares no duration, so its decoded size cannot '
+                     'be checked against the limit; remux it (ffmpeg -i IN -c copy OUT.mp4) '
+                     'or turn the limit off')
+  needed = header.num_frames * header.height * header.width * 3
+  if needed > max_bytes:
+    raise VideoError(f'{path}: too large: {header.num_frames} frames of {header.width}x'
+                     f'{header.height} take {needed / 2**20:.0f} MiB decoded, over the limit '
+                     f'of {max_bytes / 2**20:.0f} MiB')
 
 
 def has_audio(path: str | os.PathLike) -> bool:
@@ -86,47 +150,49 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, crf: fl
   With ``audio_from`` (a media file with an audio stream), its audio is copied into the
   output (re-encoded as AAC, cut to the video's length).
   """
-  _ensure_ffmpeg()
   path = pathlib.Path(path)
-  frames = np.asarray(frames)
-  if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] != 3:
-    raise VideoError(f'{path}: expected (frames, height, width, 3) with >= 1 frame, got '
-                     f'{frames.shape}')
   try:
     with atomic_files.atomic_path(path) as temporary:
-      if audio_from is None:
-        mediapy.write_video(temporary, frames.astype(np.uint8), fps=fps, crf=crf)
-      else:
-        with atomic_files.scratch_path(path) as silent:
-          mediapy.write_video(silent, frames.astype(np.uint8), fps=fps, crf=crf)
-          _mux_audio(silent, audio_from, temporary)
-  except VideoError:
-    raise
-  except Exception as error:
+      encode_video(temporary, frames, fps, crf, audio_from, name=path)
+  except OSError as error:  # the temporary file could not be made or renamed
     raise VideoError(f'{path}: could not write the video ({error})') from error
   return path
 
 
-def _mux_audio(video: str, audio_from: str | os.PathLike, output: str) -> None:
+def encode_video(destination: str | os.PathLike, frames: np.ndarray, fps: float,
+                 crf: float = 18, audio_from: str | os.PathLike | None = None,
+                 name: str | os.PathLike | None = None) -> None:
+  """``write_video``'s encoding, straight to ``destination`` (a temporary file of an atomic
+  write); errors name ``name`` (the final path), else ``destination``."""
+  _ensure_ffmpeg()
+  name = pathlib.Path(name or destination)
+  frames = np.asarray(frames)
+  if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] != 3:
+    raise VideoError(f'{name}: expected (frames, height, width, 3) with >= 1 frame, got '
+                     f'{frames.shape}')
+  try:
+    if audio_from is None:
+      mediapy.write_video(destination, frames.astype(np.uint8), fps=fps, crf=crf)
+    else:
+      with atomic_files.scratch_path(name) as silent:
+        mediapy.write_video(silent, frames.astype(np.uint8), fps=fps, crf=crf)
+        _mux_audio(silent, audio_from, destination, name)
+  except VideoError:
+    raise
+  except Exception as error:
+    raise VideoError(f'{name}: could not write the video ({_ffmpeg_reason(str(error))})'
+                     ) from error
+
+
+def _mux_audio(video: str, audio_from: str | os.PathLike, output: str,
+               name: pathlib.Path) -> None:
   result = subprocess.run(
       [ffmpeg_path(), '-y', '-loglevel', 'error', '-i', video, '-i', str(audio_from), '-map',
        '0:v:0', '-map', '1:a:0', '-c:v', 'copy', '-c:a', 'aac', '-shortest', output],
       capture_output=True, text=True)
   if result.returncode:
-    raise VideoError(f'{output}: could not add the audio of {audio_from} '
+    raise VideoError(f'{name}: could not add the audio of {audio_from} '
                      f'({_ffmpeg_reason(result.stderr)})')
-
-
-@dataclasses.dataclass
-class VideoInfo:
-  width: int
-  height: int
-  fps: float
-  num_frames: int
-
-  @property
-  def duration_s(self) -> float:
-    return self.num_frames / self.fps
 
 
 def video_info(path: str | os.PathLike) -> VideoInfo:

@@ -101,6 +101,10 @@ def _clip_frames(c: Stereo4DConfig, manual_dir: pathlib.Path, npz: dict, path: p
     if not video.is_file():
       raise Skip('missing_video', f'{path.name}: {video} does not exist')
   infos = [_info(v) for v in pair]
+  describe = lambda i: f'{i.num_frames} frames at {i.fps:g} fps of {i.width}x{i.height}'
+  if describe(infos[0]) != describe(infos[1]):
+    raise Skip('mismatched_pair', f'{pair[0]} has {describe(infos[0])}, {pair[1]} has '
+               f'{describe(infos[1])}')
   resize = lambda x: input_pipeline.resize_clip(x, c.size, c.size)
   return (min(i.duration_s for i in infos),
           lambda times: tuple(resize(_frames(v, times)) for v in pair))
