@@ -18,7 +18,9 @@ def test_tiny_model_output_shape_and_zero_init(tiny_config):
 
 @pytest.mark.parametrize('name,frames,size,min_params', [
     ('base_paper', 80, 128, 50_000_000),
+    ('backbone_paper', 80, 128, 50_000_000),
     ('demo', 4, 32, 100_000),
+    ('backbone_demo', 4, 32, 100_000),
 ])
 def test_configured_models_shape_check_without_allocating(name, frames, size, min_params):
   config = load_config(name)
@@ -27,8 +29,13 @@ def test_configured_models_shape_check_without_allocating(name, frames, size, mi
   assert model_lib.count_params(params) > min_params
   graphdef = training.model_graphdef(config)
   video = jax.ShapeDtypeStruct((1, frames, size, size, 3), jnp.float32)
-  out = jax.eval_shape(
-      lambda p, x: nnx.merge(graphdef, p)(x, x, jnp.zeros((1,))), nnx.to_pure_dict(params), video)
+  text = jnp.zeros((1, 4, config.model.text_embed_dim)) if config.model.text_embed_dim else None
+
+  def forward(p, x):
+    condition = x if config.model.condition_channels else None
+    return nnx.merge(graphdef, p)(x, condition, jnp.zeros((1,)), text)
+
+  out = jax.eval_shape(forward, nnx.to_pure_dict(params), video)
   assert out.shape == (1, frames, size, size, 3)
 
 
