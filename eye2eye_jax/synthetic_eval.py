@@ -79,8 +79,11 @@ def evaluate(sampler: StereoSampler | None, records, params: SceneParams, *,
     right, true_left = record['right'], record['left']
     views = {'true_left': true_left, 'copy_right': warp_baselines.copy_right(right)}
     if sampler is not None:
+      caption = record.get('caption', b'')  # read by models with text conditioning
+      caption = caption.decode() if isinstance(caption, bytes) else str(caption)
       views['generated'], views['base_only'] = sampler.convert(right, seed=index,
-                                                               return_base=True)
+                                                               return_base=True,
+                                                               caption=caption)
     surface = None
     if baselines:
       surface = _surface_disparity(generator, record)

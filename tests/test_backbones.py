@@ -155,3 +155,12 @@ def test_text_encoders_are_checked(tiny_config):
     text_encoding.caption_encoder(config)
   with pytest.raises(ValueError, match='cannot load'):
     text_encoding.TextEncoder.from_spec('no_such_module:encode', 4)
+
+
+def test_precomputed_embeddings_are_padded_to_the_token_count():
+  features = input_pipeline.TextFeatures(None, 4)
+  element = features.map({'text_embedding': np.ones((2, 3), np.float32), 'right': 0})
+  assert element['text'].shape == (4, 3) and element['text_mask'].tolist() == [True, True,
+                                                                                False, False]
+  with pytest.raises(ValueError, match='no text_embedding'):
+    features.map({'right': 0})
