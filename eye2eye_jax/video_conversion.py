@@ -6,6 +6,7 @@ import dataclasses
 import pathlib
 
 import ml_collections
+import numpy as np
 import tqdm
 
 from eye2eye_jax import checkpointing, sampling, stereo_formats, video_io
@@ -79,18 +80,25 @@ def convert_file(sampler: sampling.StereoSampler, path: pathlib.Path,
   generated = sampler.convert(video.frames, fps=video.fps)
   if progress is not None:
     progress.update(1)
-  if s.input_eye == 'left':
-    left, right = video.frames, generated
-  else:
-    left, right = generated, video.frames
   audio = path if video_io.has_audio(path) else None
+  write_layouts(s, paths, video.frames, generated, video.fps, audio, progress)
+  return paths
+
+
+def write_layouts(sample_config: ml_collections.ConfigDict, paths: dict[str, pathlib.Path],
+                  source: np.ndarray, generated: np.ndarray, fps: float,
+                  audio_from: pathlib.Path | None = None,
+                  progress: tqdm.tqdm | None = None) -> None:
+  """Writes each layout in ``paths`` (from ``output_paths``) of the input eye's frames
+  ``source`` and the generated eye's; ``progress`` advances by one per file."""
+  s = sample_config
+  left, right = (source, generated) if s.input_eye == 'left' else (generated, source)
   for layout, target in paths.items():
     frames = generated if layout == 'left' else stereo_formats.render(layout, left, right,
                                                                      s.anaglyph)
-    video_io.write_video(target, frames, video.fps, crf=s.crf, audio_from=audio)
+    video_io.write_video(target, frames, fps, crf=s.crf, audio_from=audio_from)
     if progress is not None:
       progress.update(1)
-  return paths
 
 
 @dataclasses.dataclass
