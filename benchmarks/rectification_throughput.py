@@ -9,40 +9,58 @@ and prints decode time / rectify time: above 1, decoding is the bottleneck.
 
 from __future__ import annotations
 
+import argparse
 import pathlib
 import sys
 import tempfile
 import time
 
-from absl import app, flags
-
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from data_builders.stereo4d import rectification, vr180_sample  # noqa: E402
 from eye2eye_jax import video_io  # noqa: E402
 
-_EYE_SIZE = flags.DEFINE_integer('eye_size', 1024, 'Side of each eye\'s equirect image.')
-_FRAMES = flags.DEFINE_integer('frames', 8, 'Frames of the test video.')
-_OUT_SIZE = flags.DEFINE_integer('out_size', 512, 'Side of the rectified views.')
+FIGURES = {
+    'decode_over_rectify': 'VR180 decode time over rectification time per frame (above 1: '
+                           'decoding bounds the Stereo4D builder)',
+}
 
 
-def main(argv):
-  del argv
+def measure(eye_size: int = 1024, frames: int = 8, out_size: int = 512) -> dict:
+  """Decode and rectify times of a synthetic VR180 video, and their ratio."""
   with tempfile.TemporaryDirectory() as directory:
-    video_path, npz_path = vr180_sample.write_sample(
-        directory, num_frames=_FRAMES.value, eye_hw=(_EYE_SIZE.value, _EYE_SIZE.value))
+    video_path, _ = vr180_sample.write_sample(directory, num_frames=frames,
+                                              eye_hw=(eye_size, eye_size))
     start = time.perf_counter()
-    frames = video_io.read_video(video_path).frames
+    decoded = video_io.read_video(video_path).frames
     decode = time.perf_counter() - start
   rectifier = rectification.Rectifier(vr180_sample.VR180_FOV, vr180_sample.rig_rotations(0),
-                                      _OUT_SIZE.value)
-  rectifier(frames[:1])  # builds the lookup tables once
+                                      out_size)
+  rectifier(decoded[:1])  # builds the lookup tables once
   start = time.perf_counter()
-  rectifier(frames)
+  rectifier(decoded)
   rectify = time.perf_counter() - start
-  print(f'{len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} -> 2 x '
-        f'{_OUT_SIZE.value}^2: decode {decode / len(frames) * 1e3:.1f} ms/frame, rectify '
-        f'{rectify / len(frames) * 1e3:.1f} ms/frame; decode / rectify = {decode / rectify:.1f}')
+  return {
+      'figures': {'decode_over_rectify': decode / rectify},
+      'details': {'frames': len(decoded), 'video_size': [decoded.shape[2], decoded.shape[1]],
+                  'out_size': out_size, 'decode_ms_per_frame': decode / len(decoded) * 1e3,
+                  'rectify_ms_per_frame': rectify / len(decoded) * 1e3},
+  }
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--eye_size', type=int, default=1024,
+                      help='Side of each eye\'s equirect image.')
+  parser.add_argument('--frames', type=int, default=8, help='Frames of the test video.')
+  parser.add_argument('--out_size', type=int, default=512, help='Side of the rectified views.')
+  args = parser.parse_args(argv)
+  result = measure(args.eye_size, args.frames, args.out_size)
+  d = result['details']
+  print(f'{d["frames"]} frames of {d["video_size"][0]}x{d["video_size"][1]} -> 2 x '
+        f'{d["out_size"]}^2: decode {d["decode_ms_per_frame"]:.1f} ms/frame, rectify '
+        f'{d["rectify_ms_per_frame"]:.1f} ms/frame; decode / rectify = '
+        f'{result["figures"]["decode_over_rectify"]:.1f}')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  main()
