@@ -2,8 +2,8 @@
 
   python benchmarks/fsdp_memory.py [--config=configs/demo.py] [--num_devices=8]
 
-Creates the train state of a config directly in its sharded layout on one device and on an
-FSDP mesh ``(1, N, 1)``, and prints the bytes of parameters + optimizer state held by the
+Places the train state of a config (the layout the trainer gives it) on one device and on
+an FSDP mesh ``(1, N, 1)``, and prints the bytes of parameters + optimizer state held by the
 fullest device under FSDP over those on one device (ideal: 1/N; norms, biases and anything
 that does not divide by N stay whole). With several accelerators it uses them; otherwise it
 reruns itself with N simulated CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count).
@@ -31,13 +31,13 @@ FIGURES = {
 _RESULT = 'RESULT '
 
 
-def _state_bytes(config, devices, mesh_shape) -> int:
+def _state_bytes(config, state, devices, mesh_shape) -> int:
+  """Bytes of params + optimizer state on the fullest device, laid out on a mesh."""
   config.mesh.shape = mesh_shape
   mesh = sharding.create_mesh(config, devices)
-  abstract = jax.eval_shape(lambda: training.init_train_state(config))
-  state = training.init_sharded_train_state(
-      config, sharding.state_shardings(abstract, mesh, config.mesh.rules))
-  return sharding.bytes_per_device({'params': state['params'], 'opt_state': state['opt_state']})
+  placed = jax.device_put(state, sharding.state_shardings(state, mesh, config.mesh.rules))
+  return sharding.bytes_per_device({'params': placed['params'],
+                                    'opt_state': placed['opt_state']})
 
 
 def measure_here(config: str, devices=None) -> dict:
@@ -46,8 +46,9 @@ def measure_here(config: str, devices=None) -> dict:
   if len(devices) < 2:
     raise ValueError(f'FSDP needs >= 2 devices, this process has {len(devices)}')
   cfg = common.load_config(config)
-  single = _state_bytes(cfg, devices[:1], (1, 1, 1))
-  fsdp = _state_bytes(cfg, devices, (1, len(devices), 1))
+  state = training.init_train_state(cfg)
+  single = _state_bytes(cfg, state, devices[:1], (1, 1, 1))
+  fsdp = _state_bytes(cfg, state, devices, (1, len(devices), 1))
   return {
       'figures': {'fsdp_memory_per_device': fsdp / single},
       'details': {'config': config, 'num_devices': len(devices),

@@ -46,3 +46,32 @@ def test_unknown_size_or_benchmark_is_an_error():
     run_all.run('huge')
   with pytest.raises(ValueError, match='nonesuch'):
     run_all.run('tiny', only=['nonesuch'])
+
+
+class _Fake:
+  """A stand-in benchmark module."""
+
+  def __init__(self, figures=None, error=None):
+    self.FIGURES = {name: f'{name} explained' for name in (figures or {'x': 1.0})}
+    self._figures, self._error = figures, error
+
+  def measure(self, **kwargs):
+    if self._error:
+      raise self._error
+    return {'figures': self._figures, 'details': kwargs}
+
+
+def test_a_failing_benchmark_is_reported_and_the_others_still_run(monkeypatch, tmp_path):
+  monkeypatch.setattr(run_all, 'BENCHMARKS', {
+      'broken': _Fake(error=RuntimeError('no such device')),
+      'fine': _Fake(figures={'speedup': 2.5})})
+  monkeypatch.setitem(run_all.SIZES, 'tiny', {'broken': {}, 'fine': {'n': 3}})
+  status = run_all.main(['--size=tiny', f'--output_dir={tmp_path}'])
+  assert status == 1
+  report = json.loads((tmp_path / 'benchmarks.json').read_text())
+  assert report['benchmarks']['broken']['error'] == 'RuntimeError: no such device'
+  assert report['benchmarks']['fine']['figures'] == {'speedup': 2.5}
+  assert report['benchmarks']['fine']['details'] == {'n': 3}
+  table = (tmp_path / 'benchmarks.md').read_text()
+  assert '| broken | FAILED | - | RuntimeError: no such device |' in table
+  assert '| fine | speedup | 2.500 | speedup explained |' in table
