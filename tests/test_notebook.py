@@ -6,7 +6,6 @@ import os
 import nbclient
 import nbformat
 import numpy as np
-import pytest
 
 from conftest import REPO
 from eye2eye_jax import notebook_helpers, video_io
@@ -37,7 +36,7 @@ def test_committed_notebook_has_no_outputs():
       assert not cell.outputs and cell.execution_count is None
 
 
-def test_notebook_runs_and_shows_frames(tmp_path):
+def test_notebook_runs_and_shows_frames(tmp_path, monkeypatch):
   video = notebook_helpers.synthetic_clip(4, 32, seed=11).right
   video_path = video_io.write_video(tmp_path / 'upload.mp4', video, fps=8.0)
   notebook = nbformat.read(NOTEBOOK, as_version=4)
@@ -45,9 +44,9 @@ def test_notebook_runs_and_shows_frames(tmp_path):
       'NUM_FRAMES': 4, 'FRAME_SIZE': 32, 'BASE_STEPS': 2, 'REFINER_STEPS': 2,
       'VIDEO_PATH': str(video_path), 'MAX_VIDEO_FRAMES': 4, 'MAX_VIDEO_SIDE': 32,
       'OUTPUT_DIR': str(tmp_path / 'stereo')})
-  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+  # The kernel inherits this environment: it imports the package from this checkout.
+  monkeypatch.setenv('PYTHONPATH', os.pathsep.join(
       [str(REPO)] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
-  os.environ.update(PYTHONPATH=env['PYTHONPATH'])  # the kernel inherits this environment
   client = nbclient.NotebookClient(notebook, timeout=600, kernel_name='python3',
                                    resources={'metadata': {'path': str(tmp_path)}})
   client.execute()  # raises CellExecutionError on any error
