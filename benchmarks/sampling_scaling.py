@@ -33,7 +33,7 @@ _SHAPES = {'base': (1, 1), 'frames_2x': (2, 1), 'frames_4x': (4, 1), 'side_2x': 
 
 
 def measure(config: str = 'configs/demo.py', frames: int = 4, size: int = 32,
-            base_num_steps: int = 0, refiner_num_steps: int = 0, repeats: int = 3) -> dict:
+            base_num_steps: int = 0, refiner_num_steps: int = 0, repeats: int = 5) -> dict:
   """Seconds of a compiled conversion per video shape, and their ratios to the base shape."""
   cfg = common.load_config(config)
   s = cfg.sample
