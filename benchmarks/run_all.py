@@ -45,7 +45,7 @@ SIZES = {
         'rectification': dict(eye_size=128, frames=8, out_size=64),
         'fsdp_memory': dict(config='configs/tiny.py'),
         'sampling_scaling': dict(config='configs/tiny.py', frames=4, size=16, base_num_steps=2,
-                                 refiner_num_steps=2, repeats=1),
+                                 repeats=1, refiner=False),
     },
     'small': {
         'train_step_flops': dict(config='configs/demo.py', matmul_size=1024),

@@ -33,14 +33,18 @@ _SHAPES = {'base': (1, 1), 'frames_2x': (2, 1), 'frames_4x': (4, 1), 'side_2x': 
 
 
 def measure(config: str = 'configs/demo.py', frames: int = 4, size: int = 32,
-            base_num_steps: int = 0, refiner_num_steps: int = 0, repeats: int = 5) -> dict:
-  """Seconds of a compiled conversion per video shape, and their ratios to the base shape."""
+            base_num_steps: int = 0, refiner_num_steps: int = 0, repeats: int = 5,
+            refiner: bool = True) -> dict:
+  """Seconds of a compiled conversion per video shape, and their ratios to the base shape.
+
+  ``refiner=False`` samples with the base stage alone (fewer programs to compile).
+  """
   cfg = common.load_config(config)
   s = cfg.sample
   s.base_num_steps = base_num_steps or s.base_num_steps
   s.refiner_num_steps = refiner_num_steps or s.refiner_num_steps
   stage = sampling.Stage(cfg, training.init_params(cfg, 0))
-  sampler = sampling.StereoSampler(stage, stage, s)
+  sampler = sampling.StereoSampler(stage, stage if refiner else None, s)
   rng = np.random.default_rng(0)
   seconds = {}
   for name, (frame_factor, side_factor) in _SHAPES.items():
@@ -51,8 +55,8 @@ def measure(config: str = 'configs/demo.py', frames: int = 4, size: int = 32,
       'figures': {f'{name}_time': seconds[name] / seconds['base']
                   for name in _SHAPES if name != 'base'},
       'details': {'config': config, 'base_shape': [frames, size, size],
-                  'base_num_steps': s.base_num_steps, 'refiner_num_steps': s.refiner_num_steps,
-                  'seconds': seconds},
+                  'base_num_steps': s.base_num_steps, 'refiner': refiner,
+                  'refiner_num_steps': s.refiner_num_steps, 'seconds': seconds},
   }
 
 
@@ -63,10 +67,11 @@ def main(argv=None):
   parser.add_argument('--size', type=int, default=32)
   parser.add_argument('--base_num_steps', type=int, default=0, help='0: the config\'s')
   parser.add_argument('--refiner_num_steps', type=int, default=0, help='0: the config\'s')
+  parser.add_argument('--no_refiner', action='store_true', help='Base stage alone.')
   args = parser.parse_args(argv)
   runtime.enable_compilation_cache()
   result = measure(args.config, args.frames, args.size, args.base_num_steps,
-                   args.refiner_num_steps)
+                   args.refiner_num_steps, refiner=not args.no_refiner)
   for name, value in result['details']['seconds'].items():
     ratio = result['figures'].get(f'{name}_time', 1.0)
     print(f'{name:10s} {value:8.3f} s  x{ratio:.2f}')

@@ -2,8 +2,8 @@
 
   python benchmarks/train_step_flops.py [--config=configs/demo.py] [--matmul_size=1024]
 
-Compiles the jitted train step of a config (AdamW, EMA; random batches of its clip shape)
-and a square float32 matmul, takes each program's FLOPs from XLA's cost analysis, times the
+Compiles the train step of a config as the trainer does (AdamW, EMA; random batches of its
+clip shape), on one device, and a square float32 matmul, takes each program's FLOPs from XLA's cost analysis, times the
 compiled calls, and prints the train step's achieved FLOP/s as a fraction of the matmul's:
 a figure that compares across machines (1.0 = the step runs as fast as a large matmul).
 """
@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from benchmarks import common  # noqa: E402
-from eye2eye_jax import runtime, training  # noqa: E402
+from eye2eye_jax import runtime, sharding, training  # noqa: E402
 
 FIGURES = {
     'train_step_flops_vs_matmul': 'train step FLOP/s (XLA FLOPs / step time) over a large '
@@ -37,17 +37,24 @@ def random_batch(config, seed: int = 0) -> dict:
 
 
 def time_train_step(config, repeats: int = 5) -> tuple[float, float]:
-  """(median seconds, XLA FLOPs) of one compiled train step of ``config`` on one device."""
-  state = training.init_train_state(config)
-  batch = random_batch(config)
-  compiled = training.make_train_step(config).lower(state, batch).compile()
+  """(median seconds, XLA FLOPs) of one train step of ``config`` compiled as the trainer
+  compiles it, on one device."""
+  mesh = sharding.create_mesh(config, jax.devices()[:1])
+  rules = config.mesh.rules
+  abstract = jax.eval_shape(lambda: training.init_train_state(config))
+  state_shardings = sharding.state_shardings(abstract, mesh, rules)
+  batch_sharding = sharding.batch_sharding(mesh, rules)
+  state = training.init_sharded_train_state(config, state_shardings)
+  batch = jax.device_put(random_batch(config), batch_sharding)
+  step = training.make_train_step(config, state_shardings, batch_sharding)
+  compiled = step.lower(state, batch).compile()
   holder = {'state': state}
 
-  def step():  # the state is donated: each call continues from the last one's
+  def run():  # the state is donated: each call continues from the last one's
     holder['state'], metrics = compiled(holder['state'], batch)
     return metrics
 
-  return common.median_seconds(step, repeats), common.compiled_flops(compiled)
+  return common.median_seconds(run, repeats), common.compiled_flops(compiled)
 
 
 def time_matmul(size: int, repeats: int = 5) -> tuple[float, float]:
