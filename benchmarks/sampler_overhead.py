@@ -11,6 +11,8 @@ compiled sampling loop runs the UNet faster than the same calls dispatched one b
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import math
 import pathlib
 import sys
@@ -19,27 +21,34 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
-from eye2eye_jax import config_base, runtime, sampling, training  # noqa: E402
+from benchmarks import common  # noqa: E402
+from eye2eye_jax import runtime, sampling, training  # noqa: E402
 
-_CONFIG = flags.DEFINE_string('config', 'configs/demo.py', 'Config of both models.')
-_FRAMES = flags.DEFINE_integer('frames', 16, 'Frames of the test video.')
-_SIZE = flags.DEFINE_integer('size', 64, 'Height and width of the test video.')
+FIGURES = {
+    'sampler_overhead': 'sampler wall time over the time of the UNet forward passes it made '
+                        '(1 = no overhead)',
+}
 
 
-def _count_compilations():
+@contextlib.contextmanager
+def count_compilations():
+  """Counts JAX traces and backend compilations inside the block."""
   counts = {'traces': 0, 'backend_compiles': 0}
 
   def listener(event, duration, **kwargs):
+    del duration, kwargs
     if event == '/jax/core/compile/jaxpr_trace_duration':
       counts['traces'] += 1
     elif event == '/jax/core/compile/backend_compile_duration':
       counts['backend_compiles'] += 1
 
   jax.monitoring.register_event_duration_secs_listener(listener)
-  return counts
+  try:
+    yield counts
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def _forward_seconds(stage: sampling.Stage, batch: int, height: int, width: int) -> float:
@@ -48,50 +57,65 @@ def _forward_seconds(stage: sampling.Stage, batch: int, height: int, width: int)
   forward = jax.jit(lambda p, x, c, t: training.make_denoiser(graphdef, p, c)(x, t))
   x = jnp.zeros((batch, stage.num_frames, height, width, 3))
   t = jnp.full((batch,), 0.5)
-  forward(stage.params, x, x, t).block_until_ready()
-  times = []
-  for _ in range(5):
-    start = time.perf_counter()
-    forward(stage.params, x, x, t).block_until_ready()
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
+  return common.median_seconds(lambda: forward(stage.params, x, x, t), repeats=5)
 
 
-def main(argv):
-  del argv
-  runtime.enable_compilation_cache()
-  config = config_base.load_config_file(_CONFIG.value)
-  stage = sampling.Stage(config, training.init_params(config, 0))
-  sampler = sampling.StereoSampler(stage, stage, config.sample)
+def measure(config: str = 'configs/demo.py', frames: int = 16, size: int = 64,
+            base_num_steps: int = 0, refiner_num_steps: int = 0) -> dict:
+  """Wall time of a compiled two-stage conversion over its UNet forward passes' time.
+
+  ``base_num_steps`` / ``refiner_num_steps``: 0 keeps the config's.
+  """
+  cfg = common.load_config(config)
+  s = cfg.sample
+  s.base_num_steps = base_num_steps or s.base_num_steps
+  s.refiner_num_steps = refiner_num_steps or s.refiner_num_steps
+  stage = sampling.Stage(cfg, training.init_params(cfg, 0))
+  sampler = sampling.StereoSampler(stage, stage, s)
   rng = np.random.default_rng(0)
-  shape = (_FRAMES.value, _SIZE.value, _SIZE.value, 3)
+  shape = (frames, size, size, 3)
   sampler.convert(rng.integers(0, 255, shape, np.uint8))  # compiles
 
-  counts = _count_compilations()
-  start = time.perf_counter()
-  sampler.convert(rng.integers(0, 255, shape, np.uint8))
-  wall = time.perf_counter() - start
-  compiled = dict(counts)
+  video = rng.integers(0, 255, shape, np.uint8)
+  with count_compilations() as counts:
+    start = time.perf_counter()
+    sampler.convert(video)
+    wall = time.perf_counter() - start
 
-  s = config.sample
-  frames = max(_FRAMES.value, stage.num_frames)
+  padded = max(frames, stage.num_frames)
   overlap = s.window_overlap if s.window_overlap >= 0 else stage.num_frames // 2
-  windows = len(sampling.window_starts(frames, stage.num_frames, overlap))
+  windows = len(sampling.window_starts(padded, stage.num_frames, overlap))
   batch = min(int(s.window_batch), windows)
   calls_per_step = math.ceil(windows / batch)
-  bh, bw = sampling.base_grid(_SIZE.value, _SIZE.value, sampler.base_short_side,
-                              stage.spatial_factor)
+  bh, bw = sampling.base_grid(size, size, sampler.base_short_side, stage.spatial_factor)
   forward = (s.base_num_steps * calls_per_step * _forward_seconds(stage, batch, bh, bw) +
-             s.refiner_num_steps * calls_per_step *
-             _forward_seconds(stage, batch, _SIZE.value, _SIZE.value))
-  print(f'video {shape[:3]}, {windows} windows of {stage.num_frames} frames, '
-        f'{s.base_num_steps} base + {s.refiner_num_steps} refiner steps')
-  print(f'pipeline wall time        {wall:8.3f} s')
-  print(f'UNet forward passes alone {forward:8.3f} s')
-  print(f'overhead ratio (wall / forward) {wall / forward:.2f}')
-  print(f'second video of the same shape: {compiled["traces"]} traces, '
-        f'{compiled["backend_compiles"]} backend compilations (0 and 0 = nothing new)')
+             s.refiner_num_steps * calls_per_step * _forward_seconds(stage, batch, size, size))
+  return {
+      'figures': {'sampler_overhead': wall / forward},
+      'details': {'config': config, 'video_shape': list(shape[:3]), 'windows': windows,
+                  'window_frames': stage.num_frames, 'base_num_steps': s.base_num_steps,
+                  'refiner_num_steps': s.refiner_num_steps, 'wall_seconds': wall,
+                  'forward_seconds': forward, 'second_video_traces': counts['traces'],
+                  'second_video_backend_compiles': counts['backend_compiles']},
+  }
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--config', default='configs/demo.py', help='Config of both models.')
+  parser.add_argument('--frames', type=int, default=16, help='Frames of the test video.')
+  parser.add_argument('--size', type=int, default=64, help='Height and width of the video.')
+  args = parser.parse_args(argv)
+  runtime.enable_compilation_cache()
+  d = measure(args.config, args.frames, args.size)['details']
+  print(f'video {tuple(d["video_shape"])}, {d["windows"]} windows of {d["window_frames"]} '
+        f'frames, {d["base_num_steps"]} base + {d["refiner_num_steps"]} refiner steps')
+  print(f'pipeline wall time        {d["wall_seconds"]:8.3f} s')
+  print(f'UNet forward passes alone {d["forward_seconds"]:8.3f} s')
+  print(f'overhead ratio (wall / forward) {d["wall_seconds"] / d["forward_seconds"]:.2f}')
+  print(f'second video of the same shape: {d["second_video_traces"]} traces, '
+        f'{d["second_video_backend_compiles"]} backend compilations (0 and 0 = nothing new)')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  main()

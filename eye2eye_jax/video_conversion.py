@@ -6,6 +6,7 @@ import dataclasses
 import pathlib
 
 import ml_collections
+import numpy as np
 import tqdm
 
 from eye2eye_jax import atomic_files, checkpointing, sampling, stereo_formats, video_io
@@ -96,24 +97,34 @@ def convert_file(sampler: sampling.StereoSampler, path: pathlib.Path,
   generated = sampler.convert(video.frames, fps=video.fps)
   if progress is not None:
     progress.update(1)
-  if s.input_eye == 'left':
-    left, right = video.frames, generated
-  else:
-    left, right = generated, video.frames
   audio = path if video_io.has_audio(path) else None
+  write_layouts(s, paths, video.frames, generated, video.fps, audio, progress,
+                name=str(path), output_dir=output_dir)
+  return paths
+
+
+def write_layouts(sample_config: ml_collections.ConfigDict, paths: dict[str, pathlib.Path],
+                  source: np.ndarray, generated: np.ndarray, fps: float,
+                  audio_from: pathlib.Path | None = None,
+                  progress: tqdm.tqdm | None = None, name: str = 'the video',
+                  output_dir: str | pathlib.Path = '') -> None:
+  """Writes each layout in ``paths`` (from ``output_paths``) of the input eye's frames
+  ``source`` and the generated eye's, all or none (each to a temporary file, renamed into
+  place together); ``progress`` advances by one per file."""
+  s = sample_config
+  left, right = (source, generated) if s.input_eye == 'left' else (generated, source)
   try:
     with atomic_files.atomic_paths(paths.values()) as temporaries:
       for (layout, target), temporary in zip(paths.items(), temporaries):
         frames = generated if layout == 'left' else stereo_formats.render(layout, left, right,
                                                                          s.anaglyph)
-        video_io.encode_video(temporary, frames, video.fps, crf=s.crf, audio_from=audio,
+        video_io.encode_video(temporary, frames, fps, crf=s.crf, audio_from=audio_from,
                               name=target)
         if progress is not None:
           progress.update(1)
   except OSError as error:  # the temporary files could not be made or renamed
-    raise video_io.VideoError(f'{output_dir}: could not write the outputs of {path} '
-                              f'({error})') from error
-  return paths
+    raise video_io.VideoError(f'{output_dir or "the output directory"}: could not write the '
+                              f'outputs of {name} ({error})') from error
 
 
 class ConversionError(ValueError):

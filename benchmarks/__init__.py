@@ -1,0 +1,1 @@
+"""Speed measurements, each a ratio measured within one run (comparable across machines)."""

@@ -1,0 +1,65 @@
+"""What the benchmarks share: timing compiled calls, XLA's FLOP counts, machine facts."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import platform
+import statistics
+import time
+
+import jax
+import jaxlib
+import ml_collections
+
+from eye2eye_jax import config_base
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+  """A config file, relative to the repository root unless absolute."""
+  path = pathlib.Path(path)
+  return config_base.load_config_file(path if path.is_absolute() else REPO / path)
+
+
+def median_seconds(call, repeats: int, warmup: int = 1) -> float:
+  """Median wall seconds of ``call()`` (its result waited for on the device) over
+  ``repeats`` calls, after ``warmup`` untimed calls (compilation, caches)."""
+  if repeats < 1:
+    raise ValueError(f'repeats must be >= 1, got {repeats}')
+  for _ in range(warmup):
+    jax.block_until_ready(call())
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(call())
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def compiled_flops(compiled) -> float:
+  """FLOPs of one call of a compiled program, by XLA's cost analysis."""
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):  # older JAX: one dict per program
+    cost = cost[0]
+  flops = float((cost or {}).get('flops', 0.0))
+  if not flops > 0:
+    raise ValueError(f'XLA reported no FLOPs for the program ({cost})')
+  return flops
+
+
+def machine_info() -> dict:
+  """The machine and the JAX devices a run used."""
+  devices = jax.devices()
+  return {
+      'cpu_count': os.cpu_count(),
+      'platform': platform.platform(),
+      'python': platform.python_version(),
+      'jax': jax.__version__,
+      'jaxlib': jaxlib.__version__,
+      'backend': jax.default_backend(),
+      'device_kind': devices[0].device_kind,
+      'device_count': len(devices),
+      'process_count': jax.process_count(),
+  }
