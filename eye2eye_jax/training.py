@@ -83,6 +83,26 @@ def init_from_checkpoint(config: ml_collections.ConfigDict, state: TrainState,
           'ema_params': jax.tree.map(jnp.copy, params)}
 
 
+def make_loss(config: ml_collections.ConfigDict, batch_sharding=None):
+  """Returns the train step's loss ``(params, batch, step) -> loss`` (the step's noise, times
+  and condition dropout derive from the step)."""
+  graphdef = model_graphdef(config)
+  base_rng = jax.random.PRNGKey(config.seed)
+  dropout = float(config.train.condition_dropout)
+
+  def loss(params: dict, batch: dict, step: jax.Array) -> jax.Array:
+    rng = jax.random.fold_in(base_rng, step)
+    condition = batch['right']
+    if dropout:  # zero the right view of some examples, so guidance can be used later
+      keep = jax.random.bernoulli(jax.random.fold_in(rng, 1), 1 - dropout,
+                                  (condition.shape[0],) + (1,) * (condition.ndim - 1))
+      condition = condition * keep
+    denoiser = make_denoiser(graphdef, params, condition, activation_sharding=batch_sharding)
+    return diffusion.diffusion_loss(config, denoiser, batch['left'], rng)
+
+  return loss
+
+
 def make_train_step(config: ml_collections.ConfigDict, state_shardings=None,
                     batch_sharding=None):
   """Returns the jitted ``(state, batch) -> (state, metrics)``; the state is donated.
@@ -90,27 +110,12 @@ def make_train_step(config: ml_collections.ConfigDict, state_shardings=None,
   With shardings (``eye2eye_jax.sharding``) the step is compiled for that layout: the state
   stays where it is, the batch is split over the data axes, the metrics are replicated.
   """
-  graphdef = model_graphdef(config)
+  loss_and_grads = jax.value_and_grad(make_loss(config, batch_sharding))
   optimizer = make_optimizer(config)
-  base_rng = jax.random.PRNGKey(config.seed)
   decay = config.train.ema_decay
-  dropout = float(config.train.condition_dropout)
 
   def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
-    rng = jax.random.fold_in(base_rng, state['step'])
-
-    condition = batch['right']
-    if dropout:  # zero the right view of some examples, so guidance can be used later
-      keep = jax.random.bernoulli(jax.random.fold_in(rng, 1), 1 - dropout,
-                                  (condition.shape[0],) + (1,) * (condition.ndim - 1))
-      condition = condition * keep
-
-    def loss_fn(params):
-      denoiser = make_denoiser(graphdef, params, condition,
-                               activation_sharding=batch_sharding)
-      return diffusion.diffusion_loss(config, denoiser, batch['left'], rng)
-
-    loss, grads = jax.value_and_grad(loss_fn)(state['params'])
+    loss, grads = loss_and_grads(state['params'], batch, state['step'])
     updates, opt_state = optimizer.update(grads, state['opt_state'], state['params'])
     params = optax.apply_updates(state['params'], updates)
     ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state['ema_params'], params)

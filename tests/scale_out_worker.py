@@ -9,6 +9,8 @@ remesh: trains to step 6 on one mesh, resumes to step 12 on another, and compare
   curve with an uninterrupted run.
 grow: resumes WORKDIR (a run of the tiny config made on one device) for 4 more steps on an
   FSDP x tensor mesh of the 8 devices.
+state_bytes: creates the tiny config's sharded train state on each mesh shape given as
+  JSON (DATA_DIR unused) and reports the bytes per device of its parts.
 """
 
 import json
@@ -97,12 +99,26 @@ def grow(data_dir: str, workdir: str) -> list:
   return losses
 
 
+def state_bytes(shapes: list) -> dict:
+  results = {}
+  for shape in shapes:
+    config = tiny_config('', tuple(shape))
+    mesh = sharding.create_mesh(config)
+    abstract = jax.eval_shape(lambda: training.init_train_state(config))
+    state = training.init_sharded_train_state(
+        config, sharding.state_shardings(abstract, mesh, config.mesh.rules))
+    results[str(tuple(shape))] = {key: sharding.bytes_per_device(state[key])
+                                  for key in ('params', 'opt_state', 'ema_params')}
+  return results
+
+
 def main():
   mode, data_dir = sys.argv[1], sys.argv[2]
   runtime.enable_compilation_cache()
   assert jax.device_count() == 8, jax.devices()
   modes = {'meshes': lambda: meshes(data_dir), 'remesh': lambda: remesh(data_dir, sys.argv[3]),
-           'grow': lambda: grow(data_dir, sys.argv[3])}
+           'grow': lambda: grow(data_dir, sys.argv[3]),
+           'state_bytes': lambda: state_bytes(json.loads(sys.argv[3]))}
   result = modes[mode]()
   print('RESULT ' + json.dumps(result))
 
