@@ -81,8 +81,8 @@ def _figures(kind: str, config: ml_collections.ConfigDict, shape: tuple, lower) 
     cost, memory = compiled.cost_analysis(), compiled.memory_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     _cache[key] = {'flops': float(cost['flops']),
-                      'temp_bytes': int(memory.temp_size_in_bytes),
-                      'argument_bytes': int(memory.argument_size_in_bytes)}
+                   'temp_bytes': int(memory.temp_size_in_bytes),
+                   'argument_bytes': int(memory.argument_size_in_bytes)}
   return _cache[key]
 
 
@@ -123,6 +123,13 @@ def _remat_blocks(jaxpr):
           yield from _remat_blocks(sub)
 
 
+def _block_residual_bytes(eqn) -> int:
+  """Residual bytes of one rematerialised call's body, differentiated without remat."""
+  body = jex_core.jaxpr_as_fun(jex_core.ClosedJaxpr(eqn.params['jaxpr'], ()))
+  return _residual_bytes(body, *[jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype)
+                                 for v in eqn.invars])
+
+
 def activation_bytes(config: ml_collections.ConfigDict, batch_size: int) -> dict:
   """Activation memory of the train step's forward/backward pass at ``batch_size``.
 
@@ -138,11 +145,8 @@ def activation_bytes(config: ml_collections.ConfigDict, batch_size: int) -> dict
     args = (abstract_train_state(config)['params'], batch_struct(config, batch_size),
             jax.ShapeDtypeStruct((), jnp.int32))
     blocks = _remat_blocks(jax.make_jaxpr(loss)(*args).jaxpr)
-    recomputed = max((_residual_bytes(
-        jex_core.jaxpr_as_fun(jex_core.ClosedJaxpr(eqn.params['jaxpr'], ())),
-        *[jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype) for v in eqn.invars])
-                      for eqn in blocks), default=0)
-    _cache[key] = {'saved': _residual_bytes(loss, *args), 'recomputed_block': recomputed}
+    _cache[key] = {'saved': _residual_bytes(loss, *args),
+                   'recomputed_block': max(map(_block_residual_bytes, blocks), default=0)}
   return _cache[key]
 
 
@@ -178,10 +182,11 @@ def collective_bytes(param_bytes: float, param_bytes_per_device: float,
 
 
 def estimate_training(config: ml_collections.ConfigDict, topology: accelerators.Topology,
-                      mfu: float) -> dict:
+                      mfu: float, global_flops: bool = True) -> dict:
   """Memory per device, FLOPs and time of ``config``'s training on ``topology``.
 
-  Raises ValueError naming the field when the mesh or the batch does not fit the devices.
+  ``global_flops`` False skips compiling the step at the global batch (its FLOPs are then
+  None). Raises ValueError naming the field when the mesh or the batch does not fit.
   """
   model_lib.validate_model_config(config.model)
   d = config.data
@@ -206,9 +211,8 @@ def estimate_training(config: ml_collections.ConfigDict, topology: accelerators.
                 overflow=None if total <= hbm else largest,
                 xla_cpu_temp=step['temp_bytes'])
 
-  ways = d.batch_size // per_device
-  global_flops = step['flops'] if ways == 1 else train_step_figures(config,
-                                                                    d.batch_size)['flops']
+  whole = step['flops'] if per_device == d.batch_size else (
+      train_step_figures(config, d.batch_size)['flops'] if global_flops else None)
   peak = topology.chip.peak_flops(config.model.dtype)
   compute_s = step['flops'] / (peak * mfu)
   param_bytes = _nbytes(state['params'])
@@ -219,7 +223,7 @@ def estimate_training(config: ml_collections.ConfigDict, topology: accelerators.
   return {
       'mesh': dict(mesh.shape), 'mesh_shape': list(config.mesh.shape),
       'remat': config.model.remat, 'per_device_batch': per_device, 'memory': memory,
-      'flops': {'train_step_global': global_flops, 'train_step_per_device': step['flops']},
+      'flops': {'train_step_global': whole, 'train_step_per_device': step['flops']},
       'time': {'peak_flops': peak, 'mfu': mfu, 'compute_s': compute_s,
                'collective_bytes': moved, 'collective_s': collective_s, 'step_s': step_s,
                'num_steps': config.train.num_steps, 'total_s': total_s,
@@ -250,7 +254,8 @@ def suggest(config: ml_collections.ConfigDict, topology: accelerators.Topology,
   for shape, remat in candidate_settings(config):
     flags = f"--config.mesh.shape='{tuple(shape)}' --config.model.remat={remat}"
     try:
-      estimate = estimate_training(_with(config, shape, remat), topology, mfu)
+      estimate = estimate_training(_with(config, shape, remat), topology, mfu,
+                                   global_flops=False)
     except ValueError as error:
       results.append({'flags': flags, 'error': str(error), 'fits': False})
       continue
@@ -390,8 +395,8 @@ def plan(config: ml_collections.ConfigDict, topology: accelerators.Topology, *,
     raise ValueError('num_clips and builder_cores must be >= 1 and builder_ms_per_frame > 0')
   if compression_ratio is not None and compression_ratio <= 0:
     raise ValueError(f'compression_ratio must be > 0, got {compression_ratio}')
-  params = abstract_train_state(config)['params']
   train = estimate_training(config, topology, mfu)
+  params = abstract_train_state(config)['params']
   measured = compression_ratio is None
   ratio = measure_compression_ratio(config) if measured else compression_ratio
   data = estimate_data(config, topology, train['time']['step_s'], num_clips, ratio,

@@ -9,8 +9,8 @@ remesh: trains to step 6 on one mesh, resumes to step 12 on another, and compare
   curve with an uninterrupted run.
 grow: resumes WORKDIR (a run of the tiny config made on one device) for 4 more steps on an
   FSDP x tensor mesh of the 8 devices.
-state_bytes: creates the tiny config's sharded train state on each mesh shape given as
-  JSON (DATA_DIR unused) and reports the bytes per device of its parts.
+state_bytes: lays the tiny config's train state out on each mesh shape given as JSON
+  (DATA_DIR unused) and reports the bytes per device of its parts.
 """
 
 import json
@@ -20,6 +20,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 import jax  # noqa: E402
+import numpy as np  # noqa: E402
 
 from eye2eye_jax import (config_base, input_pipeline, runtime, sharding,  # noqa: E402
                          trainer, training)
@@ -105,8 +106,9 @@ def state_bytes(shapes: list) -> dict:
     config = tiny_config('', tuple(shape))
     mesh = sharding.create_mesh(config)
     abstract = jax.eval_shape(lambda: training.init_train_state(config))
-    state = training.init_sharded_train_state(
-        config, sharding.state_shardings(abstract, mesh, config.mesh.rules))
+    shardings = sharding.state_shardings(abstract, mesh, config.mesh.rules)
+    state = jax.device_put(jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), abstract),
+                           shardings)  # the layout is what counts, not the values
     results[str(tuple(shape))] = {key: sharding.bytes_per_device(state[key])
                                   for key in ('params', 'opt_state', 'ema_params')}
   return results
