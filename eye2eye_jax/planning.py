@@ -222,7 +222,8 @@ def estimate_training(config: ml_collections.ConfigDict, topology: accelerators.
   total_s = step_s * config.train.num_steps
   return {
       'mesh': dict(mesh.shape), 'mesh_shape': list(config.mesh.shape),
-      'remat': config.model.remat, 'per_device_batch': per_device, 'memory': memory,
+      'remat': config.model.remat, 'batch_size': d.batch_size,
+      'per_device_batch': per_device, 'memory': memory,
       'flops': {'train_step_global': whole, 'train_step_per_device': step['flops']},
       'time': {'peak_flops': peak, 'mfu': mfu, 'compute_s': compute_s,
                'collective_bytes': moved, 'collective_s': collective_s, 'step_s': step_s,
@@ -259,14 +260,20 @@ def suggest(config: ml_collections.ConfigDict, topology: accelerators.Topology,
     except ValueError as error:
       results.append({'flags': flags, 'error': str(error), 'fits': False})
       continue
+    memory = estimate['memory']
+    activations = memory['activations'] + memory['recomputed_block']
+    per_clip = activations / estimate['per_device_batch']  # activations grow with the batch
     results.append({'flags': flags, 'mesh_shape': list(shape), 'remat': remat,
-                    'fits': estimate['memory']['fits'],
-                    'total_bytes': estimate['memory']['total'],
-                    'activation_bytes': estimate['memory']['activations'] +
-                                        estimate['memory']['recomputed_block'],
+                    'fits': memory['fits'], 'total_bytes': memory['total'],
+                    'activation_bytes': activations,
+                    'max_per_device_batch': int((memory['hbm'] - memory['total'] + activations)
+                                                // per_clip) if per_clip else None,
                     'step_s': estimate['time']['step_s'],
                     'total_s': estimate['time']['total_s']})
-  return sorted(results, key=lambda r: (not r['fits'], r.get('step_s', math.inf)))
+  # Fitting first, then faster; at equal speed, keeping the mesh, then holding less.
+  return sorted(results, key=lambda r: (not r['fits'], r.get('step_s', math.inf),
+                                        r.get('mesh_shape') != list(config.mesh.shape),
+                                        r.get('total_bytes', math.inf)))
 
 
 def estimate_sampling(config: ml_collections.ConfigDict, topology: accelerators.Topology,
@@ -479,13 +486,22 @@ def format_plan(p: dict) -> str:
   row(f"{time['num_steps']:,} steps", f"{duration(time['total_s'])}, "
       f"{time['chip_hours']:,.0f} chip-hours")
   if p['alternatives']:
-    section('Settings that would fit (same estimate re-run), fastest first')
+    section('Other settings (the same estimate re-run), fitting and fastest first')
     for alt in p['alternatives']:
       if 'error' in alt:
         row(alt['flags'], f"not possible: {alt['error']}")
       else:
-        row(alt['flags'], f"{_bytes(alt['total_bytes'])}: {'fits' if alt['fits'] else 'no'}, "
-            f"step {duration(alt['step_s'])}, run {duration(alt['total_s'])}")
+        row(f"mesh {tuple(alt['mesh_shape'])}, remat {alt['remat']}",
+            f"{_bytes(alt['total_bytes'])}: {'fits' if alt['fits'] else 'no'}, step "
+            f"{duration(alt['step_s'])}, run {duration(alt['total_s'])}: {alt['flags']}")
+    best = max((a for a in p['alternatives'] if a.get('max_per_device_batch') is not None),
+               key=lambda a: a['max_per_device_batch'], default=None)
+    if not any(a['fits'] for a in p['alternatives']) and best is not None:
+      most = best['max_per_device_batch']
+      need = ('no device holds one clip' if most < 1 else
+              f"the global batch needs >= {math.ceil(tr['batch_size'] / most)} devices")
+      row('none fits', f"{best['flags']} holds at most {most} clip(s) per device: {need} "
+          '(activations scaled by the batch)')
   section(f"Sampling, {s['stage']} stage on one device: video {s['video'][0]}x{s['video'][1]}, "
           f"{s['video'][2]} frames")
   row('grid', f"{s['grid'][0]}x{s['grid'][1]}, {s['windows']} window(s) of "
