@@ -285,7 +285,8 @@ def estimate_sampling(config: ml_collections.ConfigDict, topology: accelerators.
   frame (rounded to the UNet's factor) for ``sample.refiner_num_steps`` steps; otherwise it
   is a base model sampling at ``sample.base_resolution`` (short side) for
   ``sample.base_num_steps`` steps. Each step runs the UNet on every window (twice with
-  guidance); the per-frame blending is not counted.
+  guidance); the per-frame blending is not counted. Memory: XLA's memory analysis of the
+  compiled forward (weights, inputs and temp bytes; no backward pass, so no remat question).
   """
   width, height, frames = video
   s, d = config.sample, config.data
