@@ -38,13 +38,8 @@ def resolve_data_dir(config: ml_collections.ConfigDict) -> str:
       'outputs', 'tfds')
 
 
-def ensure_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
-  """Builds the configured TFDS dataset into ``data_dir`` unless it is already there.
-
-  TFDS writes each split to temporary files and renames them when complete, so an
-  interrupted build leaves nothing that a later call mistakes for a finished dataset.
-  """
-  import tensorflow_datasets as tfds
+def create_builder(config: ml_collections.ConfigDict, data_dir: str):
+  """The TFDS builder of ``config.data`` (nothing is read or written until it prepares)."""
   if config.data.builder == 'synthetic_stereo':
     from data_builders.synthetic_stereo import Builder
   elif config.data.builder == 'stereo4d':
@@ -54,8 +49,18 @@ def ensure_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
   else:
     raise ValueError(f'data.builder: unknown dataset {config.data.builder!r} (synthetic_stereo, '
                      'stereo4d or video_folder)')
-  builder = Builder(config=config.data.builder_config, data_dir=data_dir,
-                    file_format='array_record')
+  return Builder(config=config.data.builder_config, data_dir=data_dir,
+                 file_format='array_record')
+
+
+def ensure_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
+  """Builds the configured TFDS dataset into ``data_dir`` unless it is already there.
+
+  TFDS writes each split to temporary files and renames them when complete, so an
+  interrupted build leaves nothing that a later call mistakes for a finished dataset.
+  """
+  import tensorflow_datasets as tfds
+  builder = create_builder(config, data_dir)
   download_config = tfds.download.DownloadConfig(manual_dir=config.data.manual_dir or None)
   try:
     builder.download_and_prepare(download_config=download_config)

@@ -64,6 +64,13 @@ def window_starts(total: int, window: int, overlap: int) -> tuple[int, ...]:
   return tuple(starts)
 
 
+def stage_windows(total: int, window: int, window_overlap: int) -> tuple[int, ...]:
+  """Window starts of a stage over ``total`` frames, ``window_overlap`` frames shared by
+  consecutive windows (``sample.window_overlap``; -1: half a window)."""
+  overlap = window_overlap if window_overlap >= 0 else window // 2
+  return window_starts(total, window, min(overlap, window - 1))
+
+
 def _tent_weights(window: int) -> np.ndarray:
   """Per-frame blending weights of a window: highest in the middle, > 0 at the ends."""
   position = np.arange(window, dtype=np.float32)
@@ -170,9 +177,7 @@ class StereoSampler:
   def _stage(self, stage: Stage, condition: np.ndarray, x_start: jax.Array,
              rng: jax.Array, num_steps: int, t_start: float, caption: str) -> np.ndarray:
     s = self.sample_config
-    overlap = s.window_overlap if s.window_overlap >= 0 else stage.num_frames // 2
-    starts = window_starts(condition.shape[0], stage.num_frames, min(overlap,
-                                                                     stage.num_frames - 1))
+    starts = stage_windows(condition.shape[0], stage.num_frames, s.window_overlap)
     text = text_mask = None
     if text_encoding.uses_text(stage.config):
       encode = text_encoding.caption_encoder(stage.config)

@@ -9,6 +9,9 @@ output channels are ``conv_out``, attention heads are ``heads``, ...) and
 mesh axes are still free in that array and divide its size wins; otherwise the dimension
 is replicated. Optimizer moments and EMA weights are laid out like their parameters, the
 batch dimension of the data by the ``batch`` rule.
+
+The rules work on any mesh with named axis sizes: a real ``Mesh`` of devices, or an
+``AbstractMesh`` (``abstract_mesh``) to plan a run on more devices than this machine has.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import jax
 import ml_collections
 import numpy as np
 from jax.experimental import mesh_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import AbstractMesh, Mesh, NamedSharding, PartitionSpec
 
 
 def mesh_shape(config: ml_collections.ConfigDict, num_devices: int) -> tuple[int, ...]:
@@ -61,6 +64,13 @@ def create_mesh(config: ml_collections.ConfigDict, devices=None) -> Mesh:
   else:
     grid = mesh_utils.create_device_mesh(shape, devices)
   return Mesh(grid, tuple(config.mesh.axes))
+
+
+def abstract_mesh(config: ml_collections.ConfigDict, num_devices: int) -> AbstractMesh:
+  """The mesh ``create_mesh`` would make over ``num_devices`` devices, without the devices:
+  each axis spans its per-slice size times its number of slices."""
+  sizes = [s * d for s, d in zip(mesh_shape(config, num_devices), config.mesh.dcn_shape)]
+  return AbstractMesh(tuple(sizes), tuple(config.mesh.axes))
 
 
 def _role_names(path: tuple[str, ...], ndim: int) -> tuple[str | None, ...]:
@@ -172,6 +182,15 @@ def batch_divisor(mesh: Mesh, rules) -> int:
   return math.prod(mesh.shape[a] for a in axes)
 
 
+def per_device_batch(config: ml_collections.ConfigDict, mesh: Mesh) -> int:
+  """Examples of ``data.batch_size`` each device gets; raises if the batch does not split."""
+  ways = batch_divisor(mesh, config.mesh.rules)
+  if config.data.batch_size % ways:
+    raise ValueError(f'data.batch_size={config.data.batch_size} does not split over the '
+                     f'{ways} ways of the mesh\'s batch axes ({dict(mesh.shape)})')
+  return config.data.batch_size // ways
+
+
 def bytes_per_device(tree) -> int:
   """Bytes of ``tree``'s arrays held on one device (the largest share)."""
   per_device: dict = {}
@@ -179,3 +198,12 @@ def bytes_per_device(tree) -> int:
     for shard in leaf.addressable_shards:
       per_device[shard.device] = per_device.get(shard.device, 0) + shard.data.nbytes
   return max(per_device.values()) if per_device else 0
+
+
+def planned_bytes_per_device(tree, shardings) -> int:
+  """Bytes one device would hold of ``tree`` (arrays or ShapeDtypeStructs) laid out by
+  ``shardings`` (on any mesh, abstract too). The rules only split dimensions they divide,
+  so every device holds the same share."""
+  shares = jax.tree.map(lambda x, s: math.prod(s.shard_shape(np.shape(x))) *
+                        np.dtype(x.dtype).itemsize, tree, shardings)
+  return sum(jax.tree.leaves(shares))

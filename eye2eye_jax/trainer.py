@@ -35,10 +35,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                               config.data.resolution)
   mesh = sharding.create_mesh(config)
   rules = config.mesh.rules
-  ways = sharding.batch_divisor(mesh, rules)
-  if config.data.batch_size % ways:
-    raise ValueError(f'data.batch_size={config.data.batch_size} does not split over the '
-                     f'{ways} ways of the mesh\'s batch axes ({dict(mesh.shape)})')
+  sharding.per_device_batch(config, mesh)  # raises if the batch does not split
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)  # local or gs://
   data_dir = input_pipeline.resolve_data_dir(config)
   if jax.process_index() == 0:

@@ -158,6 +158,23 @@ def init_from_checkpoint(config: ml_collections.ConfigDict, source: str
   return train_state_from_params(config, params), report
 
 
+def make_loss(config: ml_collections.ConfigDict, batch_sharding=None):
+  """Returns the train step's loss ``(params, batch, step) -> loss`` (the step's noise, times
+  and dropouts derive from the step). ``batch_sharding``: a dict per batch key, or None."""
+  graphdef = model_graphdef(config)
+  base_rng = jax.random.PRNGKey(config.seed)
+  activation_sharding = None
+  if batch_sharding is not None:  # the layout of the (B, T, H, W, C) videos
+    activation_sharding = batch_sharding.get('left', batch_sharding.get('video'))
+
+  def loss(params: dict, batch: dict, step: jax.Array) -> jax.Array:
+    return batch_loss(config, graphdef, params, batch, jax.random.fold_in(base_rng, step),
+                      float(config.train.condition_dropout),
+                      float(config.train.get('caption_dropout', 0.0)), activation_sharding)
+
+  return loss
+
+
 def make_train_step(config: ml_collections.ConfigDict, state_shardings=None,
                     batch_sharding=None):
   """Returns the jitted ``(state, batch) -> (state, metrics)``; the state is donated.
@@ -166,23 +183,12 @@ def make_train_step(config: ml_collections.ConfigDict, state_shardings=None,
   step is compiled for that layout: the state stays where it is, the batch is split over
   the data axes, the metrics are replicated.
   """
-  graphdef = model_graphdef(config)
+  loss_and_grads = jax.value_and_grad(make_loss(config, batch_sharding))
   optimizer = make_optimizer(config)
-  base_rng = jax.random.PRNGKey(config.seed)
   decay = config.train.ema_decay
-  activation_sharding = None
-  if batch_sharding is not None:  # the layout of the (B, T, H, W, C) videos
-    activation_sharding = batch_sharding.get('left', batch_sharding.get('video'))
 
   def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
-    rng = jax.random.fold_in(base_rng, state['step'])
-
-    def loss_fn(params):
-      return batch_loss(config, graphdef, params, batch, rng,
-                        float(config.train.condition_dropout),
-                        float(config.train.get('caption_dropout', 0.0)), activation_sharding)
-
-    loss, grads = jax.value_and_grad(loss_fn)(state['params'])
+    loss, grads = loss_and_grads(state['params'], batch, state['step'])
     updates, opt_state = optimizer.update(grads, state['opt_state'], state['params'])
     params = optax.apply_updates(state['params'], updates)
     ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state['ema_params'], params)

@@ -1,7 +1,10 @@
 """Shared fixtures: a tiny dataset and a tiny trained checkpoint, built once per worker."""
 
+import json
 import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -17,6 +20,28 @@ runtime.enable_compilation_cache()
 def load_config(name: str):
   """configs/<name>.py's get_config()."""
   return config_base.load_config_file(REPO / 'configs' / f'{name}.py')
+
+
+def subprocess_env(**extra) -> dict:
+  """This environment, with the repository importable and ``extra`` variables set."""
+  return dict(os.environ, PYTHONPATH=str(REPO), **extra)
+
+
+def worker_result(output: str) -> dict:
+  """The JSON on a worker's last ``RESULT`` line."""
+  lines = [l for l in output.splitlines() if l.startswith('RESULT ')]
+  assert lines, output[-3000:]
+  return json.loads(lines[-1][len('RESULT '):])
+
+
+def on_8_devices(*args) -> dict:
+  """tests/scale_out_worker.py's result, run with 8 simulated CPU devices (the device count
+  is fixed when JAX starts, hence the subprocess)."""
+  result = subprocess.run([sys.executable, str(REPO / 'tests' / 'scale_out_worker.py'), *args],
+                          capture_output=True, text=True, timeout=900, env=subprocess_env(
+                              XLA_FLAGS='--xla_force_host_platform_device_count=8'))
+  assert result.returncode == 0, result.stderr[-3000:]
+  return worker_result(result.stdout)
 
 
 @pytest.fixture(scope='session')

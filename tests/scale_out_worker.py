@@ -9,6 +9,8 @@ remesh: trains to step 6 on one mesh, resumes to step 12 on another, and compare
   curve with an uninterrupted run.
 grow: resumes WORKDIR (a run of the tiny config made on one device) for 4 more steps on an
   FSDP x tensor mesh of the 8 devices.
+state_bytes: lays the tiny config's train state out on each mesh shape given as JSON
+  (DATA_DIR unused) and reports the bytes per device of its parts.
 """
 
 import json
@@ -18,6 +20,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 import jax  # noqa: E402
+import numpy as np  # noqa: E402
 
 from eye2eye_jax import (config_base, input_pipeline, runtime, sharding,  # noqa: E402
                          trainer, training)
@@ -98,12 +101,27 @@ def grow(data_dir: str, workdir: str) -> list:
   return losses
 
 
+def state_bytes(shapes: list) -> dict:
+  results = {}
+  for shape in shapes:
+    config = tiny_config('', tuple(shape))
+    mesh = sharding.create_mesh(config)
+    abstract = jax.eval_shape(lambda: training.init_train_state(config))
+    shardings = sharding.state_shardings(abstract, mesh, config.mesh.rules)
+    state = jax.device_put(jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), abstract),
+                           shardings)  # the layout is what counts, not the values
+    results[str(tuple(shape))] = {key: sharding.bytes_per_device(state[key])
+                                  for key in ('params', 'opt_state', 'ema_params')}
+  return results
+
+
 def main():
   mode, data_dir = sys.argv[1], sys.argv[2]
   runtime.enable_compilation_cache()
   assert jax.device_count() == 8, jax.devices()
   modes = {'meshes': lambda: meshes(data_dir), 'remesh': lambda: remesh(data_dir, sys.argv[3]),
-           'grow': lambda: grow(data_dir, sys.argv[3])}
+           'grow': lambda: grow(data_dir, sys.argv[3]),
+           'state_bytes': lambda: state_bytes(json.loads(sys.argv[3]))}
   result = modes[mode]()
   print('RESULT ' + json.dumps(result))
 

@@ -5,8 +5,6 @@ starts); two processes on localhost train together through ``jax.distributed``; 
 command is killed and resumed.
 """
 
-import json
-import os
 import shutil
 import signal
 import socket
@@ -19,31 +17,13 @@ import ml_collections
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, on_8_devices, subprocess_env, worker_result
 from eye2eye_jax import (checkpointing, config_base, input_pipeline, sharding, trainer,
                          training)
 
 
-def _env(**extra):
-  return dict(os.environ, PYTHONPATH=str(REPO), **extra)
-
-
-def _result(output: str) -> dict:
-  lines = [l for l in output.splitlines() if l.startswith('RESULT ')]
-  assert lines, output[-3000:]
-  return json.loads(lines[-1][len('RESULT '):])
-
-
-def _on_8_devices(*args) -> dict:
-  result = subprocess.run([sys.executable, str(REPO / 'tests' / 'scale_out_worker.py'), *args],
-                          capture_output=True, text=True, timeout=900, env=_env(
-                              XLA_FLAGS='--xla_force_host_platform_device_count=8'))
-  assert result.returncode == 0, result.stderr[-3000:]
-  return _result(result.stdout)
-
-
 def test_meshes_train_alike_and_fsdp_splits_the_state(tiny_dataset):
-  runs = _on_8_devices('meshes', tiny_dataset)
+  runs = on_8_devices('meshes', tiny_dataset)
   single = runs['single']
   for name in ('data', 'fsdp', 'mixed'):
     np.testing.assert_allclose(runs[name]['losses'], single['losses'], rtol=1e-5)
@@ -60,7 +40,7 @@ def test_meshes_train_alike_and_fsdp_splits_the_state(tiny_dataset):
 
 
 def test_resume_on_another_mesh_continues_the_same_curve(tiny_dataset, tmp_path):
-  curves = _on_8_devices('remesh', tiny_dataset, str(tmp_path))
+  curves = on_8_devices('remesh', tiny_dataset, str(tmp_path))
   straight, remeshed = dict(curves['straight']), dict(curves['remeshed'])
   assert sorted(straight) == sorted(remeshed) == list(range(1, 13))
   np.testing.assert_allclose([remeshed[s] for s in range(1, 13)],
@@ -77,7 +57,7 @@ def test_a_one_device_run_resumes_on_eight_devices(tiny_config, tiny_checkpoint,
   on_one = []
   trainer.train_and_evaluate(config, str(tmp_path / 'one'),
                              on_metrics=lambda step, m: on_one.append((step, m['loss'])))
-  on_eight = _on_8_devices('grow', tiny_config.data.data_dir, str(tmp_path / 'eight'))
+  on_eight = on_8_devices('grow', tiny_config.data.data_dir, str(tmp_path / 'eight'))
   assert [s for s, _ in on_one] == [s for s, _ in on_eight] == list(
       range(tiny_config.train.num_steps + 1, config.train.num_steps + 1))
   np.testing.assert_allclose([l for _, l in on_eight], [l for _, l in on_one], rtol=1e-5)
@@ -94,11 +74,11 @@ def test_two_processes_train_together_and_read_disjoint_shards(tiny_dataset, tmp
   workers = [subprocess.Popen(
       [sys.executable, str(REPO / 'tests' / 'multiprocess_worker.py'), tiny_dataset,
        str(tmp_path / 'run')], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-      env=_env(JAX_COORDINATOR_ADDRESS=f'localhost:{port}', JAX_NUM_PROCESSES='2',
+      env=subprocess_env(JAX_COORDINATOR_ADDRESS=f'localhost:{port}', JAX_NUM_PROCESSES='2',
                JAX_PROCESS_ID=str(i))) for i in range(2)]
   outputs = [w.communicate(timeout=600)[0] for w in workers]
   assert all(w.returncode == 0 for w in workers), outputs[0][-2000:] + outputs[1][-2000:]
-  results = sorted((_result(o) for o in outputs), key=lambda r: r['process'])
+  results = sorted((worker_result(o) for o in outputs), key=lambda r: r['process'])
   assert [(r['process'], r['count'], r['devices']) for r in results] == [(0, 2, 2), (1, 2, 2)]
   first, second = results[0]['read'], results[1]['read']
   # Over one epoch each record is read once, by one process.
@@ -124,7 +104,7 @@ class _Training:
            f'--workdir={workdir}', f'--config.data.data_dir={data_dir}',
            '--config.train.sample_every=0', f'--config.train.num_steps={_STEPS}',
            '--config.train.checkpoint_every=10', '--config.train.log_every=10',
-           '--alsologtostderr'], stdout=log, stderr=subprocess.STDOUT, env=_env())
+           '--alsologtostderr'], stdout=log, stderr=subprocess.STDOUT, env=subprocess_env())
 
   def finish(self) -> tuple[int, str]:
     code = self.process.wait(timeout=600)

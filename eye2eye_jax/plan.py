@@ -1,0 +1,84 @@
+"""Plans a training run on a pod slice or GPU cluster before reserving it.
+
+  python -m eye2eye_jax.plan --config=configs/base_paper.py --topology=v5p-64 \
+      [--mfu=0.4] [--output=plan.json] [--config.model.remat=dots ...]
+
+Without allocating the model (abstract shapes, programs compiled for this CPU; see
+``eye2eye_jax/planning.py``) prints: parameters per UNet module; bytes per device of
+parameters, optimizer state, EMA, gradients and activations under ``config.mesh`` on the
+topology's devices, and whether they fit its HBM (if not, the mesh and remat settings that
+would, each estimated again); FLOPs per train step (whole topology and per device), time
+per step and to ``train.num_steps``, chip-hours; this config's sampling stage on one device;
+the dataset's size, input bandwidth per host and the Stereo4D build time. ``--output``
+writes the same as JSON. Topologies: ``eye2eye_jax/accelerators.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from eye2eye_jax import accelerators, atomic_files, planning, runtime
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
+                                          lock_config=True)
+_TOPOLOGY = flags.DEFINE_string('topology', None,
+                                f'Where it would run: {accelerators.KNOWN}.')
+_MFU = flags.DEFINE_float('mfu', 0.4, 'Assumed utilisation of the peak FLOP/s.')
+_OUTPUT = flags.DEFINE_string('output', None, 'Also write the plan here as JSON.')
+_VIDEO = flags.DEFINE_string('video', '512x512x160',
+                             'Sampling estimate for a video WIDTHxHEIGHTxFRAMES (frames at '
+                             'the model\'s frame rate).')
+_NUM_CLIPS = flags.DEFINE_integer('num_clips', 100_000, 'Clips in the training set.')
+_COMPRESSION = flags.DEFINE_float('compression_ratio', None,
+                                  'Raw / stored bytes of the dataset\'s views; default: '
+                                  'measured on a sample the project renders.')
+_BUILDER_MS = flags.DEFINE_float(
+    'builder_ms_per_frame', planning.BUILDER_MS_PER_FRAME,
+    'Stereo4D builder time per VR180 frame on 2 cores; default: 54 ms decoding + 2.7 ms '
+    'rectifying a 2048x1024 frame, measured by benchmarks/rectification_throughput.py.')
+_BUILDER_CORES = flags.DEFINE_integer('builder_cores', planning.BUILDER_MEASURED_CORES,
+                                      'CPU cores building the dataset (linear scaling).')
+
+
+def _video(text: str) -> tuple[int, int, int]:
+  try:
+    width, height, frames = (int(x) for x in text.lower().split('x'))
+  except ValueError:
+    raise ValueError(f'--video must be WIDTHxHEIGHTxFRAMES, got {text!r}') from None
+  return width, height, frames
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if _CONFIG.value is None or not _TOPOLOGY.value:
+    raise app.UsageError('--config and --topology are required')
+  runtime.enable_compilation_cache()
+  start = time.time()
+  try:
+    topology = accelerators.parse_topology(_TOPOLOGY.value)
+    name = config_flags.get_config_filename(flags.FLAGS['config'])
+    overrides = config_flags.get_override_values(flags.FLAGS['config'])
+    if overrides:
+      name += ' ' + ' '.join(f'--config.{k}={v}' for k, v in overrides.items())
+    result = planning.plan(_CONFIG.value, topology, name=name,
+                           mfu=_MFU.value, video=_video(_VIDEO.value),
+                           num_clips=_NUM_CLIPS.value, compression_ratio=_COMPRESSION.value,
+                           builder_ms_per_frame=_BUILDER_MS.value,
+                           builder_cores=_BUILDER_CORES.value)
+  except ValueError as error:
+    sys.exit(f'error: {error}')
+  result['planning_s'] = time.time() - start
+  print(planning.format_plan(result))
+  print(f'\n(planned in {planning.duration(result["planning_s"])})')
+  if _OUTPUT.value:
+    atomic_files.write_text(_OUTPUT.value, json.dumps(result, indent=2) + '\n')
+
+
+if __name__ == '__main__':
+  app.run(main)
