@@ -53,22 +53,34 @@ def test_left_input_is_mirrored_through_the_model(stage):
   np.testing.assert_array_equal(right_from_left, left_from_mirror[:, :, ::-1])
 
 
-def test_long_videos_have_no_seam_at_window_boundaries(stage):
-  """A 3x-longer-than-clip input: frame-to-frame change at window edges is as elsewhere."""
-  rng = np.random.default_rng(2)
-  still = rng.integers(0, 255, (1, 16, 16, 3), np.uint8)
-  video = np.repeat(still, 12, axis=0)  # a still scene: any jump comes from the sampler
-  sampler = _sampler(stage, window_overlap=2)
-  out = sampler.convert(video, seed=0).astype(np.float32)
-  change = np.abs(np.diff(out, axis=0)).mean(axis=(1, 2, 3))  # change[i]: frame i -> i+1
+def test_long_videos_have_no_seam_at_window_boundaries():
+  """A 3x-longer-than-clip still video: frame-to-frame change at window edges is as elsewhere.
+
+  A trained model is needed (the bundled demo base): within a window its temporal layers
+  make the frames agree, so independent windows show a jump where they meet.
+  """
+  from eye2eye_jax import synthetic_scenes
+  stage = sampling.Stage(*checkpointing.load_for_inference('bundled:demo'))
+  scene = synthetic_scenes.SceneGenerator(synthetic_scenes.SceneParams(
+      num_frames=1, height=32, width=32)).generate(5)
+  video = np.repeat(scene.right, 12, axis=0)  # a still scene: any jump comes from the sampler
   starts = sampling.window_starts(12, 4, 2)
-  boundaries = sorted({s + 4 - 1 for s in starts[:-1]} | {s - 1 for s in starts[1:]})
-  inside = [i for i in range(11) if i not in boundaries]
-  assert change[boundaries].mean() <= 1.5 * change[inside].mean() + 0.5
-  # Without overlap the windows are independent samples: a visible jump at each edge.
-  hard = _sampler(stage, window_overlap=0).convert(video, seed=0).astype(np.float32)
-  hard_change = np.abs(np.diff(hard, axis=0)).mean(axis=(1, 2, 3))
-  assert hard_change[[3, 7]].mean() > change[[3, 7]].mean()
+  seams = [3, 7]  # where non-overlapping windows of 4 frames meet
+
+  def seam_ratio(overlap: int) -> float:
+    sample_config = load_config('demo').sample
+    sample_config.update(window_overlap=overlap, base_num_steps=10, refiner_checkpoint='')
+    sampler = sampling.StereoSampler(stage, None, sample_config)
+    change = np.mean([np.abs(np.diff(sampler.convert(video, seed=seed).astype(np.float32),
+                                     axis=0)).mean(axis=(1, 2, 3)) for seed in (0, 1)], axis=0)
+    edges = seams if overlap == 0 else sorted({s + 3 for s in starts[:-1]} |
+                                              {s - 1 for s in starts[1:]})
+    inside = [i for i in range(11) if i not in edges]
+    return float(change[seams].mean() / change[inside].mean())
+
+  blended, independent = seam_ratio(2), seam_ratio(0)
+  assert blended < 1.2, blended  # measured 1.07-1.09
+  assert independent > 1.2 and independent > blended + 0.1, (independent, blended)  # 1.3
 
 
 def test_audio_of_the_input_is_kept(stage, tmp_path):
