@@ -437,7 +437,10 @@ def test_sigint_during_sampling_leaves_no_partial_outputs(tiny_checkpoint, tmp_p
         [sys.executable, '-m', 'eye2eye_jax.sample', f'--config={REPO / "configs" / "tiny.py"}',
          f'--input={source}', f'--output_dir={out}', f'--checkpoint={tiny_checkpoint}'],
         stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO)))
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        # A shell's background job inherits SIGINT ignored, and Python then never raises
+        # KeyboardInterrupt; a terminal's Ctrl-C reaches a process whose SIGINT is default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
   try:
     deadline = time.time() + 300
     started = lambda: ('  big.mp4' in log.read_text() if phase == 'sampling' else
