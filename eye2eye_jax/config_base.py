@@ -1,8 +1,14 @@
-"""Every field an experiment config has, with defaults; ``configs/*.py`` override them."""
+"""Every field an experiment config has, with defaults; ``configs/*.py`` override them.
+
+This is the one place defaults live: a config file starts from ``base_config()``, and a
+config stored with a checkpoint is merged over it when it is loaded (``with_defaults``), so
+no module needs a fallback for a field defined here.
+"""
 
 import importlib.util
 import pathlib
 
+from absl import logging
 import ml_collections
 
 
@@ -123,3 +129,39 @@ def base_config() -> ml_collections.ConfigDict:
   c.sample.max_video_mib = 4096.0
 
   return c
+
+
+def _merge(defaults, stored, prefix: str, unknown: list[str]):
+  """``stored`` over ``defaults`` (plain dicts); lists become tuples where the default is one."""
+  if isinstance(defaults, dict):
+    if not isinstance(stored, dict):
+      raise ValueError(f'{prefix.rstrip(".") or "config"}: expected a section, got {stored!r}')
+    merged = dict(defaults)
+    for key, value in stored.items():
+      if key in defaults:
+        merged[key] = _merge(defaults[key], value, f'{prefix}{key}.', unknown)
+      else:
+        unknown.append(prefix + key)
+    return merged
+  if isinstance(defaults, tuple) and isinstance(stored, list):
+    return _as_tuples(stored)
+  return stored
+
+
+def _as_tuples(value):
+  """JSON's lists back to the tuples the base config uses, at every depth."""
+  return tuple(map(_as_tuples, value)) if isinstance(value, (list, tuple)) else value
+
+
+def with_defaults(stored: dict, source: str = 'stored config') -> ml_collections.ConfigDict:
+  """A config saved with a checkpoint (a dict), merged over ``base_config()``.
+
+  Fields it lacks (it predates them) take today's defaults; keys this version does not know
+  are left out and named in a warning, with ``source`` (e.g. the checkpoint's path).
+  """
+  unknown: list[str] = []
+  merged = _merge(base_config().to_dict(), stored, '', unknown)
+  if unknown:
+    logging.warning('%s: config keys this version does not know, ignored: %s', source,
+                    ', '.join(unknown))
+  return ml_collections.ConfigDict(merged)

@@ -32,59 +32,6 @@ import numpy as np
 from eye2eye_jax import text_encoding
 
 
-def resolve_data_dir(config: ml_collections.ConfigDict) -> str:
-  """config.data.data_dir, else $TFDS_DATA_DIR, else ``outputs/tfds``."""
-  return config.data.data_dir or os.environ.get('TFDS_DATA_DIR') or os.path.join(
-      'outputs', 'tfds')
-
-
-def create_builder(config: ml_collections.ConfigDict, data_dir: str):
-  """The TFDS builder of ``config.data`` (nothing is read or written until it prepares)."""
-  if config.data.builder == 'synthetic_stereo':
-    from data_builders.synthetic_stereo import Builder
-  elif config.data.builder == 'stereo4d':
-    from data_builders.stereo4d import Builder
-  elif config.data.builder == 'video_folder':
-    from data_builders.video_folder import Builder
-  else:
-    raise ValueError(f'data.builder: unknown dataset {config.data.builder!r} (synthetic_stereo, '
-                     'stereo4d or video_folder)')
-  return Builder(config=config.data.builder_config, data_dir=data_dir,
-                 file_format='array_record')
-
-
-def ensure_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
-  """Builds the configured TFDS dataset into ``data_dir`` unless it is already there.
-
-  TFDS writes each split to temporary files and renames them when complete, so an
-  interrupted build leaves nothing that a later call mistakes for a finished dataset.
-  """
-  import tensorflow_datasets as tfds
-  builder = create_builder(config, data_dir)
-  download_config = tfds.download.DownloadConfig(manual_dir=config.data.manual_dir or None)
-  try:
-    builder.download_and_prepare(download_config=download_config)
-  except AssertionError as error:  # TFDS's way of saying the manual inputs are missing
-    if 'Manual directory' not in str(error):
-      raise
-    raise FileNotFoundError(
-        f'{config.data.builder}/{config.data.builder_config}: set data.manual_dir to the '
-        f'folder holding its inputs (got {config.data.manual_dir or "nothing"}); '
-        f'{str(error).splitlines()[0]}') from error
-
-
-def data_source(config: ml_collections.ConfigDict, split: str, data_dir: str):
-  """Random-access source of the split's records (dicts of numpy arrays)."""
-  import tensorflow_datasets as tfds
-  name = f'{config.data.builder}/{config.data.builder_config}'
-  try:
-    return tfds.data_source(name, split=split, data_dir=data_dir)
-  except Exception as error:  # TFDS raises several types for a missing dataset
-    raise FileNotFoundError(
-        f'dataset {name} (split {split!r}) not found under {data_dir!r}: build it with '
-        f'python -m eye2eye_jax.build_data --config=... ({error})') from error
-
-
 def check_records_fit(config: ml_collections.ConfigDict, source) -> None:
   """Raises ValueError, naming the dataset, when its records cannot give the configured
   training view (an unknown view, fewer frames than data.num_frames, a crop larger than
@@ -106,24 +53,6 @@ def check_records_fit(config: ml_collections.ConfigDict, source) -> None:
   if d.view == 'crop' and d.resolution > min(height, width):
     raise ValueError(f'data.resolution={d.resolution}: a crop of that size does not fit the '
                      f'{height}x{width} clips of {name}')
-
-
-def resize_clip(clip: np.ndarray, height: int, width: int) -> np.ndarray:
-  """Resizes every frame of a (T, H, W, C) clip with area averaging (bilinear to upsample)."""
-  if clip.shape[1:3] == (height, width):
-    return clip
-  shrinking = height <= clip.shape[1] and width <= clip.shape[2]
-  interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-  return np.stack([cv2.resize(frame, (width, height), interpolation=interpolation)
-                   for frame in clip]).reshape((clip.shape[0], height, width, clip.shape[3]))
-
-
-def to_model_range(x: np.ndarray) -> np.ndarray:
-  return x.astype(np.float32) / 127.5 - 1.0
-
-
-def from_model_range(x: np.ndarray) -> np.ndarray:
-  return np.clip(np.round((np.asarray(x, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def batch_ndims(config: ml_collections.ConfigDict) -> dict[str, int]:

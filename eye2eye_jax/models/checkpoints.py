@@ -1,9 +1,11 @@
-"""Orbax checkpoints: full training checkpoints and lean inference checkpoints.
+"""A trained model on disk: find a checkpoint, load its weights and config, write a lean one.
 
-A training run keeps ``<workdir>/checkpoints/<step>/`` with three items: ``state`` (params,
-optimizer state, EMA params, step), ``data`` (the grain iterator's position) and ``config``
-(the run's config as JSON). An inference checkpoint is a directory with ``params`` (the
-EMA weights) and ``config`` only; ``eye2eye_jax/assets/demo_checkpoint`` is one.
+Reads both kinds of orbax checkpoint. A training checkpoint (``<workdir>/checkpoints/<step>/``,
+written by ``eye2eye_jax.training.checkpoint_manager``) holds ``state`` (params, optimizer
+state, EMA params, step), ``data`` and ``config``; an inference checkpoint is a directory with
+``params`` (the EMA weights) and ``config`` only; ``eye2eye_jax/assets/demo_checkpoint`` is
+one. A stored config is merged over ``config_base.base_config()`` as it is loaded, so every
+field has a value even when the checkpoint predates it.
 """
 
 from __future__ import annotations
@@ -13,73 +15,27 @@ import pathlib
 import shutil
 import tempfile
 
-import grain
 import jax
 from absl import logging
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
-from etils import epath
 
-_ASSETS = pathlib.Path(__file__).parent / 'assets'
+from eye2eye_jax import config_base
+
+_ASSETS = pathlib.Path(__file__).resolve().parent.parent / 'assets'
 BUNDLED = {'demo': _ASSETS / 'demo_checkpoint', 'demo_refiner': _ASSETS / 'demo_refiner_checkpoint'}
 
 
-def _absolute(directory: str) -> str:
+def absolute(directory: str) -> str:
   """Local paths made absolute; bucket URLs (gs://...) kept as they are."""
   return directory if '://' in directory else os.path.abspath(directory)
-
-
-def create_manager(directory: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
-  """Keeps ``train.keep_checkpoints`` checkpoints in ``directory`` (local or gs://)."""
-  options = ocp.CheckpointManagerOptions(max_to_keep=config.train.keep_checkpoints, create=True,
-                                         enable_async_checkpointing=True)
-  return ocp.CheckpointManager(_absolute(directory), options=options,
-                               item_names=('state', 'data', 'config'))
-
-
-def save_training(manager: ocp.CheckpointManager, step: int, state, data_iterator,
-                  config: ml_collections.ConfigDict) -> None:
-  """Starts an async save of the full training state at ``step``.
-
-  A checkpoint directory deleted during the run is re-created (with a warning): training
-  goes on and keeps saving, though the checkpoints that were in it are lost.
-  """
-  directory = epath.Path(manager.directory)
-  if not directory.exists():
-    logging.warning('The checkpoint directory %s was deleted; re-creating it (its earlier '
-                    'checkpoints are lost)', directory)
-    directory.mkdir(parents=True, exist_ok=True)
-  manager.save(step, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state),
-      data=grain.checkpoint.CheckpointSave(data_iterator),
-      config=ocp.args.JsonSave(config.to_dict())))
-
-
-def restore_training(manager: ocp.CheckpointManager, abstract_state, data_iterator):
-  """Restores the newest readable checkpoint, or returns None when there is none.
-
-  ``abstract_state`` gives the structure and, through its arrays' shardings, the layout to
-  restore onto (any mesh: orbax reshards). A checkpoint that cannot be read (half-written,
-  corrupt) is skipped with a warning and the one before it is used.
-  """
-  for step in sorted(manager.all_steps(), reverse=True):
-    try:
-      restored = manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state),
-          data=grain.checkpoint.CheckpointRestore(data_iterator)))
-    except Exception as error:  # orbax and tensorstore raise many types for bad files
-      logging.warning('Checkpoint at step %d in %s is unreadable (%s: %s); trying the one '
-                      'before it', step, manager.directory, type(error).__name__, error)
-      continue
-    return restored.state
-  return None
 
 
 def save_inference(directory: str, params, config: ml_collections.ConfigDict) -> None:
   """Writes a lean checkpoint (weights + config) to ``directory``. A local one is written
   beside it first and swapped in when complete, so a failed write keeps what was there."""
-  directory = _absolute(directory)
+  directory = absolute(directory)
   if '://' in directory:
     _save_inference_at(directory, params, config)
     return
@@ -140,14 +96,20 @@ def _resolve(path: str) -> tuple[pathlib.Path, str]:
                           'step directories)')
 
 
+def read_config(directory: pathlib.Path) -> ml_collections.ConfigDict:
+  """The config stored in a checkpoint directory, merged over the base config."""
+  try:
+    with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as checkpointer:
+      stored = checkpointer.restore(directory / 'config')
+    return config_base.with_defaults(stored, f'checkpoint {directory}')
+  except Exception as error:
+    raise ValueError(f'checkpoint {directory}: unreadable config/ ({error})') from error
+
+
 def load_for_inference(path: str, use_ema: bool = True):
   """Loads (config, params) from an inference checkpoint, a step dir or a training workdir."""
   directory, kind = _resolve(path)
-  try:
-    with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as checkpointer:
-      config = ml_collections.ConfigDict(checkpointer.restore(directory / 'config'))
-  except Exception as error:
-    raise ValueError(f'checkpoint {directory}: unreadable config/ ({error})') from error
+  config = read_config(directory)
   item = 'params' if kind == 'inference' else 'state'
   try:
     tree = _restore_as_numpy(directory / item)
@@ -167,8 +129,7 @@ def describe(path: str) -> dict:
   """What a checkpoint holds: its kind, step, the config that made it, every stored tree's
   parameter shapes and dtypes, counts and bytes; nothing is loaded onto a device."""
   directory, kind = _resolve(path)
-  with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as checkpointer:
-    config = checkpointer.restore(directory / 'config')
+  config = read_config(directory).to_dict()
   item = 'params' if kind == 'inference' else 'state'
   metadata = ocp.PyTreeCheckpointer().metadata(directory / item).item_metadata
   tree = metadata.tree if hasattr(metadata, 'tree') else metadata
@@ -185,7 +146,7 @@ def describe(path: str) -> dict:
       'path': str(directory),
       'kind': kind,
       'step': step,
-      'config_file': config.get('config_file', ''),
+      'config_file': config['config_file'],
       'config': config,
       'items': sorted({p.split('/')[0] for p in leaves}) if kind == 'training' else ['params'],
       'parameters': parameters,

@@ -78,26 +78,6 @@ def make_optimizer(config: ml_collections.ConfigDict, params=None) -> optax.Grad
   return optax.multi_transform({'trained': optimizer, 'frozen': optax.set_to_zero()}, labels)
 
 
-def model_graphdef(config: ml_collections.ConfigDict):
-  """The UNet's structure, without allocating weights."""
-  abstract = nnx.eval_shape(lambda: model_lib.create_model(config.model))
-  return nnx.split(abstract, nnx.Param)[0]
-
-
-def init_params(config: ml_collections.ConfigDict, seed: int) -> dict:
-  """Fresh UNet weights as a plain nested dict of arrays."""
-  model = model_lib.create_model(config.model, seed)
-  return nnx.to_pure_dict(nnx.state(model, nnx.Param))
-
-
-def make_denoiser(graphdef, params, condition, text=None, text_mask=None,
-                  activation_sharding=None):
-  """The UNet as a function (x_t, t) -> prediction, conditioned on the right view (None for
-  a backbone) and, for text models, on ``text`` (B, N, D) with ``text_mask`` (B, N)."""
-  model = nnx.merge(graphdef, params)
-  return lambda x_t, t: model(x_t, condition, t, text, text_mask, activation_sharding)
-
-
 def split_batch(config: ml_collections.ConfigDict, batch: dict):
   """(target, condition or None) of a batch, by ``data.task``."""
   if config.data.get('task', 'stereo') == 'video':

@@ -9,7 +9,9 @@ import pathlib
 
 import tqdm
 
-from eye2eye_jax import evaluation_report, input_pipeline, synthetic_eval, video_conversion
+from eye2eye_jax.data import datasets
+from eye2eye_jax.evaluation import metrics_report, synthetic_eval
+from eye2eye_jax.sampling import video_conversion
 
 
 def evaluate_checkpoint(config, output_dir: pathlib.Path, checkpoint: str | None = None,
@@ -21,9 +23,9 @@ def evaluate_checkpoint(config, output_dir: pathlib.Path, checkpoint: str | None
     raise ValueError(f'--num_clips must be >= 1, got {num_clips}')
   pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)  # unwritable: fail before work
   params = synthetic_eval.scene_params(config)
-  data_dir = input_pipeline.resolve_data_dir(config)
-  input_pipeline.ensure_dataset(config, data_dir)
-  records = input_pipeline.data_source(config, split, data_dir)
+  data_dir = datasets.resolve_data_dir(config)
+  datasets.ensure_dataset(config, data_dir)
+  records = datasets.data_source(config, split, data_dir)
   count = min(num_clips, len(records))
   sampler = video_conversion.load_sampler(config, checkpoint, refiner_checkpoint)
   examples = []
@@ -35,5 +37,5 @@ def evaluate_checkpoint(config, output_dir: pathlib.Path, checkpoint: str | None
   metrics['refiner_checkpoint'] = (config.sample.refiner_checkpoint
                                    if refiner_checkpoint is None else refiner_checkpoint)
   metrics['split'] = split
-  evaluation_report.write_report(output_dir, metrics, examples)
+  metrics_report.write_report(output_dir, metrics, examples)
   return metrics

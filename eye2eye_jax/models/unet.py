@@ -339,3 +339,23 @@ def create_model(config: ml_collections.ConfigDict, seed: int = 0) -> SpaceTimeU
 
 def count_params(params) -> int:
   return sum(x.size for x in jax.tree.leaves(params))
+
+
+def model_graphdef(config: ml_collections.ConfigDict):
+  """The UNet's structure, without allocating weights."""
+  abstract = nnx.eval_shape(lambda: create_model(config.model))
+  return nnx.split(abstract, nnx.Param)[0]
+
+
+def init_params(config: ml_collections.ConfigDict, seed: int) -> dict:
+  """Fresh UNet weights as a plain nested dict of arrays."""
+  model = create_model(config.model, seed)
+  return nnx.to_pure_dict(nnx.state(model, nnx.Param))
+
+
+def make_denoiser(graphdef, params, condition, text=None, text_mask=None,
+                  activation_sharding=None):
+  """The UNet as a function (x_t, t) -> prediction, conditioned on the right view (None for
+  a backbone) and, for text models, on ``text`` (B, N, D) with ``text_mask`` (B, N)."""
+  model = nnx.merge(graphdef, params)
+  return lambda x_t, t: model(x_t, condition, t, text, text_mask, activation_sharding)

@@ -144,14 +144,6 @@ def base_grid(height: int, width: int, short_side: int, factor: int) -> tuple[in
   return _round_to(height * scale, factor), _round_to(width * scale, factor)
 
 
-def resample_frame_indices(num_frames: int, fps: float, target_fps: float) -> np.ndarray:
-  """Indices of the input frames nearest to a ``target_fps`` grid over the same duration."""
-  if target_fps <= 0 or abs(target_fps - fps) < 1e-6:
-    return np.arange(num_frames)
-  count = max(1, int(round(num_frames * target_fps / fps)))
-  return np.clip(np.round(np.arange(count) * fps / target_fps).astype(int), 0, num_frames - 1)
-
-
 class StereoSampler:
   """Generates the other eye's video with a base model and, optionally, a refiner."""
 

@@ -1,0 +1,152 @@
+"""The real programs, compiled for this CPU from abstract shapes: FLOPs, memory, residuals.
+
+Nothing is allocated: the train state is ``jax.eval_shape``d, the train step and the UNet
+forward are lowered from ShapeDtypeStructs and compiled once per config and shape (cached
+here), and XLA's cost and memory analyses give their figures. Activation memory is what
+JAX's autodiff keeps between the forward and backward pass under ``model.remat`` (see the
+package docstring for why this, not the CPU's temp bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.extend import core as jex_core
+
+from eye2eye_jax.data import input_pipeline
+from eye2eye_jax.models import unet
+from eye2eye_jax.training import train_state
+
+
+_cache: dict = {}  # abstract states and compiled programs' figures, by what they depend on
+
+
+def _program_key(config: ml_collections.ConfigDict) -> str:
+  """What the state and the programs depend on (not the mesh: programs are per device)."""
+  return json.dumps({k: config[k].to_dict() for k in ('model', 'diffusion', 'train')} |
+                    {'seed': config.seed}, sort_keys=True, default=str)
+
+
+def abstract_train_state(config: ml_collections.ConfigDict) -> dict:
+  """The train state's ShapeDtypeStructs (nothing allocated)."""
+  key = ('state', _program_key(config))
+  if key not in _cache:
+    _cache[key] = jax.eval_shape(lambda: train_state.init_train_state(config))
+  return _cache[key]
+
+
+def parameter_counts(params) -> dict[str, int]:
+  """Parameters per top-level UNet submodule."""
+  return {name: unet.count_params(tree) for name, tree in params.items()}
+
+
+def _figures(kind: str, config: ml_collections.ConfigDict, shape: tuple, lower) -> dict:
+  """FLOPs and memory of a compiled program, compiled once per kind, config and shape."""
+  key = (kind, _program_key(config), shape)
+  if key not in _cache:
+    compiled = lower().compile()
+    cost, memory = compiled.cost_analysis(), compiled.memory_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    _cache[key] = {'flops': float(cost['flops']),
+                   'temp_bytes': int(memory.temp_size_in_bytes),
+                   'argument_bytes': int(memory.argument_size_in_bytes)}
+  return _cache[key]
+
+
+def batch_struct(config: ml_collections.ConfigDict, batch_size: int) -> dict:
+  """ShapeDtypeStructs of a training batch of ``batch_size`` clips, as the loader makes them."""
+  d = config.data
+  clip = jax.ShapeDtypeStruct((batch_size, d.num_frames, d.resolution, d.resolution,
+                               config.model.video_channels), jnp.float32)
+  tokens = (batch_size, int(config.text.max_tokens))
+  shapes = {'text': jax.ShapeDtypeStruct(tokens + (config.model.text_embed_dim,), jnp.float32),
+            'text_mask': jax.ShapeDtypeStruct(tokens, jnp.bool_)}
+  return {key: shapes.get(key, clip) for key in input_pipeline.batch_ndims(config)}
+
+
+def train_step_figures(config: ml_collections.ConfigDict, batch_size: int) -> dict:
+  """The train step compiled for one device at ``batch_size``."""
+  state = abstract_train_state(config)
+  return _figures('train_step', config, (batch_size,), lambda: train_state.make_train_step(
+      config).lower(state, batch_struct(config, batch_size)))
+
+
+def _residual_bytes(fun, *args) -> int:
+  """Bytes of the residuals ``fun``'s forward pass keeps for its backward pass, its own
+  arguments left out (``jax.ad_checkpoint.print_saved_residuals``'s list)."""
+  # saved_residuals is the list behind the public print_saved_residuals; jax is pinned.
+  from jax._src.ad_checkpoint import saved_residuals
+  return sum(math.prod(r.shape) * np.dtype(r.dtype).itemsize
+             for r, why in saved_residuals(fun, *args) if not why.startswith('from the argument'))
+
+
+def _remat_blocks(jaxpr):
+  """The rematerialised calls (``jax.checkpoint``) in a jaxpr, nested ones included."""
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name in ('checkpoint', 'remat2'):
+      yield eqn
+    for param in eqn.params.values():
+      for sub in param if isinstance(param, (list, tuple)) else (param,):
+        if isinstance(sub, jex_core.ClosedJaxpr):
+          yield from _remat_blocks(sub.jaxpr)
+        elif isinstance(sub, jex_core.Jaxpr):
+          yield from _remat_blocks(sub)
+
+
+def _block_residual_bytes(eqn) -> int:
+  """Residual bytes of one rematerialised call's body, differentiated without remat."""
+  body = jex_core.jaxpr_as_fun(jex_core.ClosedJaxpr(eqn.params['jaxpr'], ()))
+  return _residual_bytes(body, *[jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype)
+                                 for v in eqn.invars])
+
+
+def activation_bytes(config: ml_collections.ConfigDict, batch_size: int) -> dict:
+  """Activation memory of the train step's forward/backward pass at ``batch_size``.
+
+  ``saved``: the residuals autodiff keeps from the forward pass for the backward pass, under
+  ``model.remat``; ``recomputed_block``: with remat, the residuals of the largest
+  rematerialised block, which exist again while that block's backward pass runs. Both are
+  JAX's arrays before XLA fuses elementwise chains, so an upper bound of what a compiler
+  keeps.
+  """
+  key = ('activations', _program_key(config), batch_size)
+  if key not in _cache:
+    loss = train_state.make_loss(config)
+    args = (abstract_train_state(config)['params'], batch_struct(config, batch_size),
+            jax.ShapeDtypeStruct((), jnp.int32))
+    blocks = _remat_blocks(jax.make_jaxpr(loss)(*args).jaxpr)
+    _cache[key] = {'saved': _residual_bytes(loss, *args),
+                   'recomputed_block': max(map(_block_residual_bytes, blocks), default=0)}
+  return _cache[key]
+
+
+def forward_figures(config: ml_collections.ConfigDict, shape: tuple[int, ...]) -> dict:
+  """One UNet forward on clips of ``shape`` (batch, frames, height, width), as sampling runs
+  it (the denoiser of ``unet.make_denoiser``)."""
+  params = abstract_train_state(config)['params']
+  graphdef = unet.model_graphdef(config)
+  video = jax.ShapeDtypeStruct(tuple(shape) + (config.model.video_channels,), jnp.float32)
+  condition = None
+  if config.model.condition_channels:
+    condition = jax.ShapeDtypeStruct(tuple(shape) + (config.model.condition_channels,),
+                                     jnp.float32)
+  text = batch_struct(config, shape[0]).get('text')
+  t = jax.ShapeDtypeStruct(shape[:1], jnp.float32)
+
+  def forward(params, condition, text, x, t):
+    return unet.make_denoiser(graphdef, params, condition, text)(x, t)
+
+  return _figures('forward', config, tuple(shape),
+                  lambda: jax.jit(forward).lower(params, condition, text, video, t))
+
+
+def tree_bytes(tree) -> int:
+  """Bytes of every array (or ShapeDtypeStruct) in ``tree``."""
+  return sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
+
+
