@@ -23,15 +23,19 @@ import pathlib
 import sys
 
 import matplotlib
-import numpy as np
 from absl import app, flags
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
-from eye2eye_jax import (atomic_files, checkpointing, config_base, input_pipeline,  # noqa: E402
-                         runtime, sampling, synthetic_eval, trainer)
+from eye2eye_jax import config_base  # noqa: E402
+from eye2eye_jax.common import atomic_files, runtime  # noqa: E402
+from eye2eye_jax.data import datasets  # noqa: E402
+from eye2eye_jax.evaluation import synthetic_eval  # noqa: E402
+from eye2eye_jax.models import checkpoints  # noqa: E402
+from eye2eye_jax.sampling import stereo_sampler  # noqa: E402
+from eye2eye_jax.training import loop  # noqa: E402
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'outputs/premise', 'Where runs and results go.')
 _BACKBONE_STEPS = flags.DEFINE_integer('backbone_steps', 1000, 'Backbone pretraining steps.')
@@ -53,7 +57,7 @@ def _train(config, workdir: pathlib.Path) -> list[tuple[int, float]]:
       atomic_files.write_text(curve_path, json.dumps(curve))
 
   workdir.mkdir(parents=True, exist_ok=True)
-  trainer.train_and_evaluate(config, str(workdir), on_metrics=on_metrics)
+  loop.train_and_evaluate(config, str(workdir), on_metrics=on_metrics)
   return sorted((int(k), v) for k, v in curve.items())
 
 
@@ -74,10 +78,10 @@ def _stereo_config(steps: int):
 
 def _score(config, workdir: pathlib.Path, num_clips: int) -> dict:
   """Synthetic evaluation of the run's base model (EMA weights), no refiner."""
-  stage = sampling.Stage(*checkpointing.load_for_inference(str(workdir)))
-  sampler = sampling.StereoSampler(stage, None, config.sample)
-  data_dir = input_pipeline.resolve_data_dir(config)
-  records = input_pipeline.data_source(config, 'validation', data_dir)
+  stage = stereo_sampler.Stage(*checkpoints.load_for_inference(str(workdir)))
+  sampler = stereo_sampler.StereoSampler(stage, None, config.sample)
+  data_dir = datasets.resolve_data_dir(config)
+  records = datasets.data_source(config, 'validation', data_dir)
   metrics = synthetic_eval.evaluate(sampler, (records[i] for i in range(num_clips)),
                                     synthetic_eval.scene_params(config), baselines=False)
   geometry = metrics['geometry']['generated']

@@ -22,7 +22,8 @@ import jax
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from benchmarks import common  # noqa: E402
-from eye2eye_jax import runtime, sharding, training  # noqa: E402
+from eye2eye_jax.common import runtime, sharding  # noqa: E402
+from eye2eye_jax.training import train_state  # noqa: E402
 
 FIGURES = {
     'fsdp_memory_per_device': 'params + optimizer bytes on the fullest device under FSDP '
@@ -46,7 +47,7 @@ def measure_here(config: str, devices=None) -> dict:
   if len(devices) < 2:
     raise ValueError(f'FSDP needs >= 2 devices, this process has {len(devices)}')
   cfg = common.load_config(config)
-  state = training.init_train_state(cfg)
+  state = train_state.init_train_state(cfg)
   single = _state_bytes(cfg, state, devices[:1], (1, 1, 1))
   fsdp = _state_bytes(cfg, state, devices, (1, len(devices), 1))
   return {

@@ -2,7 +2,7 @@
 
   python benchmarks/input_pipeline_throughput.py [--config=configs/demo.py] [--data_dir=DIR]
 
-Builds the config's dataset if it is missing (``input_pipeline.ensure_dataset``), reads
+Builds the config's dataset if it is missing (``datasets.ensure_dataset``), reads
 training batches through the grain loader the trainer uses and times them, times the
 compiled train step on batches of the same shape, and prints loader clips/s over train
 step clips/s: above 1 the pipeline is not the bottleneck.
@@ -17,7 +17,8 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from benchmarks import common, train_step_flops  # noqa: E402
-from eye2eye_jax import input_pipeline, runtime  # noqa: E402
+from eye2eye_jax.common import runtime  # noqa: E402
+from eye2eye_jax.data import datasets, input_pipeline  # noqa: E402
 
 FIGURES = {
     'loader_over_train_step': 'grain loader clips/s over train step clips/s (above 1: the '
@@ -29,8 +30,8 @@ def measure(config: str = 'configs/demo.py', data_dir: str = '', num_batches: in
             repeats: int = 5) -> dict:
   """Clips per second of the training loader and of the train step, and their ratio."""
   cfg = common.load_config(config)
-  data_dir = data_dir or input_pipeline.resolve_data_dir(cfg)
-  input_pipeline.ensure_dataset(cfg, data_dir)
+  data_dir = data_dir or datasets.resolve_data_dir(cfg)
+  datasets.ensure_dataset(cfg, data_dir)
   iterator = iter(input_pipeline.create_train_loader(cfg, data_dir))
   next(iterator)  # opens the files and starts the workers
   start = time.perf_counter()

@@ -21,7 +21,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from data_builders.stereo4d import rectification, vr180_sample  # noqa: E402
 from data_builders.stereo4d import stereo4d_dataset_builder as builder  # noqa: E402
-from eye2eye_jax import video_io  # noqa: E402
+from eye2eye_jax.data import video_io  # noqa: E402
 
 FIGURES = {
     'decode_over_rectify': 'VR180 decode time over rectification time per frame (above 1: '

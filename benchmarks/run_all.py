@@ -24,7 +24,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from benchmarks import (common, fsdp_memory, input_pipeline_throughput,  # noqa: E402
                         rectification_throughput, sampler_overhead, sampling_scaling,
                         train_step_flops)
-from eye2eye_jax import atomic_files, runtime  # noqa: E402
+from eye2eye_jax.common import atomic_files, runtime  # noqa: E402
 
 BENCHMARKS = {
     'train_step_flops': train_step_flops,

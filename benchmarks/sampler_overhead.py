@@ -24,7 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from benchmarks import common  # noqa: E402
-from eye2eye_jax import runtime, sampling, training  # noqa: E402
+from eye2eye_jax.common import runtime  # noqa: E402
+from eye2eye_jax.models import unet  # noqa: E402
+from eye2eye_jax.sampling import stereo_sampler  # noqa: E402
 
 FIGURES = {
     'sampler_overhead': 'sampler wall time over the time of the UNet forward passes it made '
@@ -51,10 +53,10 @@ def count_compilations():
     jax.monitoring.unregister_event_duration_listener(listener)
 
 
-def _forward_seconds(stage: sampling.Stage, batch: int, height: int, width: int) -> float:
+def _forward_seconds(stage: stereo_sampler.Stage, batch: int, height: int, width: int) -> float:
   """Median seconds of one jitted UNet call on ``batch`` windows of the stage's clip length."""
-  graphdef = training.model_graphdef(stage.config)
-  forward = jax.jit(lambda p, x, c, t: training.make_denoiser(graphdef, p, c)(x, t))
+  graphdef = unet.model_graphdef(stage.config)
+  forward = jax.jit(lambda p, x, c, t: unet.make_denoiser(graphdef, p, c)(x, t))
   x = jnp.zeros((batch, stage.num_frames, height, width, 3))
   t = jnp.full((batch,), 0.5)
   return common.median_seconds(lambda: forward(stage.params, x, x, t), repeats=5)
@@ -70,8 +72,8 @@ def measure(config: str = 'configs/demo.py', frames: int = 16, size: int = 64,
   s = cfg.sample
   s.base_num_steps = base_num_steps or s.base_num_steps
   s.refiner_num_steps = refiner_num_steps or s.refiner_num_steps
-  stage = sampling.Stage(cfg, training.init_params(cfg, 0))
-  sampler = sampling.StereoSampler(stage, stage, s)
+  stage = stereo_sampler.Stage(cfg, unet.init_params(cfg, 0))
+  sampler = stereo_sampler.StereoSampler(stage, stage, s)
   rng = np.random.default_rng(0)
   shape = (frames, size, size, 3)
   sampler.convert(rng.integers(0, 255, shape, np.uint8))  # compiles
@@ -84,10 +86,10 @@ def measure(config: str = 'configs/demo.py', frames: int = 16, size: int = 64,
 
   padded = max(frames, stage.num_frames)
   overlap = s.window_overlap if s.window_overlap >= 0 else stage.num_frames // 2
-  windows = len(sampling.window_starts(padded, stage.num_frames, overlap))
+  windows = len(stereo_sampler.window_starts(padded, stage.num_frames, overlap))
   batch = min(int(s.window_batch), windows)
   calls_per_step = math.ceil(windows / batch)
-  bh, bw = sampling.base_grid(size, size, sampler.base_short_side, stage.spatial_factor)
+  bh, bw = stereo_sampler.base_grid(size, size, sampler.base_short_side, stage.spatial_factor)
   forward = (s.base_num_steps * calls_per_step * _forward_seconds(stage, batch, bh, bw) +
              s.refiner_num_steps * calls_per_step * _forward_seconds(stage, batch, size, size))
   return {

@@ -20,7 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from benchmarks import common  # noqa: E402
-from eye2eye_jax import runtime, sampling, training  # noqa: E402
+from eye2eye_jax.common import runtime  # noqa: E402
+from eye2eye_jax.models import unet  # noqa: E402
+from eye2eye_jax.sampling import stereo_sampler  # noqa: E402
 
 FIGURES = {
     'frames_2x_time': 'conversion time at 2x the frames over the base shape\'s',
@@ -43,8 +45,8 @@ def measure(config: str = 'configs/demo.py', frames: int = 4, size: int = 32,
   s = cfg.sample
   s.base_num_steps = base_num_steps or s.base_num_steps
   s.refiner_num_steps = refiner_num_steps or s.refiner_num_steps
-  stage = sampling.Stage(cfg, training.init_params(cfg, 0))
-  sampler = sampling.StereoSampler(stage, stage if refiner else None, s)
+  stage = stereo_sampler.Stage(cfg, unet.init_params(cfg, 0))
+  sampler = stereo_sampler.StereoSampler(stage, stage if refiner else None, s)
   rng = np.random.default_rng(0)
   seconds = {}
   for name, (frame_factor, side_factor) in _SHAPES.items():

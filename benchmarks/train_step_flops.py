@@ -19,7 +19,8 @@ import jax.numpy as jnp
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from benchmarks import common  # noqa: E402
-from eye2eye_jax import runtime, sharding, training  # noqa: E402
+from eye2eye_jax.common import runtime, sharding  # noqa: E402
+from eye2eye_jax.training import train_state  # noqa: E402
 
 FIGURES = {
     'train_step_flops_vs_matmul': 'train step FLOP/s (XLA FLOPs / step time) over a large '
@@ -41,12 +42,12 @@ def time_train_step(config, repeats: int = 5) -> tuple[float, float]:
   compiles it, on one device."""
   mesh = sharding.create_mesh(config, jax.devices()[:1])
   rules = config.mesh.rules
-  abstract = jax.eval_shape(lambda: training.init_train_state(config))
+  abstract = jax.eval_shape(lambda: train_state.init_train_state(config))
   state_shardings = sharding.state_shardings(abstract, mesh, rules)
   batch_sharding = sharding.batch_shardings(mesh, rules, {'right': 5, 'left': 5})
-  state = training.init_sharded_train_state(config, state_shardings)
+  state = train_state.init_sharded_train_state(config, state_shardings)
   batch = jax.device_put(random_batch(config), batch_sharding)
-  step = training.make_train_step(config, state_shardings, batch_sharding)
+  step = train_state.make_train_step(config, state_shardings, batch_sharding)
   compiled = step.lower(state, batch).compile()
   holder = {'state': state}
 

@@ -5,7 +5,7 @@ monocular clips (the right views of the synthetic clips) with their captions.
   python -m eye2eye_jax.train --config=configs/demo.py --workdir=outputs/from_backbone \
       --config.train.init_checkpoint=outputs/backbone
 
-The second command is the conditioning surgery (eye2eye_jax/surgery.py): the stereo model
+The second command is the conditioning surgery (eye2eye_jax/models/surgery.py): the stereo model
 starts from the backbone with zero weights on the right view's channels.
 """
 

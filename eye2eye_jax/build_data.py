@@ -7,31 +7,23 @@
 
 from __future__ import annotations
 
-import sys
-
 from absl import app, flags
-from ml_collections import config_flags
 
-from eye2eye_jax import input_pipeline
+from eye2eye_jax.common import cli_flags
+from eye2eye_jax.data import datasets
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
-                                          lock_config=True)
+_CONFIG = cli_flags.define_config()
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'Overrides config.data.data_dir.')
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if _CONFIG.value is None:
-    raise app.UsageError('--config is required')
-  data_dir = _DATA_DIR.value or input_pipeline.resolve_data_dir(_CONFIG.value)
-  try:
-    input_pipeline.ensure_dataset(_CONFIG.value, data_dir)
-  except (FileNotFoundError, ValueError, OSError) as error:
-    sys.exit(f'error: {error}')
+  cli_flags.require(argv, config=_CONFIG.value)
+  data_dir = _DATA_DIR.value or datasets.resolve_data_dir(_CONFIG.value)
+  with cli_flags.exit_on_error():
+    datasets.ensure_dataset(_CONFIG.value, data_dir)
   for split in ('train', 'validation'):
     try:
-      source = input_pipeline.data_source(_CONFIG.value, split, data_dir)
+      source = datasets.data_source(_CONFIG.value, split, data_dir)
     except FileNotFoundError:
       continue  # a small build may hold one split only
     print(f'{_CONFIG.value.data.builder}/{_CONFIG.value.data.builder_config} {split}: '

@@ -9,7 +9,7 @@ module and in all, bytes on disk and, with ``--tree``, every parameter's shape a
 ``export`` writes an inference checkpoint (the EMA weights, or the raw ones, and the
 config): what the sampler and the notebook load, without the optimizer state. The other
 way, a lean checkpoint starts a training run with ``--config.train.init_checkpoint=PATH``
-(fresh optimizer state; eye2eye_jax/surgery.py also adapts a backbone's weights).
+(fresh optimizer state; eye2eye_jax/models/surgery.py also adapts a backbone's weights).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 
 from absl import app, flags
 
-from eye2eye_jax import checkpointing, model as model_lib
+from eye2eye_jax.models import checkpoints, unet
 
 _TREE = flags.DEFINE_bool('tree', False, 'info: print every parameter.')
 _JSON = flags.DEFINE_bool('json', False, 'info: print JSON instead of text.')
@@ -32,18 +32,18 @@ def _megabytes(count: int) -> str:
 
 def info_text(info: dict, tree: bool) -> str:
   """The human-readable summary ``info`` prints."""
-  config, model = info['config'], info['config'].get('model', {})
-  data = config.get('data', {})
+  config = info['config']
+  data, model = config['data'], config['model']
   lines = [
       f'{info["path"]}',
       f'  kind: {info["kind"]}' + (f', step {info["step"]}' if info['step'] is not None else '')
       + f'; holds {", ".join(info["items"])}',
       f'  config: {info["config_file"] or "(file not recorded)"}; data '
-      f'{data.get("builder")}/{data.get("builder_config")} task {data.get("task", "stereo")} '
-      f'{data.get("num_frames")}x{data.get("resolution")}px ({data.get("view")}); model '
-      f'channels {model.get("channels")} x {model.get("channel_mult")}, condition channels '
-      f'{model.get("condition_channels")}, text dim {model.get("text_embed_dim")}'
-      + (', spatial only' if model.get('spatial_only') else ''),
+      f'{data["builder"]}/{data["builder_config"]} task {data["task"]} '
+      f'{data["num_frames"]}x{data["resolution"]}px ({data["view"]}); model '
+      f'channels {model["channels"]} x {model["channel_mult"]}, condition channels '
+      f'{model["condition_channels"]}, text dim {model["text_embed_dim"]}'
+      + (', spatial only' if model['spatial_only'] else ''),
       f'  parameters: {info["parameter_count"]:,}; on disk {_megabytes(info["bytes_on_disk"])}',
   ]
   for module, count in info['parameters_per_module'].items():
@@ -62,17 +62,17 @@ def main(argv):
     if command == 'info':
       if len(argv) != 3:
         raise app.UsageError('usage: ckpt info PATH')
-      info = checkpointing.describe(path)
+      info = checkpoints.describe(path)
       print(json.dumps(info, indent=1) if _JSON.value else info_text(info, _TREE.value))
       return
     if len(argv) != 4:
       raise app.UsageError('usage: ckpt export PATH OUTPUT')
-    config, params = checkpointing.load_for_inference(path, use_ema=not _RAW.value)
-    checkpointing.save_inference(argv[3], params, config)
+    config, params = checkpoints.load_for_inference(path, use_ema=not _RAW.value)
+    checkpoints.save_inference(argv[3], params, config)
   except (FileNotFoundError, ValueError, OSError) as error:
     sys.exit(f'error: {error}')
-  size = checkpointing.directory_bytes(argv[3])
-  print(f'wrote {argv[3]}: {model_lib.count_params(params) / 1e6:.2f}M parameters, '
+  size = checkpoints.directory_bytes(argv[3])
+  print(f'wrote {argv[3]}: {unet.count_params(params) / 1e6:.2f}M parameters, '
         f'{_megabytes(size)}')
 
 

@@ -30,7 +30,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.config_file = ''  # the file this config came from (the train command records it)
   c.compilation_cache_dir = ''  # '' -> $JAX_COMPILATION_CACHE_DIR, else .cache/jax
 
-  # The device mesh (eye2eye_jax/sharding.py). Sizes per slice; one -1 takes the rest.
+  # The device mesh (eye2eye_jax/common/sharding.py). Sizes per slice; one -1 takes the rest.
   c.mesh = ml_collections.ConfigDict()
   c.mesh.axes = ('data', 'fsdp', 'tensor')
   c.mesh.shape = (-1, 1, 1)  # e.g. (1, -1, 1): FSDP over every device of a slice
@@ -73,7 +73,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.dtype = 'float32'  # compute dtype: 'float32' or 'bfloat16' (weights stay float32)
   c.model.remat = 'none'  # 'none', 'full' (recompute each block) or 'dots' (keep matmuls)
 
-  # Captions -> embeddings for models with text (eye2eye_jax/text_encoding.py).
+  # Captions -> embeddings for models with text (eye2eye_jax/data/text_encoding.py).
   c.text = ml_collections.ConfigDict()
   c.text.encoder = ''  # 'hashed_words', 'precomputed' or 'package.module:function'
   c.text.max_tokens = 16

@@ -18,21 +18,19 @@ import pathlib
 import shutil
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
-from eye2eye_jax import (evaluation_report, input_pipeline, runtime, sampling, stereo_formats,
-                         synthetic_eval, trainer, video_conversion, video_io)
+from eye2eye_jax.common import cli_flags, runtime
+from eye2eye_jax.data import datasets, video_io
+from eye2eye_jax.evaluation import metrics_report, synthetic_eval
+from eye2eye_jax.sampling import stereo_formats, stereo_sampler, video_conversion
+from eye2eye_jax.training import loop
 
 _REPO = pathlib.Path(__file__).resolve().parent.parent
-_CONFIG = config_flags.DEFINE_config_file('config', str(_REPO / 'configs' / 'demo.py'),
-                                          'Experiment config file.', lock_config=False)
+_CONFIG = cli_flags.define_config(str(_REPO / 'configs' / 'demo.py'), lock=False)
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'outputs/demo', 'Where everything is written.')
 _TRAIN_STEPS = flags.DEFINE_integer('train_steps', 60,
                                     'Steps of the short training run (0: skip it).')
-_CHECKPOINT = flags.DEFINE_string('checkpoint', None,
-                                  'Checkpoint to sample with; default: the config\'s.')
-_REFINER = flags.DEFINE_string('refiner_checkpoint', None,
-                               'Refiner to sample with ("" for none); default: the config\'s.')
+_CHECKPOINT, _REFINER = cli_flags.define_checkpoints('default: config.sample.checkpoint')
 _NUM_VIDEOS = flags.DEFINE_integer('num_videos', 4, 'Held-out clips written as videos.')
 _NUM_EVAL = flags.DEFINE_integer('num_eval_clips', 32, 'Held-out clips measured.')
 _STRENGTH_CLIPS = flags.DEFINE_integer('num_strength_clips', 8,
@@ -44,9 +42,9 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
         num_videos: int, num_eval_clips: int, refiner_checkpoint: str | None = None,
         num_strength_clips: int = 0) -> dict:
   output_dir.mkdir(parents=True, exist_ok=True)
-  data_dir = input_pipeline.resolve_data_dir(config)
+  data_dir = datasets.resolve_data_dir(config)
   print(f'[1/5] Dataset {config.data.builder}/{config.data.builder_config} in {data_dir}')
-  input_pipeline.ensure_dataset(config, data_dir)
+  datasets.ensure_dataset(config, data_dir)
 
   training_summary = None
   if train_steps > 0:
@@ -59,8 +57,8 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
     train_config.train.sample_every = train_steps  # shows the TensorBoard samples once
     losses = []
     shutil.rmtree(output_dir / 'train', ignore_errors=True)  # a fresh run each time
-    trainer.train_and_evaluate(train_config, str(output_dir / 'train'),
-                             on_metrics=lambda step, m: losses.append((step, m['loss'])))
+    loop.train_and_evaluate(train_config, str(output_dir / 'train'),
+                            on_metrics=lambda step, m: losses.append((step, m['loss'])))
     training_summary = {'steps': train_steps, 'loss_by_step': losses}
     if losses:
       print(f'      loss {losses[0][1]:.4f} (step {losses[0][0]}) -> {losses[-1][1]:.4f} '
@@ -72,7 +70,7 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
   print(f'[3/5] Converting {num_videos} held-out clips with base {source}'
         + (f' and refiner {refiner}' if refiner else ' (no refiner)'))
   sampler = video_conversion.load_sampler(config, source, refiner)
-  validation = input_pipeline.data_source(config, 'validation', data_dir)
+  validation = datasets.data_source(config, 'validation', data_dir)
   inputs_dir, videos_dir = output_dir / 'inputs', output_dir / 'videos'
   for index in range(min(num_videos, len(validation))):
     record = validation[index]
@@ -94,7 +92,7 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
   metrics['checkpoint'] = source
   metrics['refiner_checkpoint'] = refiner
   metrics['training'] = training_summary
-  evaluation_report.write_report(output_dir, metrics, examples)
+  metrics_report.write_report(output_dir, metrics, examples)
   return metrics
 
 
@@ -110,7 +108,7 @@ def _strength_sweep(config, sampler, validation, count: int) -> list[dict]:
   for resolution in resolutions:
     sample_config = config.sample.copy_and_resolve_references()
     sample_config.base_resolution = resolution
-    variant = sampling.StereoSampler(sampler.base, sampler.refiner, sample_config)
+    variant = stereo_sampler.StereoSampler(sampler.base, sampler.refiner, sample_config)
     figures = synthetic_eval.evaluate(variant, (validation[i] for i in range(count)),
                                       synthetic_eval.scene_params(config), baselines=False)
     geometry = figures['geometry']['generated']['all']
@@ -127,13 +125,13 @@ def _strength_sweep(config, sampler, validation, count: int) -> list[dict]:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  cli_flags.require(argv)
   runtime.enable_compilation_cache()
   logging.set_verbosity(logging.WARNING)
   output_dir = pathlib.Path(_OUTPUT_DIR.value)
-  metrics = run(_CONFIG.value, output_dir, _TRAIN_STEPS.value, _CHECKPOINT.value,
-                _NUM_VIDEOS.value, _NUM_EVAL.value, _REFINER.value, _STRENGTH_CLIPS.value)
+  with cli_flags.exit_on_error(FloatingPointError):
+    metrics = run(_CONFIG.value, output_dir, _TRAIN_STEPS.value, _CHECKPOINT.value,
+                  _NUM_VIDEOS.value, _NUM_EVAL.value, _REFINER.value, _STRENGTH_CLIPS.value)
   g = metrics['geometry']['generated']['all']
   image = metrics['image']
   print(f'\nPSNR vs true left: generated {image["generated"]["psnr"]:.2f} dB, warp-and-inpaint '

@@ -12,21 +12,14 @@ table per layer type, disparity statistics, plots) and DIR/plots/*.png.
 from __future__ import annotations
 
 import pathlib
-import sys
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
-from eye2eye_jax import evaluation, runtime
+from eye2eye_jax.common import cli_flags, runtime
+from eye2eye_jax.evaluation import checkpoint_report
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
-                                          lock_config=True)
-_CHECKPOINT = flags.DEFINE_string('checkpoint', None,
-                                  'Base model: training workdir, checkpoint directory or '
-                                  'bundled:NAME; overrides config.sample.checkpoint.')
-_REFINER = flags.DEFINE_string('refiner_checkpoint', None,
-                               'Refiner, likewise; "" for none; overrides '
-                               'config.sample.refiner_checkpoint.')
+_CONFIG = cli_flags.define_config()
+_CHECKPOINT, _REFINER = cli_flags.define_checkpoints()
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where the report is written.')
 _NUM_CLIPS = flags.DEFINE_integer('num_clips', 32, 'Validation clips evaluated.')
 _SPLIT = flags.DEFINE_string('split', 'validation', 'Dataset split evaluated.')
@@ -35,19 +28,14 @@ _BASELINES = flags.DEFINE_bool('baselines', True,
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if _CONFIG.value is None or not _OUTPUT_DIR.value:
-    raise app.UsageError('--config and --output_dir are required')
+  cli_flags.require(argv, config=_CONFIG.value, output_dir=_OUTPUT_DIR.value)
   runtime.enable_compilation_cache()
   logging.set_verbosity(logging.WARNING)
   output_dir = pathlib.Path(_OUTPUT_DIR.value)
-  try:
-    metrics = evaluation.evaluate_checkpoint(_CONFIG.value, output_dir, _CHECKPOINT.value,
-                                             _REFINER.value, _NUM_CLIPS.value, _SPLIT.value,
-                                             _BASELINES.value)
-  except (FileNotFoundError, ValueError, OSError) as error:
-    sys.exit(f'error: {error}')
+  with cli_flags.exit_on_error():
+    metrics = checkpoint_report.evaluate_checkpoint(_CONFIG.value, output_dir, _CHECKPOINT.value,
+                                                    _REFINER.value, _NUM_CLIPS.value, _SPLIT.value,
+                                                    _BASELINES.value)
   for method in metrics['methods']:
     image = metrics['image'].get(method, {})
     geometry = metrics['geometry'][method]['all']

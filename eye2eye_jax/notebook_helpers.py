@@ -12,8 +12,10 @@ import sys
 
 import numpy as np
 
-from eye2eye_jax import (config_base, disparity_estimation, input_pipeline, sampling,
-                         stereo_formats, synthetic_scenes, video_conversion, video_io)
+from eye2eye_jax import config_base
+from eye2eye_jax.data import frame_ops, synthetic_scenes, video_io
+from eye2eye_jax.evaluation import disparity_estimation
+from eye2eye_jax.sampling import stereo_formats, stereo_sampler, video_conversion
 
 
 def in_colab() -> bool:
@@ -33,7 +35,7 @@ def repo_config(name: str = 'demo') -> pathlib.Path:
 def load_sampler(checkpoint: str = 'bundled:demo',
                  refiner_checkpoint: str | None = 'bundled:demo_refiner',
                  config_file: str | pathlib.Path | None = None,
-                 **sample_overrides) -> sampling.StereoSampler:
+                 **sample_overrides) -> stereo_sampler.StereoSampler:
   """A sampler from a base checkpoint and a refiner checkpoint ('' for none).
 
   Each is a training workdir, a checkpoint directory or ``bundled:NAME``. The sampling
@@ -82,7 +84,7 @@ def _check_frames(frames: np.ndarray, name: str) -> np.ndarray:
   return frames
 
 
-def convert_clip(sampler: sampling.StereoSampler, frames: np.ndarray, fps: float = 8.0,
+def convert_clip(sampler: stereo_sampler.StereoSampler, frames: np.ndarray, fps: float = 8.0,
                  true_left: np.ndarray | None = None, name: str = 'frames') -> StereoResult:
   """Generates the other eye of a uint8 (T, H, W, 3) clip; ``name`` is used in errors."""
   frames = _check_frames(frames, name)
@@ -92,7 +94,7 @@ def convert_clip(sampler: sampling.StereoSampler, frames: np.ndarray, fps: float
   return StereoResult(left=generated, right=frames, fps=fps, true_left=true_left)
 
 
-def convert_video_file(sampler: sampling.StereoSampler, path: str | pathlib.Path,
+def convert_video_file(sampler: stereo_sampler.StereoSampler, path: str | pathlib.Path,
                        max_frames: int = 16, max_side: int = 128,
                        output_dir: str | pathlib.Path | None = None) -> StereoResult:
   """Converts the first ``max_frames`` frames of a video, shrunk so its long side is at most
@@ -106,8 +108,8 @@ def convert_video_file(sampler: sampling.StereoSampler, path: str | pathlib.Path
   height, width = frames.shape[1:3]
   if max_side and max(height, width) > max_side:
     scale = max_side / max(height, width)
-    frames = input_pipeline.resize_clip(frames, max(8, round(height * scale)),
-                                        max(8, round(width * scale)))
+    frames = frame_ops.resize_clip(frames, max(8, round(height * scale)),
+                                   max(8, round(width * scale)))
   result = convert_clip(sampler, frames, video.fps, name=str(path))
   if output_dir is not None:
     s = sampler.sample_config

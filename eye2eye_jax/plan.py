@@ -4,28 +4,26 @@
       [--mfu=0.4] [--output=plan.json] [--config.model.remat=dots ...]
 
 Without allocating the model (abstract shapes, programs compiled for this CPU; see
-``eye2eye_jax/planning.py``) prints: parameters per UNet module; bytes per device of
+``eye2eye_jax/compiled_programs.py``) prints: parameters per UNet module; bytes per device of
 parameters, optimizer state, EMA, gradients and activations under ``config.mesh`` on the
 topology's devices, and whether they fit its HBM (if not, the mesh and remat settings that
 would, each estimated again); FLOPs per train step (whole topology and per device), time
 per step and to ``train.num_steps``, chip-hours; this config's sampling stage on one device;
 the dataset's size, input bandwidth per host and the Stereo4D build time. ``--output``
-writes the same as JSON. Topologies: ``eye2eye_jax/accelerators.py``.
+writes the same as JSON. Topologies: ``eye2eye_jax/planning/accelerators.py``.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 from absl import app, flags
-from ml_collections import config_flags
 
-from eye2eye_jax import accelerators, atomic_files, planning, runtime
+from eye2eye_jax.common import atomic_files, cli_flags, runtime
+from eye2eye_jax.planning import accelerators, data_estimate, planner, report
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
-                                          lock_config=True)
+_CONFIG = cli_flags.define_config()
 _TOPOLOGY = flags.DEFINE_string('topology', None,
                                 f'Where it would run: {accelerators.KNOWN}.')
 _MFU = flags.DEFINE_float('mfu', 0.4, 'Assumed utilisation of the peak FLOP/s.')
@@ -38,10 +36,10 @@ _COMPRESSION = flags.DEFINE_float('compression_ratio', None,
                                   'Raw / stored bytes of the dataset\'s views; default: '
                                   'measured on a sample the project renders.')
 _BUILDER_MS = flags.DEFINE_float(
-    'builder_ms_per_frame', planning.BUILDER_MS_PER_FRAME,
+    'builder_ms_per_frame', data_estimate.BUILDER_MS_PER_FRAME,
     'Stereo4D builder time per VR180 frame on 2 cores; default: 54 ms decoding + 2.7 ms '
     'rectifying a 2048x1024 frame, measured by benchmarks/rectification_throughput.py.')
-_BUILDER_CORES = flags.DEFINE_integer('builder_cores', planning.BUILDER_MEASURED_CORES,
+_BUILDER_CORES = flags.DEFINE_integer('builder_cores', data_estimate.BUILDER_MEASURED_CORES,
                                       'CPU cores building the dataset (linear scaling).')
 
 
@@ -54,28 +52,19 @@ def _video(text: str) -> tuple[int, int, int]:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if _CONFIG.value is None or not _TOPOLOGY.value:
-    raise app.UsageError('--config and --topology are required')
+  cli_flags.require(argv, config=_CONFIG.value, topology=_TOPOLOGY.value)
   runtime.enable_compilation_cache()
   start = time.time()
-  try:
+  with cli_flags.exit_on_error():
     topology = accelerators.parse_topology(_TOPOLOGY.value)
-    name = config_flags.get_config_filename(flags.FLAGS['config'])
-    overrides = config_flags.get_override_values(flags.FLAGS['config'])
-    if overrides:
-      name += ' ' + ' '.join(f'--config.{k}={v}' for k, v in overrides.items())
-    result = planning.plan(_CONFIG.value, topology, name=name,
-                           mfu=_MFU.value, video=_video(_VIDEO.value),
-                           num_clips=_NUM_CLIPS.value, compression_ratio=_COMPRESSION.value,
-                           builder_ms_per_frame=_BUILDER_MS.value,
-                           builder_cores=_BUILDER_CORES.value)
-  except ValueError as error:
-    sys.exit(f'error: {error}')
+    result = planner.plan(_CONFIG.value, topology, name=cli_flags.config_description(),
+                          mfu=_MFU.value, video=_video(_VIDEO.value),
+                          num_clips=_NUM_CLIPS.value, compression_ratio=_COMPRESSION.value,
+                          builder_ms_per_frame=_BUILDER_MS.value,
+                          builder_cores=_BUILDER_CORES.value)
   result['planning_s'] = time.time() - start
-  print(planning.format_plan(result))
-  print(f'\n(planned in {planning.duration(result["planning_s"])})')
+  print(report.format_plan(result))
+  print(f'\n(planned in {report.duration(result["planning_s"])})')
   if _OUTPUT.value:
     atomic_files.write_text(_OUTPUT.value, json.dumps(result, indent=2) + '\n')
 

@@ -25,20 +25,14 @@ from __future__ import annotations
 import sys
 
 from absl import app, flags
-from ml_collections import config_flags
 
-from eye2eye_jax import runtime, video_conversion
+from eye2eye_jax.common import cli_flags, runtime
+from eye2eye_jax.sampling import video_conversion
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
-                                          lock_config=True)
+_CONFIG = cli_flags.define_config()
 _INPUT = flags.DEFINE_string('input', None, 'A video, a directory of videos or a .txt list.')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where the stereo videos go.')
-_CHECKPOINT = flags.DEFINE_string('checkpoint', None,
-                                  'Base model: training workdir, checkpoint directory or '
-                                  'bundled:NAME; overrides config.sample.checkpoint.')
-_REFINER = flags.DEFINE_string('refiner_checkpoint', None,
-                               'Refiner, likewise; "" for none; overrides '
-                               'config.sample.refiner_checkpoint.')
+_CHECKPOINT, _REFINER = cli_flags.define_checkpoints()
 _SKIP_EXISTING = flags.DEFINE_bool('skip_existing', False,
                                    'Skip inputs whose outputs all exist (resume a batch).')
 _CONTINUE = flags.DEFINE_bool('continue_on_error', False,
@@ -46,19 +40,15 @@ _CONTINUE = flags.DEFINE_bool('continue_on_error', False,
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if _CONFIG.value is None or not _INPUT.value or not _OUTPUT_DIR.value:
-    raise app.UsageError('--config, --input and --output_dir are required')
+  cli_flags.require(argv, config=_CONFIG.value, input=_INPUT.value,
+                    output_dir=_OUTPUT_DIR.value)
   runtime.enable_compilation_cache()
-  try:
+  with cli_flags.exit_on_error():
     inputs = video_conversion.list_inputs(_INPUT.value)
     sampler = video_conversion.load_sampler(_CONFIG.value, _CHECKPOINT.value, _REFINER.value)
     result = video_conversion.convert_many(sampler, inputs, _OUTPUT_DIR.value,
                                            skip_existing=_SKIP_EXISTING.value,
                                            continue_on_error=_CONTINUE.value)
-  except (FileNotFoundError, ValueError, OSError) as error:
-    sys.exit(f'error: {error}')
   print(result.summary(), file=sys.stderr if result.failed else sys.stdout)
   if result.failed:
     sys.exit(1)

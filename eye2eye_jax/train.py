@@ -13,32 +13,23 @@ processes join up first.
 
 from __future__ import annotations
 
-import sys
-
 from absl import app, flags
-from ml_collections import config_flags
 
-from eye2eye_jax import runtime, trainer
+from eye2eye_jax.common import cli_flags, runtime
+from eye2eye_jax.training import loop
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
-                                          lock_config=True)
+_CONFIG = cli_flags.define_config()
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and logs.')
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if _CONFIG.value is None or _WORKDIR.value is None:
-    raise app.UsageError('--config and --workdir are required')
+  cli_flags.require(argv, config=_CONFIG.value, workdir=_WORKDIR.value)
   config = _CONFIG.value
-  config.config_file = config.config_file or config_flags.get_config_filename(
-      flags.FLAGS['config'])
+  config.config_file = config.config_file or cli_flags.config_file()
   runtime.enable_compilation_cache(config.compilation_cache_dir or None)
   runtime.initialize_distributed()
-  try:
-    trainer.train_and_evaluate(config, _WORKDIR.value)
-  except (FileNotFoundError, ValueError, OSError, FloatingPointError) as error:
-    sys.exit(f'error: {error}')
+  with cli_flags.exit_on_error(FloatingPointError):
+    loop.train_and_evaluate(config, _WORKDIR.value)
 
 
 if __name__ == '__main__':

@@ -12,7 +12,8 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', str(REPO / '.cache' / 'jax'))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from eye2eye_jax import config_base, runtime  # noqa: E402
+from eye2eye_jax import config_base  # noqa: E402
+from eye2eye_jax.common import runtime  # noqa: E402
 
 runtime.enable_compilation_cache()
 
@@ -53,15 +54,15 @@ def tiny_config(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def tiny_dataset(tiny_config):
-  from eye2eye_jax import input_pipeline
-  input_pipeline.ensure_dataset(tiny_config, tiny_config.data.data_dir)
+  from eye2eye_jax.data import datasets
+  datasets.ensure_dataset(tiny_config, tiny_config.data.data_dir)
   return tiny_config.data.data_dir
 
 
 @pytest.fixture(scope='session')
 def tiny_checkpoint(tiny_config, tiny_dataset, tmp_path_factory):
   """A training workdir of the tiny config after 20 steps."""
-  from eye2eye_jax import trainer
+  from eye2eye_jax.training import loop
   workdir = tmp_path_factory.mktemp('tiny_train')
-  trainer.train_and_evaluate(tiny_config, str(workdir))
+  loop.train_and_evaluate(tiny_config, str(workdir))
   return workdir

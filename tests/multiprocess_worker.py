@@ -16,7 +16,10 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import grain  # noqa: E402
 import jax  # noqa: E402
 
-from eye2eye_jax import config_base, input_pipeline, runtime, trainer  # noqa: E402
+from eye2eye_jax import config_base  # noqa: E402
+from eye2eye_jax.common import runtime  # noqa: E402
+from eye2eye_jax.data import datasets, input_pipeline  # noqa: E402
+from eye2eye_jax.training import loop  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -32,14 +35,14 @@ def main():
   config.train.num_steps = 4
   config.train.log_every = 1
   config.train.checkpoint_every = 2
-  source = input_pipeline.data_source(config, 'train', data_dir)
+  source = datasets.data_source(config, 'train', data_dir)
   sampler = input_pipeline.train_sampler(config, len(source), num_epochs=1)
   # The training set's seeds are the record indices: read one epoch as the loader does.
   read = [int(record['seed']) for record in grain.DataLoader(data_source=source,
                                                              sampler=sampler)]
   losses = []
-  trainer.train_and_evaluate(config, workdir,
-                             on_metrics=lambda step, m: losses.append((step, m['loss'])))
+  loop.train_and_evaluate(config, workdir,
+                          on_metrics=lambda step, m: losses.append((step, m['loss'])))
   print('RESULT ' + json.dumps({'process': jax.process_index(), 'count': jax.process_count(),
                                 'devices': jax.device_count(), 'read': read,
                                 'losses': losses}), flush=True)

@@ -22,8 +22,10 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from eye2eye_jax import (config_base, input_pipeline, runtime, sharding,  # noqa: E402
-                         trainer, training)
+from eye2eye_jax import config_base  # noqa: E402
+from eye2eye_jax.common import runtime, sharding  # noqa: E402
+from eye2eye_jax.data import input_pipeline  # noqa: E402
+from eye2eye_jax.training import loop, train_state  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -49,12 +51,12 @@ def meshes(data_dir: str) -> dict:
     config.mesh.shape = shape
     mesh = sharding.create_mesh(config, devices)
     rules = config.mesh.rules
-    abstract = jax.eval_shape(lambda: training.init_train_state(config))
+    abstract = jax.eval_shape(lambda: train_state.init_train_state(config))
     shardings = sharding.state_shardings(abstract, mesh, rules)
     batch_sharding = sharding.batch_shardings(mesh, rules,
                                               input_pipeline.batch_ndims(config))
-    state = training.init_sharded_train_state(config, shardings)
-    step = training.make_train_step(config, shardings, batch_sharding)
+    state = train_state.init_sharded_train_state(config, shardings)
+    step = train_state.make_train_step(config, shardings, batch_sharding)
     losses = []
     for batch in batches:
       batch = {k: jax.make_array_from_process_local_data(batch_sharding[k], v)
@@ -82,8 +84,8 @@ def remesh(data_dir: str, workdir: str) -> dict:
       config.train.num_steps = steps
       config.train.log_every = 1
       config.train.checkpoint_every = 3
-      trainer.train_and_evaluate(config, f'{workdir}/{name}',
-                                 on_metrics=lambda step, m: losses.append((step, m['loss'])))
+      loop.train_and_evaluate(config, f'{workdir}/{name}',
+                              on_metrics=lambda step, m: losses.append((step, m['loss'])))
     curves[name] = losses
   return curves
 
@@ -96,8 +98,8 @@ def grow(data_dir: str, workdir: str) -> list:
   config.train.log_every = 1
   config.mesh.shape = (1, 2, 4)  # the tiny batch of 2 splits over fsdp; tensor takes 4
   losses = []
-  trainer.train_and_evaluate(config, workdir,
-                             on_metrics=lambda step, m: losses.append((step, m['loss'])))
+  loop.train_and_evaluate(config, workdir,
+                          on_metrics=lambda step, m: losses.append((step, m['loss'])))
   return losses
 
 
@@ -106,7 +108,7 @@ def state_bytes(shapes: list) -> dict:
   for shape in shapes:
     config = tiny_config('', tuple(shape))
     mesh = sharding.create_mesh(config)
-    abstract = jax.eval_shape(lambda: training.init_train_state(config))
+    abstract = jax.eval_shape(lambda: train_state.init_train_state(config))
     shardings = sharding.state_shardings(abstract, mesh, config.mesh.rules)
     state = jax.device_put(jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), abstract),
                            shardings)  # the layout is what counts, not the values

@@ -7,8 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eye2eye_jax import (input_pipeline, sampling, surgery, text_encoding, trainer,
-                         training)
+from eye2eye_jax.data import datasets, input_pipeline, text_encoding
+from eye2eye_jax.models import surgery, unet
+from eye2eye_jax.sampling import stereo_sampler
+from eye2eye_jax.training import loop, train_state
 
 
 def _video_text_config(tiny_config):
@@ -32,7 +34,7 @@ def backbone_run(tiny_config, tiny_dataset, tmp_path_factory):
   config = _video_text_config(tiny_config)
   workdir = tmp_path_factory.mktemp('backbone')
   logged = []
-  trainer.train_and_evaluate(config, str(workdir), on_metrics=lambda s, m: logged.append((s, m)))
+  loop.train_and_evaluate(config, str(workdir), on_metrics=lambda s, m: logged.append((s, m)))
   return config, workdir, logged
 
 
@@ -44,7 +46,7 @@ def test_video_batches_carry_the_right_view_and_its_caption(tiny_config, tiny_da
   assert batch['text'].shape == (2, 8, 6) and batch['text_mask'].dtype == bool
   # 'a photograph behind ...; the camera moves left': more words than the 8 tokens kept.
   assert batch['text_mask'].all()
-  record = input_pipeline.data_source(config, 'train', tiny_dataset)[0]
+  record = datasets.data_source(config, 'train', tiny_dataset)[0]
   caption = record['caption'].decode() if isinstance(record['caption'], bytes) else record[
       'caption']
   assert caption.startswith('a photograph') and 'camera moves' in caption
@@ -64,7 +66,7 @@ def test_a_stereo_run_starts_from_the_backbone_with_a_report(tiny_config, backbo
   config.train.init_checkpoint = str(backbone_run[1])
   config.train.num_steps = 2
   config.train.sample_every = 0
-  trainer.train_and_evaluate(config, str(tmp_path))
+  loop.train_and_evaluate(config, str(tmp_path))
   report = json.loads((tmp_path / 'init_report.json').read_text())
   assert report['extended'] == ['conv_in/conv/kernel']
   assert report['unused'] and all('text' in p for p in report['unused'])
@@ -77,14 +79,14 @@ def test_freezing_the_spatial_layers_trains_only_the_rest(tiny_config):
   config.train.warmup_steps = 1
   # Trained-like weights: fresh ones have a zero output layer, which is spatial, so a
   # frozen-spatial model would get no gradient anywhere else.
-  params = jax.tree.map(lambda p: p + 0.01, training.init_params(config, 0))
-  state = training.train_state_from_params(config, params)
+  params = jax.tree.map(lambda p: p + 0.01, unet.init_params(config, 0))
+  state = train_state.train_state_from_params(config, params)
   before = surgery.flatten(jax.tree.map(np.array, state["params"]))  # copies: the step donates
-  frozen = surgery.flatten(training.frozen_mask(config, state['params']))
+  frozen = surgery.flatten(train_state.frozen_mask(config, state['params']))
   rng = np.random.default_rng(0)
   batch = {k: jnp.asarray(rng.uniform(-1, 1, (2, 4, 8, 8, 3)), jnp.float32)
            for k in ('right', 'left')}
-  step = training.make_train_step(config)
+  step = train_state.make_train_step(config)
   for _ in range(2):
     state, _ = step(state, batch)
   after = surgery.flatten(state['params'])
@@ -95,23 +97,23 @@ def test_freezing_the_spatial_layers_trains_only_the_rest(tiny_config):
   assert 'conv_in/conv/kernel' in changed and 'down_blocks/0/0/temporal_conv/kernel' in changed
   config.train.freeze = ('[unclosed',)
   with pytest.raises(ValueError, match='train.freeze'):
-    training.frozen_mask(config, state['params'])
+    train_state.frozen_mask(config, state['params'])
 
 
 def test_caption_dropout_one_is_training_without_text(tiny_config):
   config = tiny_config.copy_and_resolve_references()
   config.model.text_embed_dim = 6
-  params = training.init_params(config, 0)
+  params = unet.init_params(config, 0)
   params = jax.tree.map(lambda p: p + 0.01, params)  # zero-initialised layers now matter
-  graphdef = training.model_graphdef(config)
+  graphdef = unet.model_graphdef(config)
   rng = np.random.default_rng(0)
   batch = {k: jnp.asarray(rng.uniform(-1, 1, (2, 4, 8, 8, 3)), jnp.float32)
            for k in ('right', 'left')}
   batch['text'] = jnp.asarray(rng.standard_normal((2, 3, 6)), jnp.float32)
   batch['text_mask'] = jnp.ones((2, 3), bool)
   key = jax.random.PRNGKey(0)
-  loss = lambda b, dropout: float(training.batch_loss(config, graphdef, params, b, key,
-                                                      caption_dropout=dropout))
+  loss = lambda b, dropout: float(train_state.batch_loss(config, graphdef, params, b, key,
+                                                         caption_dropout=dropout))
   no_text = loss({**batch, 'text_mask': jnp.zeros((2, 3), bool)}, 0.0)
   assert loss(batch, 1.0) == no_text
   assert loss(batch, 0.0) != no_text
@@ -121,7 +123,7 @@ def test_the_sampler_reads_the_caption_and_guides_on_it(tiny_config):
   config = tiny_config.copy_and_resolve_references()
   config.model.text_embed_dim = 6
   config.text.encoder = 'hashed_words'
-  leaves, tree = jax.tree.flatten(training.init_params(config, 0))
+  leaves, tree = jax.tree.flatten(unet.init_params(config, 0))
   keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
   params = jax.tree.unflatten(tree, [p + 0.05 * jax.random.normal(k, p.shape)
                                      for p, k in zip(leaves, keys)])
@@ -130,7 +132,8 @@ def test_the_sampler_reads_the_caption_and_guides_on_it(tiny_config):
   def convert(caption, text_guidance=0.0):
     sample_config = config.sample.copy_and_resolve_references()
     sample_config.text_guidance_scale = text_guidance
-    sampler = sampling.StereoSampler(sampling.Stage(config, params), None, sample_config)
+    sampler = stereo_sampler.StereoSampler(stereo_sampler.Stage(config, params), None,
+                                           sample_config)
     return sampler.convert(video, seed=0, caption=caption).astype(int)
 
   mirror, pane = convert('a mirror'), convert('a glass pane')

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from absl import flags
 
-from eye2eye_jax import checkpointing, ckpt, model as model_lib, sampling
+from eye2eye_jax import ckpt
+from eye2eye_jax.models import checkpoints, unet
+from eye2eye_jax.sampling import stereo_sampler
 
 
 @pytest.fixture(autouse=True)
@@ -15,16 +17,16 @@ def default_flags():
 
 
 def _sampler(path, config):
-  return sampling.StereoSampler(sampling.Stage(*checkpointing.load_for_inference(path)), None,
-                                config.sample)
+  stage = stereo_sampler.Stage(*checkpoints.load_for_inference(path))
+  return stereo_sampler.StereoSampler(stage, None, config.sample)
 
 
 def test_info_describes_the_training_checkpoint(tiny_checkpoint):
-  info = checkpointing.describe(str(tiny_checkpoint))
-  _, params = checkpointing.load_for_inference(str(tiny_checkpoint))
+  info = checkpoints.describe(str(tiny_checkpoint))
+  _, params = checkpoints.load_for_inference(str(tiny_checkpoint))
   assert info['kind'] == 'training' and info['step'] == 20
   assert info['items'] == ['ema_params', 'opt_state', 'params', 'step']
-  assert info['parameter_count'] == model_lib.count_params(params)
+  assert info['parameter_count'] == unet.count_params(params)
   assert sum(info['parameters_per_module'].values()) == info['parameter_count']
   assert info['parameters']['params/conv_in/conv/kernel'] == {'shape': [3, 3, 6, 8],
                                                               'dtype': 'float32'}
@@ -37,8 +39,8 @@ def test_export_is_smaller_and_samples_bit_identically(tiny_config, tiny_checkpo
   lean = tmp_path / 'lean'
   ckpt.main(['ckpt', 'export', str(tiny_checkpoint), str(lean)])
   assert 'wrote' in capsys.readouterr().out
-  training_info = checkpointing.describe(str(tiny_checkpoint))
-  lean_info = checkpointing.describe(str(lean))
+  training_info = checkpoints.describe(str(tiny_checkpoint))
+  lean_info = checkpoints.describe(str(lean))
   assert lean_info['kind'] == 'inference' and lean_info['items'] == ['params']
   assert lean_info['parameter_count'] == training_info['parameter_count']
   # No optimizer state and one copy of the weights instead of two: about a quarter.

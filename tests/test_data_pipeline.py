@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from data_builders.synthetic_stereo import Builder
-from eye2eye_jax import input_pipeline, stereo_metrics, synthetic_scenes
+from eye2eye_jax.data import datasets, frame_ops, input_pipeline, synthetic_scenes
+from eye2eye_jax.evaluation import stereo_metrics
 
 
 def _tiny_builder_config():
@@ -13,8 +14,8 @@ def _tiny_builder_config():
 
 
 def test_dataset_round_trip_gives_the_generated_arrays(tiny_config, tiny_dataset):
-  train = input_pipeline.data_source(tiny_config, 'train', tiny_dataset)
-  validation = input_pipeline.data_source(tiny_config, 'validation', tiny_dataset)
+  train = datasets.data_source(tiny_config, 'train', tiny_dataset)
+  validation = datasets.data_source(tiny_config, 'validation', tiny_dataset)
   builder_config = _tiny_builder_config()
   assert len(train) == builder_config.num_train
   assert len(validation) == builder_config.num_validation
@@ -46,10 +47,10 @@ def test_downsample_view_batches(tiny_config, tiny_dataset):
 
 def test_crop_view_keeps_full_resolution_pixels(tiny_config, tiny_dataset):
   view = input_pipeline.TrainingView('crop', 8, 4, mirror_augment=False)
-  record = input_pipeline.data_source(tiny_config, 'train', tiny_dataset)[0]
+  record = datasets.data_source(tiny_config, 'train', tiny_dataset)[0]
   out = view.random_map(record, np.random.default_rng(0))
   assert out['right'].shape == (4, 8, 8, 3)
-  full = input_pipeline.to_model_range(record['right'])
+  full = frame_ops.to_model_range(record['right'])
   found = any(np.array_equal(out['right'], full[:, y:y + 8, x:x + 8])
               for y in range(9) for x in range(9))
   assert found
@@ -62,7 +63,7 @@ def test_mirror_augment_keeps_disparity_positive():
   view = input_pipeline.TrainingView('downsample', 32, 2, mirror_augment=True)
   for seed in range(8):
     out = view.random_map({'right': clip.right, 'left': clip.left}, np.random.default_rng(seed))
-    mirrored = not np.array_equal(out['right'], input_pipeline.to_model_range(clip.right))
+    mirrored = not np.array_equal(out['right'], frame_ops.to_model_range(clip.right))
     if mirrored:
       # The background fills the frame: its shift is the background's disparity, still >= 0.
       mask = np.ones(out['right'].shape[:3], bool)
@@ -73,7 +74,7 @@ def test_mirror_augment_keeps_disparity_positive():
 
 
 def test_loader_shards_without_overlap(tiny_config, tiny_dataset):
-  source = input_pipeline.data_source(tiny_config, 'train', tiny_dataset)
+  source = datasets.data_source(tiny_config, 'train', tiny_dataset)
   seen = []
   for shard in range(2):
     options = grain.sharding.ShardOptions(shard_index=shard, shard_count=2, drop_remainder=True)
@@ -86,4 +87,4 @@ def test_loader_shards_without_overlap(tiny_config, tiny_dataset):
 
 def test_missing_dataset_is_a_clear_error(tiny_config, tmp_path):
   with pytest.raises(FileNotFoundError, match='not found under'):
-    input_pipeline.data_source(tiny_config, 'train', str(tmp_path))
+    datasets.data_source(tiny_config, 'train', str(tmp_path))

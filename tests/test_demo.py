@@ -2,7 +2,8 @@
 
 import json
 
-from eye2eye_jax import demo, video_io
+from eye2eye_jax import demo
+from eye2eye_jax.data import video_io
 
 
 def test_main_job_writes_videos_metrics_and_report(tiny_config, tiny_dataset, tiny_checkpoint,

@@ -5,9 +5,10 @@ import pytest
 import skimage.data
 import skimage.transform
 
-from eye2eye_jax import (disparity_estimation, stereo_metrics, synthetic_scenes, view_metrics,
-                         warp_baselines)
-from eye2eye_jax.synthetic_scenes import LayerKind
+from eye2eye_jax.data import synthetic_scenes
+from eye2eye_jax.data.synthetic_scenes import LayerKind
+from eye2eye_jax.evaluation import (disparity_estimation, stereo_metrics, view_metrics,
+                                    warp_baselines)
 
 
 def _texture(height=48, width=96):

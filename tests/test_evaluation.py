@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from conftest import REPO
-from eye2eye_jax import evaluation, synthetic_eval, synthetic_scenes
+from eye2eye_jax.data import synthetic_scenes
+from eye2eye_jax.evaluation import checkpoint_report, synthetic_eval
 
 
 @pytest.fixture(scope='module')
@@ -61,9 +62,9 @@ def test_baselines_are_scored_per_layer_type(scene_records):
 
 
 def test_evaluate_command_writes_a_report(tiny_config, tiny_dataset, tiny_checkpoint, tmp_path):
-  metrics = evaluation.evaluate_checkpoint(tiny_config, tmp_path,
-                                           checkpoint=str(tiny_checkpoint),
-                                           refiner_checkpoint='', num_clips=2)
+  metrics = checkpoint_report.evaluate_checkpoint(tiny_config, tmp_path,
+                                                  checkpoint=str(tiny_checkpoint),
+                                                  refiner_checkpoint='', num_clips=2)
   saved = json.loads((tmp_path / 'metrics.json').read_text())
   assert saved['methods'] == metrics['methods'] == [
       'generated', 'true_left', 'copy_right', 'global_shift', 'warp_depth', 'warp_stereo']

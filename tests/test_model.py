@@ -4,11 +4,11 @@ import pytest
 from flax import nnx
 
 from conftest import load_config
-from eye2eye_jax import model as model_lib, training
+from eye2eye_jax.models import unet
 
 
 def test_tiny_model_output_shape_and_zero_init(tiny_config):
-  model = model_lib.create_model(tiny_config.model)
+  model = unet.create_model(tiny_config.model)
   x = jnp.ones((2, 4, 8, 8, 3))
   out = model(x, x, jnp.array([0.5, 0.1]))
   assert out.shape == (2, 4, 8, 8, 3)
@@ -24,10 +24,10 @@ def test_tiny_model_output_shape_and_zero_init(tiny_config):
 ])
 def test_configured_models_shape_check_without_allocating(name, frames, size, min_params):
   config = load_config(name)
-  abstract = nnx.eval_shape(lambda: model_lib.create_model(config.model))
+  abstract = nnx.eval_shape(lambda: unet.create_model(config.model))
   params = nnx.state(abstract, nnx.Param)
-  assert model_lib.count_params(params) > min_params
-  graphdef = training.model_graphdef(config)
+  assert unet.count_params(params) > min_params
+  graphdef = unet.model_graphdef(config)
   video = jax.ShapeDtypeStruct((1, frames, size, size, 3), jnp.float32)
   text = jnp.zeros((1, 4, config.model.text_embed_dim)) if config.model.text_embed_dim else None
 
@@ -42,7 +42,7 @@ def test_configured_models_shape_check_without_allocating(name, frames, size, mi
 def test_text_conditioning_changes_the_output(tiny_config):
   config = tiny_config.copy_and_resolve_references()
   config.model.text_embed_dim = 6
-  model = model_lib.create_model(config.model)
+  model = unet.create_model(config.model)
   # Give the text branch's output projection non-zero weights so it has an effect.
   text = model.mid_attention.text
   text.out.kernel[...] = jnp.full_like(text.out.kernel[...], 0.1)
@@ -57,14 +57,14 @@ def test_bad_model_configs_are_clear_errors(tiny_config):
   config = tiny_config.copy_and_resolve_references()
   config.model.temporal_downsample = (True, True)
   with pytest.raises(ValueError, match='temporal_downsample'):
-    model_lib.create_model(config.model)
+    unet.create_model(config.model)
   with pytest.raises(ValueError, match='does not divide'):
-    model_lib.check_video_shape(tiny_config.model, 3, 8, 8)
+    unet.check_video_shape(tiny_config.model, 3, 8, 8)
 
 
 def _perturbed_params(config, seed=1):
   """Fresh weights with noise added everywhere (zero-initialised layers would hide errors)."""
-  params = training.init_params(config, 0)
+  params = unet.init_params(config, 0)
   leaves, tree = jax.tree.flatten(params)
   keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
   return jax.tree.unflatten(tree, [x + 0.05 * jax.random.normal(k, x.shape)
@@ -72,9 +72,9 @@ def _perturbed_params(config, seed=1):
 
 
 def _loss_and_grads(config, params, x):
-  graphdef = training.model_graphdef(config)
+  graphdef = unet.model_graphdef(config)
   def loss(p):
-    return jnp.mean(training.make_denoiser(graphdef, p, x)(x, jnp.array([0.3, 0.7]))**2)
+    return jnp.mean(unet.make_denoiser(graphdef, p, x)(x, jnp.array([0.3, 0.7]))**2)
   return jax.jit(jax.value_and_grad(loss))(params)
 
 
@@ -91,7 +91,7 @@ def test_remat_and_bf16_compute_match_the_plain_model(tiny_config):
       assert jnp.allclose(a, b, rtol=1e-4, atol=1e-6)
   config = tiny_config.copy_and_resolve_references()
   config.model.dtype = 'bfloat16'
-  forward = lambda c: jax.jit(lambda p: training.make_denoiser(training.model_graphdef(c), p, x)(
+  forward = lambda c: jax.jit(lambda p: unet.make_denoiser(unet.model_graphdef(c), p, x)(
       x, jnp.array([0.3, 0.7])))(params)
   out16, out32 = forward(config), forward(tiny_config)
   assert out16.dtype == jnp.float32  # outputs and weights stay float32
@@ -104,7 +104,7 @@ def test_bad_dtype_and_remat_are_named(tiny_config):
   config = tiny_config.copy_and_resolve_references()
   config.model.dtype = 'float16'
   with pytest.raises(ValueError, match='model.dtype'):
-    model_lib.validate_model_config(config.model)
+    unet.validate_model_config(config.model)
   config.model.dtype, config.model.remat = 'float32', 'sometimes'
   with pytest.raises(ValueError, match='model.remat'):
-    model_lib.validate_model_config(config.model)
+    unet.validate_model_config(config.model)

@@ -8,7 +8,8 @@ import nbformat
 import numpy as np
 
 from conftest import REPO
-from eye2eye_jax import notebook_helpers, video_io
+from eye2eye_jax import notebook_helpers
+from eye2eye_jax.data import video_io
 
 NOTEBOOK = REPO / 'notebooks' / 'eye2eye_demo.ipynb'
 

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from eye2eye_jax import notebook_helpers, stereo_formats, video_io
+from eye2eye_jax import notebook_helpers
+from eye2eye_jax.data import video_io
+from eye2eye_jax.sampling import stereo_formats
 
 
 @pytest.fixture(scope='module')

@@ -13,7 +13,11 @@ import numpy as np
 import pytest
 
 from conftest import REPO, load_config, on_8_devices, subprocess_env
-from eye2eye_jax import accelerators, model as model_lib, planning, sharding, training
+from eye2eye_jax.common import sharding
+from eye2eye_jax.models import unet
+from eye2eye_jax.planning import (accelerators, compiled_programs, data_estimate, planner,
+                                  training_estimate)
+from eye2eye_jax.training import train_state
 
 _TOPOLOGY = '8xH100'
 
@@ -28,7 +32,7 @@ def _tiny(mesh_shape=(-1, 1, 1), remat='none', batch_size=8):
 
 @pytest.fixture(scope='module')
 def tiny_plan():
-  return planning.plan(_tiny(), accelerators.parse_topology(_TOPOLOGY), name='tiny')
+  return planner.plan(_tiny(), accelerators.parse_topology(_TOPOLOGY), name='tiny')
 
 
 def _flops(compiled) -> float:
@@ -44,17 +48,17 @@ def _batch(size: int) -> dict:
 
 def test_flops_and_parameter_bytes_match_a_real_compiled_run(tiny_plan):
   config = _tiny()
-  state = training.init_train_state(config)
+  state = train_state.init_train_state(config)
   param_bytes = sum(x.nbytes for x in jax.tree.leaves(state['params']))
   assert tiny_plan['model']['parameter_bytes'] == param_bytes
-  assert tiny_plan['model']['parameters'] == model_lib.count_params(state['params'])
+  assert tiny_plan['model']['parameters'] == unet.count_params(state['params'])
   assert sum(tiny_plan['model']['per_module'].values()) == tiny_plan['model']['parameters']
   assert tiny_plan['training']['memory']['parameters'] == param_bytes  # data parallel
 
   # The whole topology's step is the step at the global batch, compiled with real arrays.
   flops = tiny_plan['training']['flops']
   batch = _batch(8)
-  compiled = training.make_train_step(config).lower(state, batch).compile()
+  compiled = train_state.make_train_step(config).lower(state, batch).compile()
   assert flops['train_step_global'] == _flops(compiled)
   _, metrics = compiled(jax.tree.map(jnp.copy, state), batch)  # it is a real, running step
   assert np.isfinite(float(metrics['loss']))
@@ -71,8 +75,8 @@ def test_flops_and_parameter_bytes_match_a_real_compiled_run(tiny_plan):
   # One UNet forward as the sampler runs it: windows_per_call windows of 4 frames at 8x8.
   s = tiny_plan['sampling']
   assert (s['grid'], s['windows'], s['windows_per_call']) == ([8, 8], 79, 2)
-  graphdef = training.model_graphdef(config)
-  forward = jax.jit(lambda p, c, x, t: training.make_denoiser(graphdef, p, c)(x, t))
+  graphdef = unet.model_graphdef(config)
+  forward = jax.jit(lambda p, c, x, t: unet.make_denoiser(graphdef, p, c)(x, t))
   clips = _batch(2)
   compiled = forward.lower(state['params'], clips['right'], clips['left'],
                            jnp.full((2,), 0.5)).compile()
@@ -87,7 +91,7 @@ def test_per_device_bytes_match_sharded_states_on_8_devices(tiny_plan):
   for shape in meshes:
     # Batch ways: 8 for FSDP, 4 for (2, 2, 2); one example per device either way.
     config = _tiny(shape, batch_size=8 if shape[0] == 1 else 4)
-    memory = planning.estimate_training(config, topology, 0.4)['memory']
+    memory = training_estimate.estimate_training(config, topology, 0.4)['memory']
     real = measured[str(shape)]
     assert (memory['parameters'], memory['optimizer'], memory['ema']) == (
         real['params'], real['opt_state'], real['ema_params'])
@@ -110,20 +114,21 @@ def test_an_abstract_mesh_lays_out_like_the_real_one():
 def test_a_config_that_does_not_fit_gets_the_setting_that_does():
   config = _tiny(remat='full')
   h100 = accelerators.parse_topology(_TOPOLOGY)
-  fsdp = planning.estimate_training(_tiny((1, -1, 1), 'full'), h100, 0.4)['memory']['total']
+  fsdp = training_estimate.estimate_training(_tiny((1, -1, 1), 'full'), h100,
+                                             0.4)['memory']['total']
   small = dataclasses.replace(h100.chip, hbm_bytes=fsdp + 1)
   topology = accelerators.Topology('small', small, 8)
-  estimate = planning.estimate_training(config, topology, 0.4)
+  estimate = training_estimate.estimate_training(config, topology, 0.4)
   assert not estimate['memory']['fits'] and estimate['memory']['overflow']
-  [alternative] = planning.suggest(config, topology, 0.4)
+  [alternative] = training_estimate.suggest(config, topology, 0.4)
   assert alternative['fits'] and alternative['total_bytes'] == fsdp
   assert alternative['flags'] == "--config.mesh.shape='(1, -1, 1)' --config.model.remat=full"
   # Remat policies that keep less are candidates too, alone and with FSDP.
-  assert planning.candidate_settings(_tiny()) == [
+  assert training_estimate.candidate_settings(_tiny()) == [
       ((-1, 1, 1), 'dots'), ((-1, 1, 1), 'full'), ((1, -1, 1), 'none'), ((1, -1, 1), 'dots'),
       ((1, -1, 1), 'full')]
-  less = planning.activation_bytes(config, 1)
-  more = planning.activation_bytes(_tiny(), 1)
+  less = compiled_programs.activation_bytes(config, 1)
+  more = compiled_programs.activation_bytes(_tiny(), 1)
   assert less['saved'] < more['saved'] and more['recomputed_block'] == 0
 
 
@@ -140,16 +145,16 @@ def test_topologies_and_collectives():
     with pytest.raises(ValueError, match=message):
       accelerators.parse_topology(bad)
   # Data parallel all-reduces everything; FSDP gathers twice and reduce-scatters once.
-  assert planning.collective_bytes(800, 800, 8) == pytest.approx(2 * 7 / 8 * 800)
-  assert planning.collective_bytes(800, 100, 8) == pytest.approx(3 * 700)
+  assert training_estimate.collective_bytes(800, 800, 8) == pytest.approx(2 * 7 / 8 * 800)
+  assert training_estimate.collective_bytes(800, 100, 8) == pytest.approx(3 * 700)
 
 
 def test_data_side():
   config = load_config('base_paper')
   topology = accelerators.parse_topology('v5p-64')
-  data = planning.estimate_data(config, topology, step_s=0.5, num_clips=100_000,
-                                compression_ratio=1.5, builder_ms_per_frame=56.7,
-                                builder_cores=8)
+  data = data_estimate.estimate_data(config, topology, step_s=0.5, num_clips=100_000,
+                                     compression_ratio=1.5, builder_ms_per_frame=56.7,
+                                     builder_cores=8)
   raw = 2 * 80 * 512 * 512 * 3
   assert data['raw_bytes_per_record'] == raw
   assert data['dataset_bytes'] == pytest.approx(100_000 * raw / 1.5)

@@ -23,8 +23,12 @@ import pytest
 
 from conftest import REPO
 from data_builders.stereo4d import stereo4d_dataset_builder as stereo4d
-from eye2eye_jax import (atomic_files, checkpointing, evaluation, sampling, stereo_formats,
-                         trainer, training, video_conversion, video_io)
+from eye2eye_jax.common import atomic_files
+from eye2eye_jax.data import video_io
+from eye2eye_jax.evaluation import checkpoint_report
+from eye2eye_jax.models import checkpoints
+from eye2eye_jax.sampling import stereo_formats, stereo_sampler, video_conversion
+from eye2eye_jax.training import loop, train_state
 
 
 def _noise(shape, seed=0):
@@ -170,7 +174,7 @@ def test_enormous_videos_are_refused_from_the_header_before_decoding(sampler, tm
   assert (header.num_frames, header.height, header.width) == (10, 48, 64)
   config = sampler.sample_config.copy_and_resolve_references()
   config.max_video_mib = 0.05
-  small_limit = sampling.StereoSampler(sampler.base, None, config)
+  small_limit = stereo_sampler.StereoSampler(sampler.base, None, config)
   monkeypatch.setattr(video_io.mediapy, 'read_video', lambda *a, **k: pytest.fail('decoded'))
   with pytest.raises(video_conversion.ConversionError,
                      match=r'big.mp4: too large: 10 frames of 64x48 take 0 MiB decoded, over '
@@ -257,7 +261,7 @@ def test_config_values_the_dataset_cannot_give_stop_before_training(tiny_config,
   config.data.view = 'crop' if field == 'resolution' else config.data.view
   config.data[field] = value
   with pytest.raises(ValueError, match=message):
-    trainer.train_and_evaluate(config, str(tmp_path / 'run'))
+    loop.train_and_evaluate(config, str(tmp_path / 'run'))
   assert not _snapshot(tmp_path)  # no checkpoint, no log
 
 
@@ -294,9 +298,9 @@ def test_unwritable_output_directories_are_clear_errors(sampler, tiny_config, tm
   with pytest.raises(OSError, match='a_file/out'):  # before anything is converted
     video_conversion.convert_many(sampler, [source], blocker / 'out', show_progress=False)
   with pytest.raises(OSError):  # before any clip is evaluated
-    evaluation.evaluate_checkpoint(tiny_config, blocker / 'report')
+    checkpoint_report.evaluate_checkpoint(tiny_config, blocker / 'report')
   with pytest.raises(OSError):
-    trainer.train_and_evaluate(tiny_config, str(blocker / 'run'))
+    loop.train_and_evaluate(tiny_config, str(blocker / 'run'))
   assert blocker.read_text() == 'not a directory'
   assert sorted(p.name for p in tmp_path.iterdir()) == ['a_file', 'clip.mp4']
 
@@ -336,25 +340,25 @@ def test_a_full_disk_during_conversion_replaces_none_of_the_outputs(sampler, dis
 
 
 def test_a_failed_export_keeps_the_previous_export(tiny_checkpoint, tmp_path, monkeypatch):
-  config, params = checkpointing.load_for_inference(str(tiny_checkpoint))
+  config, params = checkpoints.load_for_inference(str(tiny_checkpoint))
   export = tmp_path / 'export'
-  checkpointing.save_inference(str(export), params, config)
+  checkpoints.save_inference(str(export), params, config)
   before = _snapshot(export)
-  real_save = checkpointing._save_inference_at
+  real_save = checkpoints._save_inference_at
 
   def save_then_fail(directory, *args):
     real_save(directory, *args)
     raise OSError(errno.ENOSPC, 'No space left on device')
 
-  monkeypatch.setattr(checkpointing, '_save_inference_at', save_then_fail)
+  monkeypatch.setattr(checkpoints, '_save_inference_at', save_then_fail)
   doubled = jax.tree.map(lambda p: p * 2, params)
   with pytest.raises(OSError, match='No space left'):
-    checkpointing.save_inference(str(export), doubled, config)
+    checkpoints.save_inference(str(export), doubled, config)
   assert _snapshot(export) == before
   assert sorted(p.name for p in tmp_path.iterdir()) == ['export']
   monkeypatch.undo()
-  checkpointing.save_inference(str(export), doubled, config)  # a successful one replaces it
-  _, reloaded = checkpointing.load_for_inference(str(export))
+  checkpoints.save_inference(str(export), doubled, config)  # a successful one replaces it
+  _, reloaded = checkpoints.load_for_inference(str(export))
   for a, b in zip(jax.tree.leaves(reloaded), jax.tree.leaves(doubled)):
     np.testing.assert_array_equal(a, b)
   assert sorted(p.name for p in tmp_path.iterdir()) == ['export']
@@ -376,7 +380,7 @@ def _steps(workdir: pathlib.Path) -> list[int]:
 @pytest.mark.parametrize('bad', [np.nan, np.inf])
 def test_a_nan_or_inf_loss_stops_training_and_keeps_the_last_good_checkpoint(
     tiny_config, tiny_dataset, tmp_path, monkeypatch, bad):
-  real_make_train_step = training.make_train_step
+  real_make_train_step = train_state.make_train_step
 
   def make_poisoned_step(*args):  # from step 7 on, the weights and the loss go bad
     step_fn = real_make_train_step(*args)
@@ -389,12 +393,12 @@ def test_a_nan_or_inf_loss_stops_training_and_keeps_the_last_good_checkpoint(
       return state, metrics
     return step
 
-  monkeypatch.setattr(training, 'make_train_step', make_poisoned_step)
+  monkeypatch.setattr(train_state, 'make_train_step', make_poisoned_step)
   with pytest.raises(FloatingPointError, match=rf'the loss is {bad} at step 7; stopped there, '
                                                r'and the last good checkpoint \(step 5\)'):
-    trainer.train_and_evaluate(_short_run(tiny_config, 20), str(tmp_path))
+    loop.train_and_evaluate(_short_run(tiny_config, 20), str(tmp_path))
   assert _steps(tmp_path) == [5]
-  _, params = checkpointing.load_for_inference(str(tmp_path), use_ema=False)
+  _, params = checkpoints.load_for_inference(str(tmp_path), use_ema=False)
   assert all(np.isfinite(p).all() for p in jax.tree.leaves(params))
 
 
@@ -411,12 +415,12 @@ def test_a_checkpoint_directory_deleted_mid_run_is_recreated(tiny_config, tiny_d
         time.sleep(0.05)
       shutil.rmtree(checkpoints)
 
-  state = trainer.train_and_evaluate(_short_run(tiny_config, 15), str(tmp_path),
-                                     on_metrics=delete_at_step_10)
+  state = loop.train_and_evaluate(_short_run(tiny_config, 15), str(tmp_path),
+                                  on_metrics=delete_at_step_10)
   assert int(state['step']) == 15
   assert _steps(tmp_path) == [10, 15]
   assert 'checkpoint directory' in caplog.text and 'was deleted' in caplog.text
-  config, params = checkpointing.load_for_inference(str(tmp_path), use_ema=False)
+  config, params = checkpoints.load_for_inference(str(tmp_path), use_ema=False)
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(state['params'])):
     np.testing.assert_array_equal(a, b)
 
@@ -479,10 +483,10 @@ def test_the_same_seed_gives_bit_identical_samples(tiny_config, tiny_checkpoint,
 def test_the_same_seed_and_config_train_bit_identical_weights(tiny_config, tiny_dataset,
                                                              tmp_path):
   config = _short_run(tiny_config, 3)
-  states = [jax.device_get(trainer.train_and_evaluate(config, str(tmp_path / name)))
+  states = [jax.device_get(loop.train_and_evaluate(config, str(tmp_path / name)))
             for name in ('one', 'two')]
   leaves = [jax.tree.leaves(s['params']) + jax.tree.leaves(s['opt_state']) for s in states]
   for a, b in zip(*leaves):
     np.testing.assert_array_equal(a, b)
-  initial = jax.tree.leaves(training.init_train_state(config)['params'])
+  initial = jax.tree.leaves(train_state.init_train_state(config)['params'])
   assert any(not np.array_equal(a, b) for a, b in zip(leaves[0], initial))  # it trained

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from eye2eye_jax import video_io
+from eye2eye_jax.data import video_io
 
 
 def _run_sample(*args):

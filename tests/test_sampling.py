@@ -4,38 +4,40 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from eye2eye_jax import checkpointing, sampling, video_conversion, video_io
+from eye2eye_jax.data import frame_ops, video_io
+from eye2eye_jax.models import checkpoints
+from eye2eye_jax.sampling import stereo_sampler, video_conversion
 
 
 @pytest.fixture(scope='module')
 def stage(tiny_checkpoint):
-  return sampling.Stage(*checkpointing.load_for_inference(str(tiny_checkpoint)))
+  return stereo_sampler.Stage(*checkpoints.load_for_inference(str(tiny_checkpoint)))
 
 
 def _sampler(stage, refiner=None, **overrides):
   sample_config = load_config('tiny').sample
   for key, value in overrides.items():
     sample_config[key] = value
-  return sampling.StereoSampler(stage, refiner, sample_config)
+  return stereo_sampler.StereoSampler(stage, refiner, sample_config)
 
 
 def test_window_starts_cover_every_frame_and_end_at_the_last():
-  assert sampling.window_starts(4, 4, 2) == (0,)
-  assert sampling.window_starts(12, 4, 2) == (0, 2, 4, 6, 8)
-  assert sampling.window_starts(11, 4, 2) == (0, 2, 4, 6, 7)
+  assert stereo_sampler.window_starts(4, 4, 2) == (0,)
+  assert stereo_sampler.window_starts(12, 4, 2) == (0, 2, 4, 6, 8)
+  assert stereo_sampler.window_starts(11, 4, 2) == (0, 2, 4, 6, 7)
   with pytest.raises(ValueError):
-    sampling.window_starts(3, 4, 2)
+    stereo_sampler.window_starts(3, 4, 2)
 
 
 def test_base_grid_keeps_the_aspect_ratio():
-  assert sampling.base_grid(1080, 1920, 32, 4) == (32, 56)
-  assert sampling.base_grid(64, 64, 32, 4) == (32, 32)
-  assert sampling.base_grid(21, 34, 8, 2) == (8, 12)
+  assert stereo_sampler.base_grid(1080, 1920, 32, 4) == (32, 56)
+  assert stereo_sampler.base_grid(64, 64, 32, 4) == (32, 32)
+  assert stereo_sampler.base_grid(21, 34, 8, 2) == (8, 12)
 
 
 def test_frame_rate_resampling_indices():
-  np.testing.assert_array_equal(sampling.resample_frame_indices(6, 30.0, 30.0), np.arange(6))
-  np.testing.assert_array_equal(sampling.resample_frame_indices(6, 30.0, 15.0), [0, 2, 4])
+  np.testing.assert_array_equal(frame_ops.resample_frame_indices(6, 30.0, 30.0), np.arange(6))
+  np.testing.assert_array_equal(frame_ops.resample_frame_indices(6, 30.0, 15.0), [0, 2, 4])
 
 
 def test_two_stage_output_has_the_input_shape_and_frame_rate_resampling(stage):
@@ -59,18 +61,18 @@ def test_long_videos_have_no_seam_at_window_boundaries():
   A trained model is needed (the bundled demo base): within a window its temporal layers
   make the frames agree, so independent windows show a jump where they meet.
   """
-  from eye2eye_jax import synthetic_scenes
-  stage = sampling.Stage(*checkpointing.load_for_inference('bundled:demo'))
+  from eye2eye_jax.data import synthetic_scenes
+  stage = stereo_sampler.Stage(*checkpoints.load_for_inference('bundled:demo'))
   scene = synthetic_scenes.SceneGenerator(synthetic_scenes.SceneParams(
       num_frames=1, height=32, width=32)).generate(5)
   video = np.repeat(scene.right, 12, axis=0)  # a still scene: any jump comes from the sampler
-  starts = sampling.window_starts(12, 4, 2)
+  starts = stereo_sampler.window_starts(12, 4, 2)
   seams = [3, 7]  # where non-overlapping windows of 4 frames meet
 
   def seam_ratio(overlap: int) -> float:
     sample_config = load_config('demo').sample
     sample_config.update(window_overlap=overlap, base_num_steps=10, refiner_checkpoint='')
-    sampler = sampling.StereoSampler(stage, None, sample_config)
+    sampler = stereo_sampler.StereoSampler(stage, None, sample_config)
     change = np.mean([np.abs(np.diff(sampler.convert(video, seed=seed).astype(np.float32),
                                      axis=0)).mean(axis=(1, 2, 3)) for seed in (0, 1)], axis=0)
     edges = seams if overlap == 0 else sorted({s + 3 for s in starts[:-1]} |

@@ -18,8 +18,11 @@ import numpy as np
 import pytest
 
 from conftest import REPO, on_8_devices, subprocess_env, worker_result
-from eye2eye_jax import (checkpointing, config_base, input_pipeline, sharding, trainer,
-                         training)
+from eye2eye_jax import config_base
+from eye2eye_jax.common import sharding
+from eye2eye_jax.data import input_pipeline
+from eye2eye_jax.models import checkpoints
+from eye2eye_jax.training import checkpoint_manager, loop, train_state
 
 
 def test_meshes_train_alike_and_fsdp_splits_the_state(tiny_dataset):
@@ -55,8 +58,8 @@ def test_a_one_device_run_resumes_on_eight_devices(tiny_config, tiny_checkpoint,
   config.train.num_steps += 4
   config.train.log_every = 1
   on_one = []
-  trainer.train_and_evaluate(config, str(tmp_path / 'one'),
-                             on_metrics=lambda step, m: on_one.append((step, m['loss'])))
+  loop.train_and_evaluate(config, str(tmp_path / 'one'),
+                          on_metrics=lambda step, m: on_one.append((step, m['loss'])))
   on_eight = on_8_devices('grow', tiny_config.data.data_dir, str(tmp_path / 'eight'))
   assert [s for s, _ in on_one] == [s for s, _ in on_eight] == list(
       range(tiny_config.train.num_steps + 1, config.train.num_steps + 1))
@@ -129,7 +132,7 @@ def _interrupt(workdir, data_dir, signum: int, after_step: int) -> tuple[int, st
 
 
 def _final_weights(workdir):
-  return [checkpointing.load_for_inference(str(workdir), use_ema=e)[1] for e in (False, True)]
+  return [checkpoints.load_for_inference(str(workdir), use_ema=e)[1] for e in (False, True)]
 
 
 def test_killed_and_preempted_training_resumes_exactly(tiny_dataset, tmp_path):
@@ -169,10 +172,10 @@ def test_an_unreadable_latest_checkpoint_falls_back_to_the_one_before(tiny_confi
   for path in (workdir / 'checkpoints' / str(steps[-1]) / 'state').rglob('*'):
     if path.is_file():
       path.write_bytes(b'not a checkpoint')
-  abstract = jax.eval_shape(lambda: training.init_train_state(tiny_config))
-  manager = checkpointing.create_manager(str(workdir / 'checkpoints'), tiny_config)
+  abstract = jax.eval_shape(lambda: train_state.init_train_state(tiny_config))
+  manager = checkpoint_manager.create_manager(str(workdir / 'checkpoints'), tiny_config)
   iterator = iter(input_pipeline.create_train_loader(tiny_config, tiny_config.data.data_dir))
-  state = checkpointing.restore_training(manager, abstract, iterator)
+  state = checkpoint_manager.restore_training(manager, abstract, iterator)
   manager.close()
   assert int(state['step']) == steps[-2]
 

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import load_config
 from data_builders.stereo4d import clips, rectification, vr180_sample
-from eye2eye_jax import input_pipeline, video_io
+from eye2eye_jax.data import datasets, input_pipeline, video_io
 
 
 @pytest.fixture(scope='module')
@@ -45,7 +45,7 @@ def built(tmp_path_factory):
   config.data.builder, config.data.builder_config = 'stereo4d', 'sample'
   config.data.data_dir = str(tmp_path_factory.mktemp('stereo4d_tfds'))
   config.data.manual_dir = str(manual)
-  input_pipeline.ensure_dataset(config, config.data.data_dir)
+  datasets.ensure_dataset(config, config.data.data_dir)
   return config, manual
 
 
@@ -68,7 +68,7 @@ def test_bad_inputs_are_skipped_counted_and_named(built):
 
 def test_each_video_is_in_one_split_and_clips_read_back_identically(built):
   config, manual = built
-  splits = {s: input_pipeline.data_source(config, s, config.data.data_dir)
+  splits = {s: datasets.data_source(config, s, config.data.data_dir)
             for s in ('train', 'validation')}
   videos = {s: {r['video_id'] for r in source} for s, source in splits.items()}
   assert not videos['train'] & videos['validation']
@@ -129,7 +129,7 @@ def test_processes_build_the_same_dataset(built, tmp_path):
   builder.download_and_prepare(download_dir=str(tmp_path / 'work'),
                                download_config=tfds.download.DownloadConfig(
                                    manual_dir=config.data.manual_dir))
-  serial = input_pipeline.data_source(config, 'train', config.data.data_dir)
+  serial = datasets.data_source(config, 'train', config.data.data_dir)
   ours = {r['name']: r for r in builder.as_data_source()['train']}
   assert sorted(ours) == sorted(r['name'] for r in serial)
   for record in serial:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from data_builders.stereo4d import captions, clips, disparity_filter
-from eye2eye_jax import stereo_metrics, text_encoding, video_io
+from eye2eye_jax.data import text_encoding, video_io
+from eye2eye_jax.evaluation import stereo_metrics
 
 
 def test_clips_are_resampled_to_16_fps_and_cut_into_80_frames():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from data_builders.stereo4d import rectification, vr180_sample
-from eye2eye_jax import video_io
+from eye2eye_jax.data import video_io
 
 SIZE, HFOV = 128, 60.0  # a 128 px view keeps the sample small; the math is size-free
 

@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from eye2eye_jax import stereo_formats, stereo_metrics, video_io
-from eye2eye_jax.stereo_metrics import LayerMeasurement
+from eye2eye_jax.data import video_io
+from eye2eye_jax.evaluation import stereo_metrics
+from eye2eye_jax.evaluation.stereo_metrics import LayerMeasurement
+from eye2eye_jax.sampling import stereo_formats
 
 
 def test_side_by_side_puts_the_left_eye_on_the_left():

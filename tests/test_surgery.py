@@ -4,14 +4,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
-from eye2eye_jax import model as model_lib, surgery, training
+from eye2eye_jax.models import surgery, unet
 
 
 def _forward(config, params, noisy, condition, t, text=None, text_mask=None):
-  graphdef = training.model_graphdef(config)
-  return training.make_denoiser(graphdef, params, condition, text, text_mask)(noisy, t)
+  graphdef = unet.model_graphdef(config)
+  return unet.make_denoiser(graphdef, params, condition, text, text_mask)(noisy, t)
 
 
 def _trained_like(params, seed):
@@ -34,8 +33,8 @@ def test_a_stereo_model_from_a_video_backbone_starts_with_its_output(tiny_config
   noisy, right, t = inputs
   backbone_config = tiny_config.copy_and_resolve_references()
   backbone_config.model.condition_channels = 0
-  backbone = _trained_like(training.init_params(backbone_config, 1), 1)
-  stereo, report = surgery.transplant(training.init_params(tiny_config, 2), backbone)
+  backbone = _trained_like(unet.init_params(backbone_config, 1), 1)
+  stereo, report = surgery.transplant(unet.init_params(tiny_config, 2), backbone)
   assert report['extended'] == ['conv_in/conv/kernel']
   assert not report['new_identity'] and not report['new_random'] and not report['unused']
   kernel = stereo['conv_in']['conv']['kernel']
@@ -58,14 +57,14 @@ def test_text_backbone_weights_and_a_text_free_target(tiny_config, inputs):
   backbone_config = tiny_config.copy_and_resolve_references()
   backbone_config.model.condition_channels = 0
   backbone_config.model.text_embed_dim = 6
-  backbone = training.init_params(backbone_config, 1)
-  _, report = surgery.transplant(training.init_params(tiny_config, 2), backbone)
+  backbone = unet.init_params(backbone_config, 1)
+  _, report = surgery.transplant(unet.init_params(tiny_config, 2), backbone)
   assert report['unused'] and all('text' in p for p in report['unused'])
   # The other way round, cross-attention is new and adds nothing yet (zero output layer).
   text_config = tiny_config.copy_and_resolve_references()
   text_config.model.text_embed_dim = 6
-  _, report = surgery.transplant(training.init_params(text_config, 3),
-                                 training.init_params(tiny_config, 2))
+  _, report = surgery.transplant(unet.init_params(text_config, 3),
+                                 unet.init_params(tiny_config, 2))
   assert report['new_random'] and all('text' in p for p in report['new_random'])
 
 
@@ -79,8 +78,8 @@ def test_an_image_unet_inflates_to_its_per_frame_output(tiny_config, inputs,
   video_config.model.norm_per_frame = True  # its spatial layers see frames alone
   image_config = video_config.copy_and_resolve_references()
   image_config.model.spatial_only = True
-  image = _trained_like(training.init_params(image_config, 1), 1)
-  video, report = surgery.transplant(training.init_params(video_config, 2), image)
+  image = _trained_like(unet.init_params(image_config, 1), 1)
+  video, report = surgery.transplant(unet.init_params(video_config, 2), image)
   assert report['new_identity'] and not report['new_random'] and not report['unused']
   assert all('temporal' in p for p in report['new_identity'])
   assert len(report['inflated']) == 2 * sum(temporal_downsample)
@@ -103,14 +102,14 @@ def test_wrong_widths_are_named(tiny_config):
   wider = tiny_config.copy_and_resolve_references()
   wider.model.channels = 12
   with pytest.raises(ValueError, match='conv_in/conv/bias.*different model width'):
-    surgery.transplant(training.init_params(tiny_config, 0), training.init_params(wider, 0))
+    surgery.transplant(unet.init_params(tiny_config, 0), unet.init_params(wider, 0))
 
 
 def test_an_empty_caption_is_no_text(tiny_config, inputs):
   noisy, right, t = inputs
   config = tiny_config.copy_and_resolve_references()
   config.model.text_embed_dim = 6
-  params = _trained_like(training.init_params(config, 0), 0)
+  params = _trained_like(unet.init_params(config, 0), 0)
   text = jnp.ones((2, 3, 6))
   without = _forward(config, params, noisy, right, t)
   empty = _forward(config, params, noisy, right, t, text, jnp.zeros((2, 3), bool))

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from eye2eye_jax import stereo_metrics, synthetic_scenes
-from eye2eye_jax.synthetic_scenes import LayerKind, SceneGenerator, SceneParams
+from eye2eye_jax.data import synthetic_scenes
+from eye2eye_jax.data.synthetic_scenes import LayerKind, SceneGenerator, SceneParams
+from eye2eye_jax.evaluation import stereo_metrics
 
 PARAMS = SceneParams(num_frames=4, height=48, width=48, max_disparity=6.0,
                      transparent_probability=1.0, mirror_probability=1.0)

@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from eye2eye_jax import checkpointing, diffusion, sampling, trainer, training
+from eye2eye_jax import diffusion
+from eye2eye_jax.models import checkpoints, unet
+from eye2eye_jax.sampling import stereo_sampler
+from eye2eye_jax.training import loop, train_state
 
 
 def test_loss_drops_when_fitting_one_batch(tiny_config):
@@ -14,18 +17,18 @@ def test_loss_drops_when_fitting_one_batch(tiny_config):
   rng = np.random.default_rng(0)
   right = rng.uniform(-1, 1, (2, 4, 8, 8, 3)).astype(np.float32)
   batch = {'right': right, 'left': np.roll(right, 1, axis=3)}
-  graphdef = training.model_graphdef(config)
+  graphdef = unet.model_graphdef(config)
 
   @jax.jit
   def fixed_loss(params):  # the same times and noise every call
-    denoiser = training.make_denoiser(graphdef, params, batch['right'])
+    denoiser = unet.make_denoiser(graphdef, params, batch['right'])
     keys = jax.random.split(jax.random.PRNGKey(7), 8)
     return jnp.mean(jnp.stack([diffusion.diffusion_loss(config, denoiser, batch['left'], k)
                                for k in keys]))
 
-  state = training.init_train_state(config)
+  state = train_state.init_train_state(config)
   before = float(fixed_loss(state['params']))
-  step = training.make_train_step(config)
+  step = train_state.make_train_step(config)
   for _ in range(80):
     state, _ = step(state, batch)
   after = float(fixed_loss(state['params']))
@@ -40,35 +43,35 @@ def test_training_resumes_from_the_latest_checkpoint(tiny_config, tiny_checkpoin
   config = tiny_config.copy_and_resolve_references()
   config.train.num_steps = tiny_config.train.num_steps + 5
   logged = []
-  state = trainer.train_and_evaluate(config, str(tiny_checkpoint),
-                                   on_metrics=lambda step, m: logged.append(step))
+  state = loop.train_and_evaluate(config, str(tiny_checkpoint),
+                                  on_metrics=lambda step, m: logged.append(step))
   assert int(state['step']) == config.train.num_steps
   assert logged and min(logged) > tiny_config.train.num_steps  # no step was redone
 
 
 def test_inference_checkpoint_round_trip_gives_identical_samples(tiny_checkpoint, tmp_path):
-  config, params = checkpointing.load_for_inference(str(tiny_checkpoint))
-  checkpointing.save_inference(str(tmp_path / 'lean'), params, config)
-  config2, params2 = checkpointing.load_for_inference(str(tmp_path / 'lean'))
+  config, params = checkpoints.load_for_inference(str(tiny_checkpoint))
+  checkpoints.save_inference(str(tmp_path / 'lean'), params, config)
+  config2, params2 = checkpoints.load_for_inference(str(tmp_path / 'lean'))
   assert config2.to_dict() == config.to_dict()
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params2)):
     np.testing.assert_array_equal(a, b)
   right = np.random.default_rng(0).integers(0, 255, (5, 16, 12, 3), dtype=np.uint8)
   sample_config = load_config('tiny').sample
-  out1 = sampling.StereoSampler(sampling.Stage(config, params), None, sample_config).convert(
-      right, seed=1)
-  out2 = sampling.StereoSampler(sampling.Stage(config2, params2), None,
-                                sample_config).convert(right, seed=1)
+  out1 = stereo_sampler.StereoSampler(stereo_sampler.Stage(config, params), None,
+                                      sample_config).convert(right, seed=1)
+  out2 = stereo_sampler.StereoSampler(stereo_sampler.Stage(config2, params2), None,
+                                      sample_config).convert(right, seed=1)
   assert out1.shape == right.shape
   np.testing.assert_array_equal(out1, out2)
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
   with pytest.raises(FileNotFoundError, match='does not exist'):
-    checkpointing.load_for_inference(str(tmp_path / 'nope'))
+    checkpoints.load_for_inference(str(tmp_path / 'nope'))
   (tmp_path / 'empty').mkdir()
   with pytest.raises(FileNotFoundError, match='holds no checkpoint'):
-    checkpointing.load_for_inference(str(tmp_path / 'empty'))
+    checkpoints.load_for_inference(str(tmp_path / 'empty'))
 
 
 def test_condition_dropout_trains_without_the_right_view(tiny_config):
@@ -78,10 +81,10 @@ def test_condition_dropout_trains_without_the_right_view(tiny_config):
   for dropout in (0.0, 1.0):
     config = tiny_config.copy_and_resolve_references()
     config.train.condition_dropout = dropout
-    step = training.make_train_step(config)
+    step = train_state.make_train_step(config)
     losses = []
     for right in rights:
-      state = training.init_train_state(config)
+      state = train_state.init_train_state(config)
       state['params'] = jax.tree.map(lambda p: p + 0.01, state['params'])  # a non-zero output
       _, metrics = step(state, {'right': right, 'left': left})
       losses.append(float(metrics['loss']))
@@ -92,8 +95,8 @@ def test_condition_dropout_trains_without_the_right_view(tiny_config):
 def test_a_run_can_start_from_another_runs_weights(tiny_config, tiny_checkpoint, tmp_path):
   config = tiny_config.copy_and_resolve_references()
   config.train.init_checkpoint = str(tiny_checkpoint)
-  _, source = checkpointing.load_for_inference(str(tiny_checkpoint))
-  state, report = training.init_from_checkpoint(config, str(tiny_checkpoint))
+  _, source = checkpoints.load_for_inference(str(tiny_checkpoint))
+  state, report = train_state.init_from_checkpoint(config, str(tiny_checkpoint))
   for a, b in zip(jax.tree.leaves(state['params']), jax.tree.leaves(source)):
     np.testing.assert_array_equal(a, b)
   assert len(report['copied']) == len(jax.tree.leaves(source))
@@ -101,4 +104,4 @@ def test_a_run_can_start_from_another_runs_weights(tiny_config, tiny_checkpoint,
                                      'unused'))
   config.model.channels = 12
   with pytest.raises(ValueError, match='does not fit config.model'):
-    training.init_from_checkpoint(config, str(tiny_checkpoint))
+    train_state.init_from_checkpoint(config, str(tiny_checkpoint))

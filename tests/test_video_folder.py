@@ -7,7 +7,7 @@ import pytest
 
 from conftest import load_config
 from data_builders.video_folder import video_folder_dataset_builder as video_folder
-from eye2eye_jax import input_pipeline, video_io
+from eye2eye_jax.data import datasets, input_pipeline, video_io
 
 
 def _moving_video(seed: int, frames: int, height: int, width: int) -> np.ndarray:
@@ -43,9 +43,9 @@ def test_a_folder_of_videos_builds_and_reads_through_the_grain_pipeline(tmp_path
   config.data.num_frames = 4
   config.data.resolution = 8
   data_dir = str(tmp_path / 'tfds')
-  input_pipeline.ensure_dataset(config, data_dir)
-  train = input_pipeline.data_source(config, 'train', data_dir)
-  validation = input_pipeline.data_source(config, 'validation', data_dir)
+  datasets.ensure_dataset(config, data_dir)
+  train = datasets.data_source(config, 'train', data_dir)
+  validation = datasets.data_source(config, 'validation', data_dir)
   # 12 + 8 + 9 frames in clips of 4: 3 + 2 + 2 clips, the broken file skipped.
   assert len(train) + len(validation) == 7 and len(validation) >= 1
   names = sorted(r['name'].decode() if isinstance(r['name'], bytes) else r['name']
@@ -75,4 +75,4 @@ def test_an_empty_folder_is_named(tmp_path):
   config.data.builder_config = 'tiny'
   config.data.manual_dir = str(tmp_path)
   with pytest.raises(FileNotFoundError, match='no videos'):
-    input_pipeline.ensure_dataset(config, str(tmp_path / 'tfds'))
+    datasets.ensure_dataset(config, str(tmp_path / 'tfds'))

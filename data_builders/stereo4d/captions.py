@@ -15,7 +15,7 @@ import pathlib
 
 import numpy as np
 
-from eye2eye_jax.text_encoding import load_callable
+from eye2eye_jax.data.text_encoding import load_callable
 
 
 class Captioner:

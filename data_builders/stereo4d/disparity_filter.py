@@ -2,7 +2,7 @@
 
 Such clips break the stereo window (something very near the camera) and would teach the
 model disparities it should not produce. The disparity between the rectified eyes is
-estimated with OpenCV's semi-global matching (``eye2eye_jax.disparity_estimation``; the
+estimated with OpenCV's semi-global matching (``eye2eye_jax.evaluation.disparity_estimation``; the
 paper used RAFT optical flow) on every ``every``-th frame, and a clip is judged by a high
 percentile of the valid disparities' magnitude (98th by default), not their maximum, so a
 few mismatched pixels cannot drop a good clip. The threshold scales with the frame size.
@@ -14,7 +14,7 @@ import dataclasses
 
 import numpy as np
 
-from eye2eye_jax import disparity_estimation
+from eye2eye_jax.evaluation import disparity_estimation
 
 
 @dataclasses.dataclass(frozen=True)

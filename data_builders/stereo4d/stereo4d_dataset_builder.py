@@ -32,8 +32,8 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from data_builders.stereo4d import captions, clips, disparity_filter, rectification
-from eye2eye_jax import text_encoding
-from eye2eye_jax import atomic_files, input_pipeline, video_io
+from eye2eye_jax.common import atomic_files
+from eye2eye_jax.data import frame_ops, text_encoding, video_io
 
 REQUIRED_FIELDS = {'vr180': ('name', 'video_id', 'timestamps', 'rectified2rig', 'fov_bounds'),
                    'rectified': ('name', 'video_id', 'timestamps')}
@@ -105,7 +105,7 @@ def _clip_frames(c: Stereo4DConfig, manual_dir: pathlib.Path, npz: dict, path: p
   if describe(infos[0]) != describe(infos[1]):
     raise Skip('mismatched_pair', f'{pair[0]} has {describe(infos[0])}, {pair[1]} has '
                f'{describe(infos[1])}')
-  resize = lambda x: input_pipeline.resize_clip(x, c.size, c.size)
+  resize = lambda x: frame_ops.resize_clip(x, c.size, c.size)
   return (min(i.duration_s for i in infos),
           lambda times: tuple(resize(_frames(v, times)) for v in pair))
 

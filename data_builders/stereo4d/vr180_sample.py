@@ -21,7 +21,7 @@ import pathlib
 import numpy as np
 
 from data_builders.stereo4d import rectification
-from eye2eye_jax import video_io
+from eye2eye_jax.data import video_io
 
 BASELINE_M = 0.063
 VR180_FOV = rectification.FovBounds(-90.0, 90.0, -90.0, 90.0)

@@ -1,6 +1,6 @@
 """TFDS builder for procedural stereo clips, written as ArrayRecord shards.
 
-Every example is one clip of ``eye2eye_jax.synthetic_scenes``; its seed is derived from the
+Every example is one clip of ``eye2eye_jax.data.synthetic_scenes``; its seed is derived from the
 split and the index, so train and validation clips never coincide and a rebuild gives the
 same bytes. Arrays are stored as zlib-compressed tensors so that they decode without
 TensorFlow (``tfds.data_source`` + grain).
@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
-from eye2eye_jax import synthetic_scenes
+from eye2eye_jax.data import synthetic_scenes
 
 _SPLIT_SEED_OFFSET = {'train': 0, 'validation': 1_000_000_000}
 

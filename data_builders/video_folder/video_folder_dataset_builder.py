@@ -26,7 +26,8 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from data_builders.stereo4d import captions
-from eye2eye_jax import atomic_files, input_pipeline, sampling, video_io
+from eye2eye_jax.common import atomic_files
+from eye2eye_jax.data import frame_ops, video_io
 
 VIDEO_SUFFIXES = ('.mp4', '.mov', '.mkv', '.webm', '.avi')
 
@@ -48,7 +49,7 @@ def square_clips(frames: np.ndarray, size: int, clip_frames: int) -> list[np.nda
   n, height, width, _ = frames.shape
   scale = size / min(height, width)
   h, w = max(size, round(height * scale)), max(size, round(width * scale))
-  resized = input_pipeline.resize_clip(frames, h, w)
+  resized = frame_ops.resize_clip(frames, h, w)
   top, left = (h - size) // 2, (w - size) // 2
   square = resized[:, top:top + size, left:left + size]
   return [square[i:i + clip_frames] for i in range(0, n - clip_frames + 1, clip_frames)]
@@ -97,8 +98,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         report['skipped'].append({'video': str(path), 'reason': str(error)})
         skipped['unreadable'] += 1
         continue
-      frames = video.frames[sampling.resample_frame_indices(len(video.frames), video.fps,
-                                                            c.fps)]
+      frames = video.frames[frame_ops.resample_frame_indices(len(video.frames), video.fps,
+                                                             c.fps)]
       cut = square_clips(frames, c.size, c.clip_frames)
       if not cut:
         report['skipped'].append({'video': str(path), 'reason': f'fewer than {c.clip_frames} '

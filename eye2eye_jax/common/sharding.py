@@ -94,7 +94,7 @@ def _role_names(path: tuple[str, ...], ndim: int) -> tuple[str | None, ...]:
     if ndim == 2 and parent in ('query', 'key', 'value'):
       return ('heads', 'head_dim')
   raise ValueError(f'no logical axis names for parameter {"/".join(path)} of rank {ndim}; '
-                   'add its role to eye2eye_jax/sharding.py')
+                   'add its role to eye2eye_jax/common/sharding.py')
 
 
 def _path_names(path) -> tuple[str, ...]:

@@ -16,20 +16,18 @@ For a backbone (``data.task='video'``) the batch is ``video`` alone: the dataset
 ``data.video_field`` (the right views of a stereo dataset, or ``video`` of the
 ``video_folder`` builder's clips of any directory of videos). Models that read text also
 get ``text`` (tokens, D) and ``text_mask`` (tokens,) from each clip's caption
-(``eye2eye_jax/text_encoding.py``).
+(``eye2eye_jax/data/text_encoding.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 
-import cv2
 import grain
 import ml_collections
 import numpy as np
 
-from eye2eye_jax import text_encoding
+from eye2eye_jax.data import datasets, frame_ops, text_encoding
 
 
 def check_records_fit(config: ml_collections.ConfigDict, source) -> None:
@@ -42,7 +40,7 @@ def check_records_fit(config: ml_collections.ConfigDict, source) -> None:
     raise ValueError(f"data.view must be 'downsample' or 'crop', got {d.view!r}")
   if not len(source):
     raise ValueError(f'{name}: the split has no records')
-  field = d.get('video_field', 'right') if d.get('task', 'stereo') == 'video' else 'right'
+  field = d.video_field if d.task == 'video' else 'right'
   if field not in source[0]:
     raise ValueError(f'data.video_field={field!r}: the records of {name} have no such field '
                      f'(they have {sorted(source[0])})')
@@ -57,7 +55,7 @@ def check_records_fit(config: ml_collections.ConfigDict, source) -> None:
 
 def batch_ndims(config: ml_collections.ConfigDict) -> dict[str, int]:
   """The keys of a training batch and their ranks (batch dimension included)."""
-  keys = {'video': 5} if config.data.get('task', 'stereo') == 'video' else {'right': 5,
+  keys = {'video': 5} if config.data.task == 'video' else {'right': 5,
                                                                              'left': 5}
   if text_encoding.uses_text(config):
     keys.update(text=3, text_mask=2)
@@ -94,7 +92,7 @@ class TrainingView(grain.transforms.RandomMap):
     if self.mirror_augment and rng.random() < 0.5:
       views = [v[:, :, ::-1] for v in reversed(views)]  # mirrored, eyes swapped
     if self.view == 'downsample':
-      views = [resize_clip(v, self.resolution, self.resolution) for v in views]
+      views = [frame_ops.resize_clip(v, self.resolution, self.resolution) for v in views]
     elif self.view == 'crop':
       h, w = views[0].shape[1:3]
       if h < self.resolution or w < self.resolution:
@@ -105,7 +103,7 @@ class TrainingView(grain.transforms.RandomMap):
     else:
       raise ValueError(f"data.view must be 'downsample' or 'crop', got {self.view!r}")
     names = ['video'] if self.task == 'video' else ['right', 'left']
-    example = {name: to_model_range(v) for name, v in zip(names, views)}
+    example = {name: frame_ops.to_model_range(v) for name, v in zip(names, views)}
     for key in ('text', 'text_mask'):
       if key in element:
         example[key] = element[key]
@@ -140,7 +138,7 @@ def clip_operations(config: ml_collections.ConfigDict, batch_size: int) -> list:
                                    int(config.text.max_tokens)))
   operations += [
       TrainingView(d.view, d.resolution, d.num_frames, d.mirror_augment,
-                   d.get('task', 'stereo'), d.get('video_field', 'right')),
+                   d.task, d.video_field),
       grain.transforms.Batch(batch_size, drop_remainder=True),
   ]
   return operations
@@ -168,7 +166,7 @@ def create_train_loader(config: ml_collections.ConfigDict, data_dir: str,
   if d.batch_size % jax.process_count():
     raise ValueError(f'data.batch_size={d.batch_size} does not divide over '
                      f'{jax.process_count()} processes')
-  source = data_source(config, split, data_dir)
+  source = datasets.data_source(config, split, data_dir)
   check_records_fit(config, source)
   sampler = train_sampler(config, len(source), shard_options=shard_options)
   operations = clip_operations(config, d.batch_size // jax.process_count())

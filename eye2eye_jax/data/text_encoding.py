@@ -87,7 +87,7 @@ def pad_tokens(embedding: np.ndarray, max_tokens: int) -> tuple[np.ndarray, np.n
 
 
 def uses_text(config: ml_collections.ConfigDict) -> bool:
-  return bool(config.model.get('text_embed_dim', 0))
+  return bool(config.model.text_embed_dim)
 
 
 def caption_encoder(config: ml_collections.ConfigDict):

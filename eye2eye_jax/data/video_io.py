@@ -15,7 +15,7 @@ import subprocess
 import mediapy
 import numpy as np
 
-from eye2eye_jax import atomic_files
+from eye2eye_jax.common import atomic_files
 
 VIDEO_SUFFIXES = ('.mp4', '.mov', '.mkv', '.webm', '.avi', '.m4v', '.gif')
 _ffmpeg_ready = False

@@ -18,8 +18,9 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from eye2eye_jax import atomic_files, stereo_formats  # noqa: E402
-from eye2eye_jax.synthetic_scenes import LayerKind  # noqa: E402
+from eye2eye_jax.common import atomic_files  # noqa: E402
+from eye2eye_jax.data.synthetic_scenes import LayerKind  # noqa: E402
+from eye2eye_jax.sampling import stereo_formats  # noqa: E402
 
 _KIND_COLORS = {LayerKind.BACKGROUND: 'tab:gray', LayerKind.OPAQUE: 'tab:blue',
                 LayerKind.TRANSPARENT: 'tab:orange', LayerKind.REFLECTION: 'tab:purple'}

@@ -17,8 +17,8 @@ import dataclasses
 import numpy as np
 from scipy import stats
 
-from eye2eye_jax.disparity_estimation import DisparityEstimate
-from eye2eye_jax.synthetic_scenes import LayerKind
+from eye2eye_jax.data.synthetic_scenes import LayerKind
+from eye2eye_jax.evaluation.disparity_estimation import DisparityEstimate
 
 _TIE_PX = 0.1
 

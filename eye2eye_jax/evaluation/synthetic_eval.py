@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from eye2eye_jax import (disparity_estimation, input_pipeline, stereo_metrics, view_metrics,
-                         warp_baselines)
-from eye2eye_jax.sampling import StereoSampler
-from eye2eye_jax.synthetic_scenes import LayerKind, SceneGenerator, SceneParams
+from eye2eye_jax.data import datasets, frame_ops
+from eye2eye_jax.data.synthetic_scenes import LayerKind, SceneGenerator, SceneParams
+from eye2eye_jax.evaluation import (disparity_estimation, stereo_metrics, view_metrics,
+                                    warp_baselines)
+from eye2eye_jax.sampling.stereo_sampler import StereoSampler
 
 DESCRIPTIONS = {
     'generated': 'the sampler\'s output',
@@ -45,11 +46,10 @@ _MIN_COMPARISON_SCALE = 0.1
 
 def scene_params(config) -> SceneParams:
   """The scene parameters of the synthetic_stereo dataset a config reads."""
-  from data_builders.synthetic_stereo import Builder
   if config.data.builder != 'synthetic_stereo':
     raise ValueError(f'synthetic evaluation needs the synthetic_stereo dataset, not '
                      f'{config.data.builder!r}')
-  for builder_config in Builder.BUILDER_CONFIGS:
+  for builder_config in datasets.builder_class('synthetic_stereo').BUILDER_CONFIGS:
     if builder_config.name == config.data.builder_config:
       return builder_config.scene_params()
   raise ValueError(f'unknown synthetic_stereo config {config.data.builder_config!r}')
@@ -106,8 +106,8 @@ def evaluate(sampler: StereoSampler | None, records, params: SceneParams, *,
         figures['ssim'].append(view_metrics.ssim(left, true_left))
         figures['stereo_iou'].append(view_metrics.stereo_iou(left, true_left, right))
         figures['psnr_base_resolution'].append(view_metrics.psnr(
-            input_pipeline.resize_clip(left, small, small),
-            input_pipeline.resize_clip(true_left, small, small)))
+            frame_ops.resize_clip(left, small, small),
+            frame_ops.resize_clip(true_left, small, small)))
     kept.append((record, {m: views[m] for m in methods}, surface))
     if examples is not None:
       examples.append({'right': right, **{m: views[m] for m in methods}})

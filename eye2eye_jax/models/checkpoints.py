@@ -16,7 +16,6 @@ import shutil
 import tempfile
 
 import jax
-from absl import logging
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp

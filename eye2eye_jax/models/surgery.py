@@ -31,7 +31,7 @@ import re
 import jax
 import numpy as np
 
-# Parameters inside residual branches whose last layer starts at zero (eye2eye_jax/model.py).
+# Parameters inside residual branches whose last layer starts at zero (eye2eye_jax/models/unet.py).
 _IDENTITY_AT_INIT = re.compile(r'(^|/)temporal(_norm|_conv)?/')
 _CONV_IN = 'conv_in/conv/kernel'
 _TEMPORAL_DOWNSAMPLE = re.compile(r'^downsamplers/(\d+)/conv/(kernel|bias)$')

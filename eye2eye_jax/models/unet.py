@@ -10,7 +10,7 @@ coarsest level; an optional text embedding enters through cross-attention there.
 The same class builds the backbones the stereo model starts from: with
 ``condition_channels=0`` a (text-to-)video model, and with ``spatial_only=True`` a
 (text-to-)image UNet that has no temporal layers and treats every frame alone
-(``eye2eye_jax/surgery.py`` turns either into a stereo model).
+(``eye2eye_jax/models/surgery.py`` turns either into a stereo model).
 
 Videos are laid out (batch, frames, height, width, channels).
 """
@@ -191,13 +191,13 @@ class SpaceTimeUNet(nnx.Module):
     mults = tuple(config.channel_mult)
     embed_dim = 4 * ch
     self.embed_dim = embed_dim
-    dtype = jnp.dtype(config.get('dtype', 'float32'))
+    dtype = jnp.dtype(config.dtype)
     self.dtype = dtype
-    self.remat = config.get('remat', 'none')
-    temporal = not config.get('spatial_only', False)
+    self.remat = config.remat
+    temporal = not config.spatial_only
     # An image model normalises each frame alone; a video model, by default, the whole clip.
     layer_options = dict(temporal=temporal, dtype=dtype,
-                         norm_per_frame=not temporal or config.get('norm_per_frame', False))
+                         norm_per_frame=not temporal or config.norm_per_frame)
     self.time_mlp1 = nnx.Linear(ch, embed_dim, dtype=dtype, rngs=rngs)
     self.time_mlp2 = nnx.Linear(embed_dim, embed_dim, dtype=dtype, rngs=rngs)
     in_channels = config.video_channels + config.condition_channels
@@ -313,9 +313,9 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
   if coarsest % config.num_heads:
     raise ValueError(f'model.num_heads={config.num_heads} must divide the coarsest width '
                      f'{coarsest}')
-  if config.get('dtype', 'float32') not in ('float32', 'bfloat16'):
+  if config.dtype not in ('float32', 'bfloat16'):
     raise ValueError(f"model.dtype must be 'float32' or 'bfloat16', got {config.dtype!r}")
-  if config.get('remat', 'none') not in REMAT_POLICIES:
+  if config.remat not in REMAT_POLICIES:
     raise ValueError(f'model.remat must be one of {sorted(REMAT_POLICIES)}, got '
                      f'{config.remat!r}')
 
@@ -325,7 +325,7 @@ def check_video_shape(config: ml_collections.ConfigDict, frames: int, height: in
   """Raises ValueError when a clip of this shape cannot pass through the UNet's levels."""
   levels = len(config.channel_mult)
   spatial = 2**(levels - 1)
-  temporal = 1 if config.get('spatial_only', False) else 2**sum(
+  temporal = 1 if config.spatial_only else 2**sum(
       bool(x) for x in config.temporal_downsample)
   if height % spatial or width % spatial or frames % temporal:
     raise ValueError(f'clip of {frames}x{height}x{width} (frames x height x width) does not '

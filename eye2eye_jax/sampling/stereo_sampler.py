@@ -31,7 +31,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from eye2eye_jax import diffusion, input_pipeline, model as model_lib, text_encoding, training
+from eye2eye_jax import diffusion
+from eye2eye_jax.data import frame_ops, text_encoding
+from eye2eye_jax.models import unet
 
 
 @dataclasses.dataclass(eq=False)  # hashed by identity: a static argument of the jitted stage
@@ -93,7 +95,7 @@ def windowed_denoiser(stage: Stage, graphdef, params, condition: jax.Array,
   index = jnp.asarray(np.array(starts)[:, None] + np.arange(window)[None])  # (W, T)
   weights = jnp.asarray(_tent_weights(window))[None, :, None, None, None]
   norm = jnp.zeros((condition.shape[0],)).at[index].add(weights[:, :, 0, 0, 0])
-  model = training.make_denoiser  # (graphdef, params, condition) -> (x, t) -> prediction
+  model = unet.make_denoiser  # (graphdef, params, condition) -> (x, t) -> prediction
   cond_windows = condition[index]
 
   batch_text = None if text is None else text[None]
@@ -127,7 +129,7 @@ def windowed_denoiser(stage: Stage, graphdef, params, condition: jax.Array,
 def _run_stage(params, condition, x_start, rng, text, text_mask, *, stage, starts, num_steps,
                eta, guidance_scale, window_batch, t_start, text_guidance_scale):
   """DDIM from ``x_start`` at ``t_start`` with one stage's windowed UNet; jitted per shape."""
-  graphdef = training.model_graphdef(stage.config)
+  graphdef = unet.model_graphdef(stage.config)
   denoiser = windowed_denoiser(stage, graphdef, params, condition, starts, guidance_scale,
                                window_batch, text, text_mask, text_guidance_scale)
   return diffusion.ddim_sample(stage.config, denoiser, x_start, rng, num_steps, t_start=t_start,
@@ -153,8 +155,8 @@ class StereoSampler:
     s = sample_config
     for stage in (base, refiner):
       if stage is not None:
-        model_lib.check_video_shape(stage.config.model, stage.num_frames, stage.resolution,
-                                    stage.resolution)
+        unet.check_video_shape(stage.config.model, stage.num_frames, stage.resolution,
+                               stage.resolution)
     if s.base_num_steps < 1 or (refiner is not None and s.refiner_num_steps < 1):
       raise ValueError('sample.base_num_steps and sample.refiner_num_steps must be >= 1')
     if not 0 < s.refiner_t_start <= 1:
@@ -181,7 +183,7 @@ class StereoSampler:
                      stage=stage, starts=starts, num_steps=int(num_steps), eta=float(s.eta),
                      guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
                      t_start=float(t_start),
-                     text_guidance_scale=float(s.get('text_guidance_scale', 0.0)))
+                     text_guidance_scale=float(s.text_guidance_scale))
     return np.asarray(out[0])
 
   def convert(self, video: np.ndarray, fps: float = 0.0, seed: int | None = None,
@@ -195,12 +197,12 @@ class StereoSampler:
       raise ValueError(f'expected a (frames, height, width, 3) video with >= 1 frame, got '
                        f'{video.shape}')
     s = self.sample_config
-    caption = s.get('caption', '') if caption is None else caption
+    caption = s.caption if caption is None else caption
     mirror = s.input_eye == 'left'
     if mirror:  # the model makes left-from-right; a left input is mirrored into a "right" one
       video = video[:, :, ::-1]
     n, height, width, _ = video.shape
-    indices = resample_frame_indices(n, fps, float(s.model_fps)) if fps else np.arange(n)
+    indices = frame_ops.resample_frame_indices(n, fps, float(s.model_fps)) if fps else np.arange(n)
     frames = video[indices]
     # Short videos are padded to one window by repeating the last frame.
     window = max(self.base.num_frames, self.refiner.num_frames if self.refiner else 0)
@@ -209,24 +211,24 @@ class StereoSampler:
     base_rng, refine_rng, noise_rng, base_noise_rng = jax.random.split(rng, 4)
 
     bh, bw = base_grid(height, width, self.base_short_side, self.base.spatial_factor)
-    condition = input_pipeline.to_model_range(input_pipeline.resize_clip(padded, bh, bw))
+    condition = frame_ops.to_model_range(frame_ops.resize_clip(padded, bh, bw))
     noise = jax.random.normal(base_noise_rng, (1,) + condition.shape)
     base_out = self._stage(self.base, condition, noise, base_rng,
                            s.base_num_steps, 1.0, caption)
-    base_up = input_pipeline.resize_clip(input_pipeline.from_model_range(base_out), height, width)
+    base_up = frame_ops.resize_clip(frame_ops.from_model_range(base_out), height, width)
     result = base_up
     if self.refiner is not None:
       factor = self.refiner.spatial_factor
       rh, rw = _round_to(height, factor), _round_to(width, factor)
-      condition = input_pipeline.to_model_range(input_pipeline.resize_clip(padded, rh, rw))
-      up = jnp.asarray(input_pipeline.resize_clip(base_out, rh, rw))[None]
+      condition = frame_ops.to_model_range(frame_ops.resize_clip(padded, rh, rw))
+      up = jnp.asarray(frame_ops.resize_clip(base_out, rh, rw))[None]
       t0 = float(s.refiner_t_start)
       eps = jax.random.normal(noise_rng, up.shape)
       x_start = diffusion.add_noise(self.refiner.config.diffusion.schedule, up, eps,
                                     jnp.full((1,), t0))
       refined = self._stage(self.refiner, condition, x_start, refine_rng,
                             s.refiner_num_steps, t0, caption)
-      result = input_pipeline.resize_clip(input_pipeline.from_model_range(refined), height, width)
+      result = frame_ops.resize_clip(frame_ops.from_model_range(refined), height, width)
 
     def restore(x):
       x = x[:len(frames)]

@@ -9,7 +9,10 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from eye2eye_jax import atomic_files, checkpointing, sampling, stereo_formats, video_io
+from eye2eye_jax.common import atomic_files
+from eye2eye_jax.data import video_io
+from eye2eye_jax.models import checkpoints
+from eye2eye_jax.sampling import stereo_formats, stereo_sampler
 
 
 def list_inputs(path: str) -> list[pathlib.Path]:
@@ -63,22 +66,22 @@ def check_inputs_kept(inputs: list[pathlib.Path], output_dir: str | pathlib.Path
 
 
 def load_sampler(config: ml_collections.ConfigDict, checkpoint: str | None = None,
-                 refiner_checkpoint: str | None = None) -> sampling.StereoSampler:
+                 refiner_checkpoint: str | None = None) -> stereo_sampler.StereoSampler:
   """The base model (``checkpoint`` or config.sample.checkpoint) and, when one is named
   (``refiner_checkpoint`` or config.sample.refiner_checkpoint), the refiner."""
   s = config.sample
   base_source = checkpoint or s.checkpoint
   if not base_source:
     raise ValueError('no checkpoint: pass --checkpoint or set config.sample.checkpoint')
-  base = sampling.Stage(*checkpointing.load_for_inference(base_source, s.use_ema))
+  base = stereo_sampler.Stage(*checkpoints.load_for_inference(base_source, s.use_ema))
   refiner_source = s.refiner_checkpoint if refiner_checkpoint is None else refiner_checkpoint
   refiner = None
   if refiner_source:
-    refiner = sampling.Stage(*checkpointing.load_for_inference(refiner_source, s.use_ema))
-  return sampling.StereoSampler(base, refiner, s)
+    refiner = stereo_sampler.Stage(*checkpoints.load_for_inference(refiner_source, s.use_ema))
+  return stereo_sampler.StereoSampler(base, refiner, s)
 
 
-def convert_file(sampler: sampling.StereoSampler, path: pathlib.Path,
+def convert_file(sampler: stereo_sampler.StereoSampler, path: pathlib.Path,
                  output_dir: str | pathlib.Path, progress: tqdm.tqdm | None = None
                  ) -> dict[str, pathlib.Path]:
   """Converts one video file; returns the written paths. The input's audio is kept.
@@ -144,7 +147,7 @@ class BatchResult:
     return '\n'.join(lines)
 
 
-def convert_many(sampler: sampling.StereoSampler, inputs: list[pathlib.Path],
+def convert_many(sampler: stereo_sampler.StereoSampler, inputs: list[pathlib.Path],
                  output_dir: str | pathlib.Path, skip_existing: bool = False,
                  continue_on_error: bool = False, show_progress: bool = True) -> BatchResult:
   """Converts ``inputs`` in order, with a progress bar over the batch.

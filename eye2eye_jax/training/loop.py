@@ -1,6 +1,6 @@
 """The training loop: data, jitted steps, checkpoints, resume and metric writing.
 
-The state lives on the device mesh of ``config.mesh`` (``eye2eye_jax.sharding``); each
+The state lives on the device mesh of ``config.mesh`` (``eye2eye_jax.common.sharding``); each
 process reads its own share of every batch and the global batch is assembled from the
 shares. SIGTERM (preemption) saves a checkpoint at the current step before returning.
 """
@@ -20,63 +20,65 @@ from absl import logging
 from clu import metric_writers, periodic_actions
 from etils import epath
 
-from eye2eye_jax import (atomic_files, checkpointing, input_pipeline, model as model_lib,
-                         sharding, training, training_samples)
+from eye2eye_jax.common import atomic_files, sharding
+from eye2eye_jax.data import datasets, input_pipeline
+from eye2eye_jax.models import unet
+from eye2eye_jax.training import checkpoint_manager, train_state, validation_samples
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       on_metrics=None) -> training.TrainState:
+                       on_metrics=None) -> train_state.TrainState:
   """Runs (or resumes) training to ``config.train.num_steps``; returns the final state.
 
   ``on_metrics(step, scalars)`` is called with every logged set of scalars.
   """
-  model_lib.validate_model_config(config.model)
-  model_lib.check_video_shape(config.model, config.data.num_frames, config.data.resolution,
-                              config.data.resolution)
+  unet.validate_model_config(config.model)
+  unet.check_video_shape(config.model, config.data.num_frames, config.data.resolution,
+                         config.data.resolution)
   mesh = sharding.create_mesh(config)
   rules = config.mesh.rules
   sharding.per_device_batch(config, mesh)  # raises if the batch does not split
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)  # local or gs://
-  data_dir = input_pipeline.resolve_data_dir(config)
+  data_dir = datasets.resolve_data_dir(config)
   if jax.process_index() == 0:
-    input_pipeline.ensure_dataset(config, data_dir)
+    datasets.ensure_dataset(config, data_dir)
   _sync_processes('dataset ready')
   loader = input_pipeline.create_train_loader(config, data_dir)
   data_iterator = iter(loader)
 
-  abstract = jax.eval_shape(lambda: training.init_train_state(config))
+  abstract = jax.eval_shape(lambda: train_state.init_train_state(config))
   state_shardings = sharding.state_shardings(abstract, mesh, rules)
   batch_sharding = sharding.batch_shardings(mesh, rules, input_pipeline.batch_ndims(config))
   target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                         abstract, state_shardings)
-  manager = checkpointing.create_manager(os.path.join(workdir, 'checkpoints'), config)
-  state = checkpointing.restore_training(manager, target, data_iterator)
+  manager = checkpoint_manager.create_manager(os.path.join(workdir, 'checkpoints'), config)
+  state = checkpoint_manager.restore_training(manager, target, data_iterator)
   if state is not None:
     logging.info('Resumed from step %d', int(state['step']))
   elif config.train.init_checkpoint:
-    state, report = training.init_from_checkpoint(config, config.train.init_checkpoint)
+    state, report = train_state.init_from_checkpoint(config, config.train.init_checkpoint)
     state = jax.device_put(state, state_shardings)
     if jax.process_index() == 0:
       _write_text(workdir, 'init_report.json',
                   json.dumps({'source': config.train.init_checkpoint, **report}, indent=1))
   else:
-    state = training.init_sharded_train_state(config, state_shardings)
+    state = train_state.init_sharded_train_state(config, state_shardings)
   start_step = int(state['step'])
 
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
   if start_step == 0:
     writer.write_hparams({k: str(v) for k, v in config.to_dict().items()})
-  params = model_lib.count_params(state['params'])
+  params = unet.count_params(state['params'])
   logging.info('UNet: %.2fM parameters', params / 1e6)
 
-  train_step = training.make_train_step(config, state_shardings, batch_sharding)
+  train_step = train_state.make_train_step(config, state_shardings, batch_sharding)
   t = config.train
   held_out = None
   if t.eval_every > 0:
     held_out = _HeldOutLoss(config, data_dir, batch_sharding)
   sample_clips = None
   if t.sample_every > 0:  # on every process (the weights are global); process 0 writes
-    sample_clips = training_samples.TrainingSampler(config, data_dir)
+    sample_clips = validation_samples.TrainingSampler(config, data_dir)
   report = periodic_actions.ReportProgress(num_train_steps=t.num_steps, writer=writer,
                                            every_steps=t.log_every)
   losses = []
@@ -106,10 +108,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if sample_clips is not None and step % t.sample_every == 0:
       sample_clips(step, state, writer)
     if step % t.checkpoint_every == 0 or step == t.num_steps:
-      checkpointing.save_training(manager, step, state, data_iterator, config)
+      checkpoint_manager.save_training(manager, step, state, data_iterator, config)
     elif preempted.is_set(manager, step):
       _stop_if_diverged(losses, step, manager, preempted)
-      checkpointing.save_training(manager, step, state, data_iterator, config)
+      checkpoint_manager.save_training(manager, step, state, data_iterator, config)
       logging.warning('Preempted: saved step %d and stopped', step)
       break
   preempted.restore()
@@ -141,7 +143,7 @@ class _HeldOutLoss:
     loader = iter(input_pipeline.create_train_loader(config, data_dir, split='validation'))
     self._batches = [next(loader) for _ in range(config.train.eval_batches)]
     self._sharding = batch_sharding
-    self._loss = training.make_eval_loss(config)
+    self._loss = train_state.make_eval_loss(config)
 
   def __call__(self, params) -> float:
     losses = [self._loss(params, _global_batch(self._sharding, batch), i)

@@ -5,7 +5,7 @@ rebuilt from its graphdef inside jitted functions with ``nnx.merge``. The train 
 dict ``{'step', 'params', 'opt_state', 'ema_params'}``; the step's randomness is derived
 from the run's seed and the step number, so a resumed run draws the same noise.
 
-Batches (``eye2eye_jax/input_pipeline.py``) hold ``right`` (the condition) and ``left`` (the
+Batches (``eye2eye_jax/data/input_pipeline.py``) hold ``right`` (the condition) and ``left`` (the
 target) for the stereo task, or ``video`` alone for a backbone (``data.task='video'``), plus
 ``text`` / ``text_mask`` when the model reads text.
 """
@@ -21,10 +21,9 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 from absl import logging
-from flax import nnx
 
-from eye2eye_jax import diffusion, surgery
-from eye2eye_jax import model as model_lib
+from eye2eye_jax import diffusion
+from eye2eye_jax.models import checkpoints, surgery, unet
 
 TrainState = dict[str, Any]
 
@@ -45,7 +44,7 @@ FREEZE_GROUPS = {
 def frozen_mask(config: ml_collections.ConfigDict, params) -> dict:
   """A tree of bools like ``params``: True where ``train.freeze`` keeps the weight fixed."""
   tests = []
-  for entry in config.train.get('freeze', ()):
+  for entry in config.train.freeze:
     if entry in FREEZE_GROUPS:
       tests.append(FREEZE_GROUPS[entry])
     else:
@@ -69,10 +68,10 @@ def make_optimizer(config: ml_collections.ConfigDict, params=None) -> optax.Grad
   schedule = optax.linear_schedule(0.0, t.learning_rate, max(t.warmup_steps, 1))
   optimizer = optax.chain(optax.clip_by_global_norm(t.grad_clip_norm),
                           optax.adamw(schedule, weight_decay=t.weight_decay))
-  if not t.get('freeze', ()):
+  if not t.freeze:
     return optimizer
   if params is None:
-    params = jax.eval_shape(lambda: init_params(config, 0))
+    params = jax.eval_shape(lambda: unet.init_params(config, 0))
   labels = jax.tree.map(lambda frozen: 'frozen' if frozen else 'trained',
                         frozen_mask(config, params))
   return optax.multi_transform({'trained': optimizer, 'frozen': optax.set_to_zero()}, labels)
@@ -80,7 +79,7 @@ def make_optimizer(config: ml_collections.ConfigDict, params=None) -> optax.Grad
 
 def split_batch(config: ml_collections.ConfigDict, batch: dict):
   """(target, condition or None) of a batch, by ``data.task``."""
-  if config.data.get('task', 'stereo') == 'video':
+  if config.data.task == 'video':
     return batch['video'], None
   return batch['left'], batch['right']
 
@@ -100,7 +99,7 @@ def batch_loss(config: ml_collections.ConfigDict, graphdef, params, batch: dict,
     keep = jax.random.bernoulli(jax.random.fold_in(rng, 2), 1 - caption_dropout,
                                 (text_mask.shape[0], 1))
     text_mask = jnp.logical_and(text_mask, keep)
-  denoiser = make_denoiser(graphdef, params, condition, text, text_mask, activation_sharding)
+  denoiser = unet.make_denoiser(graphdef, params, condition, text, text_mask, activation_sharding)
   return diffusion.diffusion_loss(config, denoiser, target, rng)
 
 
@@ -115,7 +114,7 @@ def train_state_from_params(config: ml_collections.ConfigDict, params) -> TrainS
 
 
 def init_train_state(config: ml_collections.ConfigDict) -> TrainState:
-  return train_state_from_params(config, init_params(config, config.seed))
+  return train_state_from_params(config, unet.init_params(config, config.seed))
 
 
 def init_from_checkpoint(config: ml_collections.ConfigDict, source: str
@@ -123,11 +122,10 @@ def init_from_checkpoint(config: ml_collections.ConfigDict, source: str
   """A step-0 train state whose weights come from another checkpoint, and the surgery report.
 
   The source may be the same UNet (a refiner started from its base model) or a backbone
-  (fewer input channels, no text, or an image UNet): ``eye2eye_jax.surgery`` maps it.
+  (fewer input channels, no text, or an image UNet): ``eye2eye_jax.models.surgery`` maps it.
   """
-  from eye2eye_jax import checkpointing
-  _, loaded = checkpointing.load_for_inference(source)
-  fresh = init_params(config, config.seed)
+  _, loaded = checkpoints.load_for_inference(source)
+  fresh = unet.init_params(config, config.seed)
   try:
     params, report = surgery.transplant(fresh, loaded)
   except ValueError as error:
@@ -141,7 +139,7 @@ def init_from_checkpoint(config: ml_collections.ConfigDict, source: str
 def make_loss(config: ml_collections.ConfigDict, batch_sharding=None):
   """Returns the train step's loss ``(params, batch, step) -> loss`` (the step's noise, times
   and dropouts derive from the step). ``batch_sharding``: a dict per batch key, or None."""
-  graphdef = model_graphdef(config)
+  graphdef = unet.model_graphdef(config)
   base_rng = jax.random.PRNGKey(config.seed)
   activation_sharding = None
   if batch_sharding is not None:  # the layout of the (B, T, H, W, C) videos
@@ -150,7 +148,7 @@ def make_loss(config: ml_collections.ConfigDict, batch_sharding=None):
   def loss(params: dict, batch: dict, step: jax.Array) -> jax.Array:
     return batch_loss(config, graphdef, params, batch, jax.random.fold_in(base_rng, step),
                       float(config.train.condition_dropout),
-                      float(config.train.get('caption_dropout', 0.0)), activation_sharding)
+                      float(config.train.caption_dropout), activation_sharding)
 
   return loss
 
@@ -159,7 +157,7 @@ def make_train_step(config: ml_collections.ConfigDict, state_shardings=None,
                     batch_sharding=None):
   """Returns the jitted ``(state, batch) -> (state, metrics)``; the state is donated.
 
-  With shardings (``eye2eye_jax.sharding``; ``batch_sharding`` is a dict per batch key) the
+  With shardings (``eye2eye_jax.common.sharding``; ``batch_sharding`` is a dict per batch key) the
   step is compiled for that layout: the state stays where it is, the batch is split over
   the data axes, the metrics are replicated.
   """
@@ -188,7 +186,7 @@ def make_eval_loss(config: ml_collections.ConfigDict):
   """Jitted ``(params, batch, index) -> loss`` with noise and times fixed by ``index``, so
   the same held-out batches give a comparable loss at every evaluation (the inputs' own
   shardings decide the layout)."""
-  graphdef = model_graphdef(config)
+  graphdef = unet.model_graphdef(config)
   base_rng = jax.random.PRNGKey(10_000 + config.seed)
 
   def eval_loss(params, batch, index):

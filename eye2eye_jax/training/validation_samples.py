@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from eye2eye_jax import input_pipeline, sampling, stereo_formats, synthetic_eval
+from eye2eye_jax.data import datasets
+from eye2eye_jax.evaluation import synthetic_eval
+from eye2eye_jax.sampling import stereo_formats, stereo_sampler
 
 
 class TrainingSampler:
@@ -24,19 +26,19 @@ class TrainingSampler:
       raise ValueError(f'train.sample_clips must be >= 1 when train.sample_every > 0, got '
                        f'{t.sample_clips}')
     self.scene_params = synthetic_eval.scene_params(config)
-    source = input_pipeline.data_source(config, 'validation', data_dir)
+    source = datasets.data_source(config, 'validation', data_dir)
     self.records = [source[i] for i in range(min(t.sample_clips, len(source)))]
     self.use_ema = bool(config.sample.use_ema)
     self.sample_config = config.sample.copy_and_resolve_references()
     self.sample_config.base_resolution = 0  # the training resolution
     # One Stage object for the whole run: the jitted sampler is keyed on its identity and
     # takes the weights as an argument, so new weights do not recompile it.
-    self.stage = sampling.Stage(config, params={})
+    self.stage = stereo_sampler.Stage(config, params={})
 
   def __call__(self, step: int, state: dict, writer) -> dict:
     """Samples the clips with ``state``'s weights; writes and returns the scalars."""
     self.stage.params = state['ema_params'] if self.use_ema else state['params']
-    sampler = sampling.StereoSampler(self.stage, None, self.sample_config)
+    sampler = stereo_sampler.StereoSampler(self.stage, None, self.sample_config)
     examples = []
     metrics = synthetic_eval.evaluate(sampler, self.records, self.scene_params,
                                       baselines=False, examples=examples)

@@ -1,0 +1,84 @@
+"""The data side of a run: dataset size, input bandwidth per host, Stereo4D build time.
+
+The compression ratio is measured with the dataset builder's own feature encoder on a clip
+like the ones it stores (for Stereo4D, the project's VR180 sample rectified by the builder's
+own code), so the estimate follows the builder if its encoding changes.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+
+import ml_collections
+import numpy as np
+
+from eye2eye_jax.data import datasets, synthetic_scenes, video_io
+from eye2eye_jax.planning import accelerators
+
+
+# The Stereo4D builder's measured cost (benchmarks/rectification_throughput.py, 2 CPU cores):
+# 54 ms to decode and 2.7 ms to rectify one 2048x1024 VR180 frame.
+BUILDER_MS_PER_FRAME = 54.0 + 2.7
+BUILDER_MEASURED_CORES = 2
+
+
+def _views_sample(config: ml_collections.ConfigDict, builder_config,
+                  shape: tuple[int, ...]) -> np.ndarray:
+  """One eye's clip of ``shape`` as the dataset's builder stores it. Stereo4D: the project's
+  VR180 sample (photographs at known depths, H.264-encoded as 2048x1024 side-by-side frames)
+  decoded and rectified; two frames are rendered and repeated to the clip's length, which
+  leaves zlib's ratio as it is (its 32 KiB window is shorter than a frame). synthetic_stereo:
+  a generated clip."""
+  if config.data.builder == 'stereo4d':
+    from data_builders.stereo4d import rectification, vr180_sample
+    with tempfile.TemporaryDirectory() as directory:
+      path, _ = vr180_sample.write_sample(directory, num_frames=2, eye_hw=(1024, 1024))
+      frames = video_io.read_video(path).frames
+    rectifier = rectification.Rectifier(vr180_sample.VR180_FOV, vr180_sample.rig_rotations(0),
+                                        builder_config.size, builder_config.hfov_degrees)
+    right = rectifier(frames)[1]
+    return right[np.arange(shape[0]) % len(right)]
+  generator = synthetic_scenes.SceneGenerator(builder_config.scene_params())
+  return np.asarray(generator.generate(0).right)
+
+
+def measure_compression_ratio(config: ml_collections.ConfigDict) -> float:
+  """Raw / stored bytes of one eye's clip, encoded by the dataset builder's own feature
+  (a zlib-compressed uint8 tensor)."""
+  builder = datasets.create_builder(config, datasets.resolve_data_dir(config))
+  feature = builder.info.features['right']
+  views = np.ascontiguousarray(_views_sample(config, builder.builder_config, feature.shape))
+  return views.nbytes / len(feature.encode_example(views))
+
+
+def estimate_data(config: ml_collections.ConfigDict, topology: accelerators.Topology,
+                  step_s: float, num_clips: int, compression_ratio: float,
+                  builder_ms_per_frame: float, builder_cores: int) -> dict:
+  """Dataset size, input bandwidth per host and the Stereo4D build time.
+
+  A record holds both eyes at the builder's full size (the loader downsamples or crops after
+  reading); captions and statistics are small and not counted. Each host reads its share of
+  every batch. The build time scales the measured per-frame time (``builder_ms_per_frame``,
+  measured on ``BUILDER_MEASURED_CORES`` cores) linearly to ``builder_cores``, one decoded
+  VR180 frame per stored frame (a video above the clips' 16 fps decodes proportionally more).
+  """
+  builder = datasets.create_builder(config, datasets.resolve_data_dir(config))
+  view = builder.info.features['right']
+  raw_record = 2 * math.prod(view.shape) * np.dtype(view.np_dtype).itemsize
+  record = raw_record / compression_ratio
+  batch = config.data.batch_size
+  per_host = batch / topology.num_hosts
+  build = {}
+  if config.data.builder == 'stereo4d':
+    core_s = num_clips * view.shape[0] * builder_ms_per_frame / 1000 * BUILDER_MEASURED_CORES
+    build = {'builder_ms_per_frame': builder_ms_per_frame, 'builder_cores': builder_cores,
+             'build_s': core_s / builder_cores, 'build_core_hours': core_s / 3600}
+  return build | {
+      'stored_view_shape': list(view.shape), 'num_clips': num_clips,
+      'raw_bytes_per_record': raw_record, 'compression_ratio': compression_ratio,
+      'bytes_per_record': record, 'dataset_bytes': record * num_clips,
+      'epochs': config.train.num_steps * batch / num_clips,
+      'records_per_step_per_host': per_host,
+      'input_bytes_per_s_per_host': per_host * record / step_s,
+  }

@@ -1,0 +1,112 @@
+"""A plan as aligned text tables, and readable byte, FLOP and time figures."""
+
+from __future__ import annotations
+
+import math
+
+from eye2eye_jax.planning import data_estimate
+
+
+def _bytes(n: float) -> str:
+  for unit, scale in (('GiB', 2**30), ('MiB', 2**20), ('KiB', 2**10)):
+    if n >= scale:
+      return f'{n / scale:,.2f} {unit}'
+  return f'{n:,.0f} B'
+
+
+def _flop(n: float) -> str:
+  for unit, scale in (('EFLOP', 1e18), ('PFLOP', 1e15), ('TFLOP', 1e12), ('GFLOP', 1e9)):
+    if n >= scale:
+      return f'{n / scale:,.2f} {unit}'
+  return f'{n:,.0f} FLOP'
+
+
+def duration(seconds: float) -> str:
+  """A readable duration: ms, s, min, h or days."""
+  for unit, scale in (('days', 86400), ('h', 3600), ('min', 60), ('s', 1)):
+    if seconds >= scale:
+      return f'{seconds / scale:,.2f} {unit}'
+  return f'{seconds * 1e3:,.1f} ms'
+
+
+def format_plan(p: dict) -> str:
+  """The plan as aligned text tables."""
+  t, m, tr = p['topology'], p['model'], p['training']
+  mem, time, s, d = tr['memory'], tr['time'], p['sampling'], p['data']
+  rows: list = []
+
+  def section(title):
+    rows.append(('', None))
+    rows.append((title, None))
+
+  def row(label, value):
+    rows.append(('  ' + label, value))
+
+  rows.append((f"{p['config']} on {t['name']}: {t['devices']} x {t['chip']}, "
+               f"{t['hosts']} host(s)", None))
+  section(f"Parameters: {m['parameters'] / 1e6:,.2f}M ({_bytes(m['parameter_bytes'])} float32), "
+          f"compute {m['dtype']}, remat {m['remat']}")
+  for name, count in m['per_module'].items():
+    row(name, f'{count / 1e6:,.3f}M')
+  mesh = ' x '.join(f'{k} {v}' for k, v in tr['mesh'].items())
+  section(f"Memory per device: mesh {mesh}, batch {tr['per_device_batch']} per device")
+  labels = {'parameters': 'parameters', 'optimizer': 'optimizer state (AdamW)', 'ema': 'EMA',
+            'gradients': 'gradients', 'activations': 'activations saved for backward',
+            'recomputed_block': 'largest recomputed block (remat)', 'batch': 'input batch'}
+  for key, label in labels.items():
+    row(label, _bytes(mem[key]))
+  verdict = 'fits' if mem['fits'] else f"DOES NOT FIT (largest term: {mem['overflow']})"
+  row('total', f"{_bytes(mem['total'])} of {_bytes(mem['hbm'])} HBM: {verdict}")
+  row('(XLA CPU temp of the step)', f"{_bytes(mem['xla_cpu_temp'])}: activations, gradients "
+      'and workspace as this CPU schedules them (blind to remat)')
+  section(f"Compute ({m['dtype']} peak {time['peak_flops'] / 1e12:,.1f} TFLOP/s per device, "
+          f"mfu {time['mfu']})")
+  row('train step, whole topology', _flop(tr['flops']['train_step_global']))
+  row('train step, per device', _flop(tr['flops']['train_step_per_device']))
+  row('compute per step', duration(time['compute_s']))
+  row('collectives per step', f"{time['collective_bytes'] / 1e9:,.2f} GB per device, "
+      f"{duration(time['collective_s'])} at {t['collective_bandwidth'] / 1e9:,.0f} GB/s")
+  row('step time', duration(time['step_s']))
+  row(f"{time['num_steps']:,} steps", f"{duration(time['total_s'])}, "
+      f"{time['chip_hours']:,.0f} chip-hours")
+  if p['alternatives']:
+    section('Other settings (the same estimate re-run), fitting and fastest first')
+    for alt in p['alternatives']:
+      if 'error' in alt:
+        row(alt['flags'], f"not possible: {alt['error']}")
+      else:
+        row(f"mesh {tuple(alt['mesh_shape'])}, remat {alt['remat']}",
+            f"{_bytes(alt['total_bytes'])}: {'fits' if alt['fits'] else 'no'}, step "
+            f"{duration(alt['step_s'])}, run {duration(alt['total_s'])}: {alt['flags']}")
+    best = max((a for a in p['alternatives'] if a.get('max_per_device_batch') is not None),
+               key=lambda a: a['max_per_device_batch'], default=None)
+    if not any(a['fits'] for a in p['alternatives']) and best is not None:
+      most = best['max_per_device_batch']
+      need = ('no device holds one clip' if most < 1 else
+              f"the global batch needs >= {math.ceil(tr['batch_size'] / most)} devices")
+      row('none fits', f"{best['flags']} holds at most {most} clip(s) per device: {need} "
+          '(activations scaled by the batch)')
+  section(f"Sampling, {s['stage']} stage on one device: video {s['video'][0]}x{s['video'][1]}, "
+          f"{s['video'][2]} frames")
+  row('grid', f"{s['grid'][0]}x{s['grid'][1]}, {s['windows']} window(s) of "
+      f"{s['window_frames']} frames, {s['steps']} steps, x{s['guidance_passes']} pass(es)")
+  row('UNet forward per window', _flop(s['flops_per_window_forward']))
+  row('per sampler step / per video', f"{_flop(s['flops_per_step'])} / "
+      f"{_flop(s['flops_per_video'])}")
+  row('time per video', duration(s['seconds_per_video']))
+  row('memory', f"{_bytes(s['memory_bytes'])}: {'fits' if s['fits'] else 'DOES NOT FIT'}")
+  section(f"Data: {d['num_clips']:,} clips of {'x'.join(map(str, d['stored_view_shape']))} "
+          'per eye')
+  row('record (2 eyes)', f"{_bytes(d['raw_bytes_per_record'])} raw, "
+      f"{_bytes(d['bytes_per_record'])} stored (zlib ratio "
+      f"{d['compression_ratio']:.2f}, {d['compression_ratio_source']})")
+  row('dataset', f"{d['dataset_bytes'] / 1e12:,.3f} TB; {d['epochs']:,.1f} epochs")
+  row('input per host', f"{d['records_per_step_per_host']:g} records per step, "
+      f"{d['input_bytes_per_s_per_host'] / 1e6:,.1f} MB/s")
+  if 'build_s' in d:
+    row('Stereo4D build', f"{duration(d['build_s'])} on {d['builder_cores']} cores "
+        f"({d['build_core_hours']:,.0f} core-hours at {d['builder_ms_per_frame']:g} ms per "
+        f"frame on {data_estimate.BUILDER_MEASURED_CORES} cores)")
+  width = max(len(label) for label, value in rows if value is not None)
+  return '\n'.join(label if value is None else f'{label:<{width}}  {value}'
+                   for label, value in rows)
