@@ -404,16 +404,16 @@ def test_a_nan_or_inf_loss_stops_training_and_keeps_the_last_good_checkpoint(
 
 def test_a_checkpoint_directory_deleted_mid_run_is_recreated(tiny_config, tiny_dataset,
                                                              tmp_path, caplog):
-  checkpoints = tmp_path / 'checkpoints'
+  checkpoint_dir = tmp_path / 'checkpoints'
 
   def delete_at_step_10(step, scalars):
     if step == 10:  # once the step-5 save is complete (it is asynchronous)
       deadline = time.time() + 120
-      while not (checkpoints / '5' / 'state').is_dir() or [
-          p for p in checkpoints.iterdir() if 'tmp' in p.name]:
+      while not (checkpoint_dir / '5' / 'state').is_dir() or [
+          p for p in checkpoint_dir.iterdir() if 'tmp' in p.name]:
         assert time.time() < deadline
         time.sleep(0.05)
-      shutil.rmtree(checkpoints)
+      shutil.rmtree(checkpoint_dir)
 
   state = loop.train_and_evaluate(_short_run(tiny_config, 15), str(tmp_path),
                                   on_metrics=delete_at_step_10)
