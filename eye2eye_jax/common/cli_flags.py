@@ -30,9 +30,9 @@ def define_checkpoints(default_help: str = 'overrides config.sample.checkpoint'
   checkpoint = flags.DEFINE_string(
       'checkpoint', None,
       f'Base model: training workdir, checkpoint directory or bundled:NAME; {default_help}.')
-  refiner = flags.DEFINE_string(
-      'refiner_checkpoint', None,
-      f'Refiner, likewise; "" for none; {default_help.replace("checkpoint", "refiner_checkpoint")}.')
+  refiner_help = default_help.replace('checkpoint', 'refiner_checkpoint')
+  refiner = flags.DEFINE_string('refiner_checkpoint', None,
+                                f'Refiner, likewise; "" for none; {refiner_help}.')
   return checkpoint, refiner
 
 
