@@ -72,6 +72,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.norm_per_frame = False  # group norms per frame (as the image UNet a model inflates)
   c.model.dtype = 'float32'  # compute dtype: 'float32' or 'bfloat16' (weights stay float32)
   c.model.remat = 'none'  # 'none', 'full' (recompute each block) or 'dots' (keep matmuls)
+  # Queries per block in the attention layers (0: all at once, the score matrix whole);
+  # e.g. 512 bounds a 512 px refiner's spatial attention (eye2eye_jax/models/attention.py).
+  c.model.attention_chunk = 0
 
   # Captions -> embeddings for models with text (eye2eye_jax/data/text_encoding.py).
   c.text = ml_collections.ConfigDict()

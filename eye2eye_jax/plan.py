@@ -1,16 +1,19 @@
 """Plans a training run on a pod slice or GPU cluster before reserving it.
 
   python -m eye2eye_jax.plan --config=configs/base_paper.py --topology=v5p-64 \
-      [--mfu=0.4] [--output=plan.json] [--config.model.remat=dots ...]
+      [--mfu=0.4] [--output=plan.json] [--compile] [--config.model.remat=dots ...]
 
 Without allocating the model (abstract shapes, programs compiled for this CPU; see
-``eye2eye_jax/compiled_programs.py``) prints: parameters per UNet module; bytes per device of
+``eye2eye_jax/planning/``) prints: parameters per UNet module; bytes per device of
 parameters, optimizer state, EMA, gradients and activations under ``config.mesh`` on the
 topology's devices, and whether they fit its HBM (if not, the mesh and remat settings that
 would, each estimated again); FLOPs per train step (whole topology and per device), time
 per step and to ``train.num_steps``, chip-hours; this config's sampling stage on one device;
-the dataset's size, input bandwidth per host and the Stereo4D build time. ``--output``
-writes the same as JSON. Topologies: ``eye2eye_jax/planning/accelerators.py``.
+the dataset's size, input bandwidth per host and the Stereo4D build time. ``--compile``
+(TPU topologies, with libtpu installed) also compiles the sharded train step and the sampling
+stage with the TPU compiler itself and reports its bytes per device beside the estimate; the
+verdict then follows the compiler. ``--output`` writes the same as JSON. Topologies:
+``eye2eye_jax/planning/accelerators.py``.
 """
 
 from __future__ import annotations
@@ -21,13 +24,17 @@ import time
 from absl import app, flags
 
 from eye2eye_jax.common import atomic_files, cli_flags, runtime
-from eye2eye_jax.planning import accelerators, data_estimate, planner, report
+from eye2eye_jax.planning import accelerators, data_estimate, planner, report, tpu_compile
 
 _CONFIG = cli_flags.define_config()
 _TOPOLOGY = flags.DEFINE_string('topology', None,
                                 f'Where it would run: {accelerators.KNOWN}.')
 _MFU = flags.DEFINE_float('mfu', 0.4, 'Assumed utilisation of the peak FLOP/s.')
 _OUTPUT = flags.DEFINE_string('output', None, 'Also write the plan here as JSON.')
+_COMPILE = flags.DEFINE_bool('compile', False,
+                             'Also compile the sharded train step and the sampling stage with '
+                             'the TPU compiler for --topology (needs libtpu: '
+                             f'{tpu_compile.LIBTPU_HINT}).')
 _VIDEO = flags.DEFINE_string('video', '512x512x160',
                              'Sampling estimate for a video WIDTHxHEIGHTxFRAMES (frames at '
                              'the model\'s frame rate).')
@@ -61,7 +68,8 @@ def main(argv):
                           mfu=_MFU.value, video=_video(_VIDEO.value),
                           num_clips=_NUM_CLIPS.value, compression_ratio=_COMPRESSION.value,
                           builder_ms_per_frame=_BUILDER_MS.value,
-                          builder_cores=_BUILDER_CORES.value)
+                          builder_cores=_BUILDER_CORES.value,
+                          compile_for_tpu=_COMPILE.value)
   result['planning_s'] = time.time() - start
   print(report.format_plan(result))
   print(f'\n(planned in {report.duration(result["planning_s"])})')

@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from eye2eye_jax.models import attention
+
 _zeros = nnx.initializers.zeros_init()
 
 
@@ -108,24 +110,25 @@ class FactorizedAttention(nnx.Module):
 
   def __init__(self, channels: int, num_heads: int, text_embed_dim: int, *,
                temporal: bool = True, norm_per_frame: bool = False, dtype=jnp.float32,
-               rngs: nnx.Rngs):
+               attention_chunk: int = 0, rngs: nnx.Rngs):
     _group_norm = functools.partial(GroupNorm, per_frame=norm_per_frame)
+    kernel = attention.attention_fn(attention_chunk)
 
-    def attention(kv_features=None):
+    def attention_layer(kv_features=None):
       return nnx.MultiHeadAttention(num_heads, channels, in_kv_features=kv_features,
                                     out_kernel_init=_zeros, decode=False, dtype=dtype,
-                                    rngs=rngs)
+                                    attention_fn=kernel, rngs=rngs)
 
     self.spatial_norm = _group_norm(channels, dtype=dtype, rngs=rngs)
-    self.spatial = attention()
+    self.spatial = attention_layer()
     if temporal:
       self.temporal_norm = _group_norm(channels, dtype=dtype, rngs=rngs)
-      self.temporal = attention()
+      self.temporal = attention_layer()
     else:
       self.temporal_norm = self.temporal = None
     if text_embed_dim:
       self.text_norm = _group_norm(channels, dtype=dtype, rngs=rngs)
-      self.text = attention(text_embed_dim)
+      self.text = attention_layer(text_embed_dim)
     else:
       self.text_norm = self.text = None
 
@@ -181,8 +184,9 @@ class SpaceTimeUNet(nnx.Module):
   text_embed_dim (0: no text), video_channels, condition_channels (0: an unconditional
   video model, a backbone), spatial_only (no temporal layers: an image UNet applied per
   frame), norm_per_frame (group norms over each frame rather than the clip; what a model
-  inflated from an image UNet needs to start with its outputs), dtype (of the computation; weights stay float32), remat (what the backward pass
-  recomputes).
+  inflated from an image UNet needs to start with its outputs), dtype (of the computation;
+  weights stay float32), remat (what the backward pass recomputes), attention_chunk (queries
+  per block of the attention layers, 0: all at once; ``eye2eye_jax/models/attention.py``).
   """
 
   def __init__(self, config: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
@@ -223,7 +227,8 @@ class SpaceTimeUNet(nnx.Module):
     self.mid_block1 = FactorizedResBlock(current, current, embed_dim, **layer_options,
                                          rngs=rngs)
     self.mid_attention = FactorizedAttention(current, config.num_heads, config.text_embed_dim,
-                                             **layer_options, rngs=rngs)
+                                             **layer_options,
+                                             attention_chunk=config.attention_chunk, rngs=rngs)
     self.mid_block2 = FactorizedResBlock(current, current, embed_dim, **layer_options,
                                          rngs=rngs)
 
@@ -315,6 +320,8 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
                      f'{coarsest}')
   if config.dtype not in ('float32', 'bfloat16'):
     raise ValueError(f"model.dtype must be 'float32' or 'bfloat16', got {config.dtype!r}")
+  if config.attention_chunk < 0:
+    raise ValueError(f'model.attention_chunk must be >= 0, got {config.attention_chunk}')
   if config.remat not in REMAT_POLICIES:
     raise ValueError(f'model.remat must be one of {sorted(REMAT_POLICIES)}, got '
                      f'{config.remat!r}')

@@ -95,6 +95,25 @@ def format_plan(p: dict) -> str:
       f"{_flop(s['flops_per_video'])}")
   row('time per video', duration(s['seconds_per_video']))
   row('memory', f"{_bytes(s['memory_bytes'])}: {'fits' if s['fits'] else 'DOES NOT FIT'}")
+  for key, compiled in p.get('compiled', {}).items():
+    training = key == 'train_step'
+    where = (f"mesh {' x '.join(f'{k} {v}' for k, v in compiled['mesh'].items())}" if training
+             else f"one chip, {compiled['windows']} window(s), {compiled['windows_per_call']} "
+             'per UNet call')
+    section(f"TPU compiler ({compiled['topology']}), {compiled['program']}: {where}; compiled "
+            f"in {duration(compiled['compile_s'])}")
+    row('arguments / outputs / temporaries', f"{_bytes(compiled['argument_bytes'])} / "
+        f"{_bytes(compiled['output_bytes'])} / {_bytes(compiled['temp_bytes'])} per device "
+        f"({_bytes(compiled['alias_bytes'])} of the outputs written into donated inputs)")
+    estimate = mem['total'] if training else s['memory_bytes']
+    spare = 'to spare' if compiled['fits'] else 'over'
+    row('resident at once', f"{_bytes(compiled['total_bytes'])} of "
+        f"{_bytes(compiled['hbm_bytes'])} HBM: {'fits' if compiled['fits'] else 'DOES NOT FIT'}"
+        f", {_bytes(abs(compiled['headroom_bytes']))} {spare}; the estimate above says "
+        f"{_bytes(estimate)} ({estimate / compiled['total_bytes']:.2f}x)")
+    if training:
+      row('FLOPs per device per step', f"{_flop(compiled['flops'])} (the estimate above: "
+          f"{_flop(tr['flops']['train_step_per_device'])})")
   section(f"Data: {d['num_clips']:,} clips of {'x'.join(map(str, d['stored_view_shape']))} "
           'per eye')
   row('record (2 eyes)', f"{_bytes(d['raw_bytes_per_record'])} raw, "

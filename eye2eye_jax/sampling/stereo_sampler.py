@@ -126,7 +126,7 @@ def windowed_denoiser(stage: Stage, graphdef, params, condition: jax.Array,
 @functools.partial(jax.jit, static_argnames=('stage', 'starts', 'num_steps', 'eta',
                                              'guidance_scale', 'window_batch', 't_start',
                                              'text_guidance_scale'))
-def _run_stage(params, condition, x_start, rng, text, text_mask, *, stage, starts, num_steps,
+def run_stage(params, condition, x_start, rng, text, text_mask, *, stage, starts, num_steps,
                eta, guidance_scale, window_batch, t_start, text_guidance_scale):
   """DDIM from ``x_start`` at ``t_start`` with one stage's windowed UNet; jitted per shape."""
   graphdef = unet.model_graphdef(stage.config)
@@ -179,7 +179,7 @@ class StereoSampler:
         raise ValueError('this model reads precomputed text embeddings; sampling it needs '
                          'a text.encoder in its config')
       text, text_mask = (jnp.asarray(a) for a in encode(caption))
-    out = _run_stage(stage.params, jnp.asarray(condition), x_start, rng, text, text_mask,
+    out = run_stage(stage.params, jnp.asarray(condition), x_start, rng, text, text_mask,
                      stage=stage, starts=starts, num_steps=int(num_steps), eta=float(s.eta),
                      guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
                      t_start=float(t_start),

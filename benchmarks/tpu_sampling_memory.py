@@ -1,0 +1,77 @@
+"""What one sampling window costs a TPU chip, by the TPU compiler, under each memory setting.
+
+  python benchmarks/tpu_sampling_memory.py [--config=configs/refiner_paper.py] \
+      [--topology=v5p-8] [--video=512x512x80] [--chunk=512] [--output=FILE.json]
+
+Compiles the config's sampling stage (its whole jitted DDIM loop, ``planning/tpu_compile``)
+for one chip of ``--topology`` with libtpu, on this CPU, once per setting: as configured
+(float32, attention materialised), with query-chunked attention (``model.attention_chunk``),
+in bfloat16 (``model.dtype``), and with both. Prints each setting's bytes per chip
+(arguments, temporaries, what must be resident at once) and its ratio to the first, so the
+effect of each measure is a measured figure. Each compile of a paper-scale window takes
+minutes on 2 CPU cores; the suite does not run this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+from benchmarks import common  # noqa: E402
+from eye2eye_jax.common import atomic_files  # noqa: E402
+from eye2eye_jax.planning import accelerators, tpu_compile  # noqa: E402
+
+
+def settings(chunk: int) -> dict[str, dict]:
+  """Setting name -> model fields it changes."""
+  return {
+      'as configured': {},
+      f'attention_chunk={chunk}': {'attention_chunk': chunk},
+      'bfloat16': {'dtype': 'bfloat16'},
+      f'bfloat16 + attention_chunk={chunk}': {'dtype': 'bfloat16', 'attention_chunk': chunk},
+  }
+
+
+def measure(config: str, topology: str, video: tuple[int, int, int], chunk: int) -> dict:
+  """Compiled figures of one window per setting, and each setting's ratio to the first."""
+  base = common.load_config(config)
+  target = accelerators.parse_topology(topology)
+  rows = {}
+  for name, fields in settings(chunk).items():
+    variant = base.copy_and_resolve_references()
+    variant.model.update(fields)
+    rows[name] = tpu_compile.compile_sampling_stage(variant, target, video)
+    print(f'{name:36s} {rows[name]["total_bytes"] / 2**30:8.2f} GiB resident '
+          f'({rows[name]["temp_bytes"] / 2**30:.2f} GiB temporaries), compiled in '
+          f'{rows[name]["compile_s"]:.0f} s', flush=True)
+  first = rows['as configured']['total_bytes']
+  return {'figures': {f'{name}: resident bytes over as configured': row['total_bytes'] / first
+                      for name, row in rows.items()},
+          'details': {'config': config, 'topology': topology, 'video': list(video),
+                      'settings': rows}}
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('--config', default='configs/refiner_paper.py')
+  parser.add_argument('--topology', default='v5p-8')
+  parser.add_argument('--video', default='512x512x80', help='WIDTHxHEIGHTxFRAMES')
+  parser.add_argument('--chunk', type=int, default=512, help='queries per attention block')
+  parser.add_argument('--output', help='also write the figures here as JSON')
+  args = parser.parse_args()
+  width, height, frames = (int(x) for x in args.video.lower().split('x'))
+  try:
+    result = measure(args.config, args.topology, (width, height, frames), args.chunk)
+  except ValueError as error:
+    sys.exit(f'error: {error}')
+  for name, ratio in result['figures'].items():
+    print(f'{ratio:6.3f}  {name}')
+  if args.output:
+    atomic_files.write_text(args.output, json.dumps(result, indent=1) + '\n')
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,158 @@
+"""Ahead-of-time compiles for a real TPU topology, on any machine, by the TPU compiler itself.
+
+libtpu (``pip install -e '.[tpu]'``) gives abstract TPU devices of a named topology
+(``jax.experimental.topologies.get_topology_desc``): no chip is opened, but
+``jax.jit(...).lower(...).compile()`` runs the real TPU compiler and reports its memory and
+cost analyses. Compiled here: the train step exactly as the trainer builds it (state and batch
+laid out by ``config.mesh`` and its rules over the topology's devices, state donated) and the
+config's sampling stage (the whole jitted DDIM loop of ``stereo_sampler``, every window of a
+video) on one chip. The figures are per device: arguments, outputs, temporaries, the bytes
+outputs alias from donated arguments, and FLOPs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from eye2eye_jax.common import sharding
+from eye2eye_jax.data import input_pipeline
+from eye2eye_jax.planning import accelerators, compiled_programs
+from eye2eye_jax.sampling import stereo_sampler
+from eye2eye_jax.training import train_state
+
+LIBTPU_HINT = "pip install -e '.[tpu]' (libtpu, pinned to the version this jax pins)"
+_TPU_CHIPS = {'TPU v4': 'v4', 'TPU v5p': 'v5p', 'TPU v5e': 'v5e'}
+
+
+def topology_name(topology: accelerators.Topology) -> str:
+  """libtpu's name of a planner topology: its chips as the most cube-like power-of-two grid
+  (v4/v5p: three axes, v5e: two), e.g. v5p-64 (32 chips) -> ``v5p:4x4x2``."""
+  generation = _TPU_CHIPS.get(topology.chip.name)
+  if generation is None:
+    raise ValueError(f'topology {topology.name}: the TPU compiler compiles for TPU slices '
+                     '(v4-N, v5p-N, v5e-N); GPU figures need the GPU itself')
+  chips = topology.num_devices
+  if chips & (chips - 1):
+    raise ValueError(f'topology {topology.name}: {chips} chips is not a power of two, which '
+                     'TPU slices are')
+  axes = [1] * (2 if generation == 'v5e' else 3)
+  for _ in range(chips.bit_length() - 1):  # double the smallest axis, first one first
+    axes[axes.index(min(axes))] *= 2
+  return f'{generation}:' + 'x'.join(map(str, axes))
+
+
+def abstract_tpu_devices(topology: accelerators.Topology) -> list:
+  """The topology's devices (one per chip, megacore on v4 and v5p), compile-only.
+
+  Raises ValueError when libtpu is missing or cannot make the topology.
+  """
+  name = topology_name(topology)
+  try:
+    import libtpu  # noqa: F401  (the TPU compiler; only its presence is checked here)
+  except ImportError:
+    raise ValueError(f'compiling for {topology.name} needs libtpu: {LIBTPU_HINT}') from None
+  # libtpu looks for a TPU host at start-up; these say there is none to find.
+  os.environ.setdefault('TPU_ACCELERATOR_TYPE', f'{name.split(":")[0]}-8')
+  os.environ.setdefault('TPU_WORKER_HOSTNAMES', 'localhost')
+  from jax.experimental import topologies
+  options = {'chip_config_name': 'megacore'} if topology.chip.cores_per_device == 2 else {}
+  grid = tuple(int(n) for n in name.split(':')[1].split('x'))
+  if math.prod(grid) < 4:  # below libtpu's default host of 2x2 chips, the slice is the host
+    options['chips_per_host_bounds'] = grid + (1,) * (3 - len(grid))
+  try:
+    description = topologies.get_topology_desc(topology_name=name, platform='tpu', **options)
+  except Exception as error:  # libtpu raises JaxRuntimeError for shapes it does not know
+    raise ValueError(f'topology {topology.name} ({name}): libtpu cannot make it '
+                     f'({str(error).splitlines()[0]})') from error
+  devices = list(description.devices)
+  if len(devices) != topology.num_devices:
+    raise ValueError(f'topology {topology.name}: libtpu made {len(devices)} devices of {name}, '
+                     f'expected {topology.num_devices}')
+  return devices
+
+
+def compiled_figures(compiled, hbm_bytes: float, seconds: float) -> dict:
+  """Bytes per device and FLOPs of a compiled program; ``total`` is what must be resident
+  at once (arguments + outputs + temporaries, less outputs written into donated inputs)."""
+  memory = compiled.memory_analysis()
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  figures = {'argument_bytes': int(memory.argument_size_in_bytes),
+             'output_bytes': int(memory.output_size_in_bytes),
+             'temp_bytes': int(memory.temp_size_in_bytes),
+             'alias_bytes': int(memory.alias_size_in_bytes),
+             'code_bytes': int(memory.generated_code_size_in_bytes)}
+  total = (figures['argument_bytes'] + figures['output_bytes'] + figures['temp_bytes']
+           - figures['alias_bytes'])
+  return figures | {'total_bytes': total, 'hbm_bytes': hbm_bytes, 'fits': total <= hbm_bytes,
+                    'headroom_bytes': hbm_bytes - total, 'flops': float(cost.get('flops', 0)),
+                    'compile_s': seconds}
+
+
+def _placed(tree, shardings):
+  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), tree,
+                      shardings)
+
+
+def compile_train_step(config: ml_collections.ConfigDict, topology: accelerators.Topology
+                       ) -> dict:
+  """The trainer's sharded train step compiled for ``topology``: figures per device."""
+  devices = abstract_tpu_devices(topology)
+  mesh = sharding.create_mesh(config, devices)
+  per_device = sharding.per_device_batch(config, mesh)  # raises if the batch does not split
+  rules = config.mesh.rules
+  abstract = compiled_programs.abstract_train_state(config)
+  state_shardings = sharding.state_shardings(abstract, mesh, rules)
+  batch_shardings = sharding.batch_shardings(mesh, rules, input_pipeline.batch_ndims(config))
+  batch = _placed(compiled_programs.batch_struct(config, config.data.batch_size),
+                  batch_shardings)
+  step = train_state.make_train_step(config, state_shardings, batch_shardings)
+  start = time.time()
+  compiled = step.lower(_placed(abstract, state_shardings), batch).compile()
+  return {'program': 'train_step', 'topology': topology_name(topology),
+          'mesh': dict(mesh.shape), 'per_device_batch': per_device,
+          **compiled_figures(compiled, topology.chip.hbm_bytes, time.time() - start)}
+
+
+def compile_sampling_stage(config: ml_collections.ConfigDict, topology: accelerators.Topology,
+                           video: tuple[int, int, int]) -> dict:
+  """The config's sampling stage (``sampling_estimate``'s grid, windows and steps) compiled
+  for one chip of ``topology``: the DDIM loop over every window of ``video``."""
+  device = abstract_tpu_devices(topology)[0]
+  width, height, frames = video
+  s, d = config.sample, config.data
+  factor = 2**(len(config.model.channel_mult) - 1)
+  refiner = d.view == 'crop'
+  short_side = min(height, width) if refiner else (s.base_resolution or d.resolution)
+  grid = stereo_sampler.base_grid(height, width, short_side, factor)
+  total = max(frames, d.num_frames)
+  starts = stereo_sampler.stage_windows(total, d.num_frames, s.window_overlap)
+  one_chip = jax.sharding.SingleDeviceSharding(device)
+  place = lambda shape, dtype=jnp.float32: jax.ShapeDtypeStruct(shape, dtype, sharding=one_chip)
+  params = jax.tree.map(lambda a: place(a.shape, a.dtype),
+                        compiled_programs.abstract_train_state(config)['params'])
+  condition = place((total,) + grid + (config.model.condition_channels,))
+  x_start = place((1, total) + grid + (config.model.video_channels,))
+  rng = place((2,), jnp.uint32)
+  text = text_mask = None
+  if config.model.text_embed_dim:
+    text = place((int(config.text.max_tokens), config.model.text_embed_dim))
+    text_mask = place((int(config.text.max_tokens),), jnp.bool_)
+  stage = stereo_sampler.Stage(config, params)
+  start = time.time()
+  compiled = stereo_sampler.run_stage.lower(
+      params, condition, x_start, rng, text, text_mask, stage=stage, starts=starts,
+      num_steps=int(s.refiner_num_steps if refiner else s.base_num_steps), eta=float(s.eta),
+      guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
+      t_start=float(s.refiner_t_start if refiner else 1.0),
+      text_guidance_scale=float(s.text_guidance_scale)).compile()
+  return {'program': 'refiner' if refiner else 'base', 'topology': topology_name(topology),
+          'video': list(video), 'grid': list(grid), 'windows': len(starts),
+          'windows_per_call': min(s.window_batch, len(starts)),
+          **compiled_figures(compiled, topology.chip.hbm_bytes, time.time() - start)}
