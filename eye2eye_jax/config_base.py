@@ -114,6 +114,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.sample.base_num_steps = 50
   c.sample.refiner_num_steps = 48
   c.sample.refiner_t_start = 0.9  # the base output is noised to this t, then refined
+  # The refiner on overlapping spatial tiles of this many px (0: whole frames), blended;
+  # bounds its memory on large frames (one tile's activations at a time).
+  c.sample.refiner_tile = 0
+  c.sample.refiner_tile_overlap = 32  # px shared by neighbouring tiles
   c.sample.guidance_scale = 0.0  # classifier-free guidance on the right view; 0 = off
   c.sample.caption = ''  # text for models with text conditioning ('' = none)
   c.sample.text_guidance_scale = 0.0  # classifier-free guidance on the caption; 0 = off

@@ -7,6 +7,7 @@ is one compiled program per shape, whatever the number of steps.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import jax
@@ -35,6 +36,38 @@ def alpha_sigma(schedule: str, t: jax.Array) -> tuple[jax.Array, jax.Array]:
   else:
     raise ValueError(f"diffusion.schedule must be 'cosine' or 'linear', got {schedule!r}")
   return jnp.sqrt(alpha_bar), jnp.sqrt(1 - alpha_bar)
+
+
+def time_at_alpha(schedule: str, alpha: float) -> float:
+  """The time at which the named schedule's signal scale is ``alpha`` (the inverse of
+  ``alpha_sigma``), in [0, 1]."""
+  alpha_bar = min(max(float(alpha)**2, 1e-5), 1.0)
+  if schedule == 'cosine':
+    s = 0.008
+    f0 = math.cos(s / (1 + s) * math.pi / 2)
+    t = math.acos(min(math.sqrt(alpha_bar) * f0, 1.0)) * 2 * (1 + s) / math.pi - s
+  elif schedule == 'linear':
+    start, end, n = _LINEAR_BETAS
+    a, log_alpha_bar = (end - start) / (2 * n), math.log(alpha_bar)
+    u = (-start + math.sqrt(start**2 - 4 * a * log_alpha_bar)) / (2 * a)
+    t = u / n
+  else:
+    raise ValueError(f"diffusion.schedule must be 'cosine' or 'linear', got {schedule!r}")
+  return min(max(t, 0.0), 1.0)
+
+
+def noise_level_time(schedule: str, cosine_t: float) -> float:
+  """The time of the named schedule with the noise of the cosine schedule at ``cosine_t``.
+
+  A noise level given as a cosine-schedule time (as SDEdit starts are quoted for cosine,
+  Lumiere-like schedules) then means the same signal fraction alpha whatever schedule a
+  model was trained with: cosine 0.9 is alpha 0.156, which the linear schedule reaches at
+  t 0.66 (its own t 0.9 leaves alpha 0.017).
+  """
+  if schedule == 'cosine':
+    return float(cosine_t)
+  alpha, _ = alpha_sigma('cosine', jnp.asarray(cosine_t, jnp.float32))
+  return time_at_alpha(schedule, float(alpha))
 
 
 def _bcast(x: jax.Array, like: jax.Array) -> jax.Array:

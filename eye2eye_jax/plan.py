@@ -18,13 +18,22 @@ verdict then follows the compiler. ``--output`` writes the same as JSON. Topolog
 
 from __future__ import annotations
 
-import json
-import time
+import os
 
-from absl import app, flags
+# The planner compiles for this CPU and, with --compile, for abstract TPU devices: it never
+# opens an accelerator. Where libtpu is installed, JAX would otherwise try to start a TPU
+# (and libtpu to find its host) before any flag is read.
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+os.environ.setdefault('TPU_WORKER_HOSTNAMES', 'localhost')
 
-from eye2eye_jax.common import atomic_files, cli_flags, runtime
-from eye2eye_jax.planning import accelerators, data_estimate, planner, report, tpu_compile
+import json  # noqa: E402
+import time  # noqa: E402
+
+from absl import app, flags  # noqa: E402
+
+from eye2eye_jax.common import atomic_files, cli_flags, runtime  # noqa: E402
+from eye2eye_jax.planning import (accelerators, data_estimate, planner, report,  # noqa: E402
+                                  tpu_compile)
 
 _CONFIG = cli_flags.define_config()
 _TOPOLOGY = flags.DEFINE_string('topology', None,

@@ -3,6 +3,7 @@ config's train step and sampling stage compiled for a v5p-8 through the plan com
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -11,7 +12,9 @@ import pytest
 from conftest import REPO, subprocess_env
 from eye2eye_jax.planning import accelerators, tpu_compile
 
-_HAS_LIBTPU = importlib.util.find_spec('libtpu') is not None
+# make test installs libtpu into a folder of its own, seen only by these subprocesses.
+_LIBTPU_DIR = REPO / '.venv' / 'libtpu'
+_HAS_LIBTPU = (_LIBTPU_DIR / 'libtpu').is_dir() or importlib.util.find_spec('libtpu') is not None
 
 
 @pytest.mark.parametrize('name, libtpu_name', [
@@ -37,10 +40,11 @@ def test_a_missing_libtpu_says_how_to_install_it(monkeypatch):
 
 
 def _plan(*args, tmp_path):
+  env = subprocess_env(JAX_PLATFORMS='cpu')
+  env['PYTHONPATH'] = os.pathsep.join([env['PYTHONPATH'], str(_LIBTPU_DIR)])
   return subprocess.run([sys.executable, '-m', 'eye2eye_jax.plan',
                          f'--config={REPO / "configs" / "tiny.py"}', '--compile', *args],
-                        capture_output=True, text=True, timeout=900, env=subprocess_env(),
-                        cwd=tmp_path)
+                        capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
 
 
 @pytest.mark.skipif(not _HAS_LIBTPU, reason=f'libtpu is not installed: {tpu_compile.LIBTPU_HINT}')

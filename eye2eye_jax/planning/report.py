@@ -102,10 +102,15 @@ def format_plan(p: dict) -> str:
              'per UNet call')
     section(f"TPU compiler ({compiled['topology']}), {compiled['program']}: {where}; compiled "
             f"in {duration(compiled['compile_s'])}")
+    estimate = mem['total'] if training else s['memory_bytes']
+    if compiled['refused']:
+      row('refused', f"its temporaries alone need {_bytes(compiled['temp_bytes'])} of the "
+          f"{_bytes(compiled['hbm_bytes'])} HBM: DOES NOT FIT (the estimate above says "
+          f"{_bytes(estimate)} in all)")
+      continue
     row('arguments / outputs / temporaries', f"{_bytes(compiled['argument_bytes'])} / "
         f"{_bytes(compiled['output_bytes'])} / {_bytes(compiled['temp_bytes'])} per device "
         f"({_bytes(compiled['alias_bytes'])} of the outputs written into donated inputs)")
-    estimate = mem['total'] if training else s['memory_bytes']
     spare = 'to spare' if compiled['fits'] else 'over'
     row('resident at once', f"{_bytes(compiled['total_bytes'])} of "
         f"{_bytes(compiled['hbm_bytes'])} HBM: {'fits' if compiled['fits'] else 'DOES NOT FIT'}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 
 import jax
@@ -26,6 +27,10 @@ from eye2eye_jax.planning import accelerators, compiled_programs
 from eye2eye_jax.sampling import stereo_sampler
 from eye2eye_jax.training import train_state
 
+# How the TPU compiler refuses a program too large for the chip, e.g. "the total memory
+# required for HLO temporaries (141.48G) exceeds available HBM (95.74G)".
+_TOO_BIG = re.compile(r'required for HLO temporaries \(([\d.]+)([KMGT])\) exceeds')
+_UNITS = {'K': 2**10, 'M': 2**20, 'G': 2**30, 'T': 2**40}
 LIBTPU_HINT = "pip install -e '.[tpu]' (libtpu, pinned to the version this jax pins)"
 _TPU_CHIPS = {'TPU v4': 'v4', 'TPU v5p': 'v5p', 'TPU v5e': 'v5e'}
 
@@ -77,9 +82,27 @@ def abstract_tpu_devices(topology: accelerators.Topology) -> list:
   return devices
 
 
-def compiled_figures(compiled, hbm_bytes: float, seconds: float) -> dict:
-  """Bytes per device and FLOPs of a compiled program; ``total`` is what must be resident
-  at once (arguments + outputs + temporaries, less outputs written into donated inputs)."""
+def compiled_figures(lowered, hbm_bytes: float) -> dict:
+  """Compiles ``lowered`` for the TPU: bytes per device and FLOPs; ``total_bytes`` is what
+  must be resident at once (arguments + outputs + temporaries, less outputs written into
+  donated inputs).
+
+  The TPU compiler refuses a program whose temporaries exceed the chip's HBM; the figure it
+  names then stands for the temporaries (the rest unknown) and ``fits`` is False.
+  """
+  start = time.time()
+  try:
+    compiled = lowered.compile()
+  except jax.errors.JaxRuntimeError as error:
+    needed = _TOO_BIG.search(str(error))
+    if needed is None:
+      raise
+    temp = float(needed.group(1)) * _UNITS[needed.group(2)]
+    return {'argument_bytes': None, 'output_bytes': None, 'temp_bytes': int(temp),
+            'alias_bytes': None, 'code_bytes': None, 'total_bytes': int(temp),
+            'hbm_bytes': hbm_bytes, 'fits': False, 'headroom_bytes': hbm_bytes - temp,
+            'flops': None, 'compile_s': time.time() - start,
+            'refused': str(error).splitlines()[0]}
   memory = compiled.memory_analysis()
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -92,7 +115,7 @@ def compiled_figures(compiled, hbm_bytes: float, seconds: float) -> dict:
            - figures['alias_bytes'])
   return figures | {'total_bytes': total, 'hbm_bytes': hbm_bytes, 'fits': total <= hbm_bytes,
                     'headroom_bytes': hbm_bytes - total, 'flops': float(cost.get('flops', 0)),
-                    'compile_s': seconds}
+                    'compile_s': time.time() - start, 'refused': None}
 
 
 def _placed(tree, shardings):
@@ -113,11 +136,10 @@ def compile_train_step(config: ml_collections.ConfigDict, topology: accelerators
   batch = _placed(compiled_programs.batch_struct(config, config.data.batch_size),
                   batch_shardings)
   step = train_state.make_train_step(config, state_shardings, batch_shardings)
-  start = time.time()
-  compiled = step.lower(_placed(abstract, state_shardings), batch).compile()
+  lowered = step.lower(_placed(abstract, state_shardings), batch)
   return {'program': 'train_step', 'topology': topology_name(topology),
           'mesh': dict(mesh.shape), 'per_device_batch': per_device,
-          **compiled_figures(compiled, topology.chip.hbm_bytes, time.time() - start)}
+          **compiled_figures(lowered, topology.chip.hbm_bytes)}
 
 
 def compile_sampling_stage(config: ml_collections.ConfigDict, topology: accelerators.Topology,
@@ -145,14 +167,16 @@ def compile_sampling_stage(config: ml_collections.ConfigDict, topology: accelera
     text = place((int(config.text.max_tokens), config.model.text_embed_dim))
     text_mask = place((int(config.text.max_tokens),), jnp.bool_)
   stage = stereo_sampler.Stage(config, params)
-  start = time.time()
-  compiled = stereo_sampler.run_stage.lower(
+  tiles = (stereo_sampler.refiner_tiles(grid[0], grid[1], s.refiner_tile,
+                                        s.refiner_tile_overlap, factor) if refiner else None)
+  lowered = stereo_sampler.run_stage.lower(
       params, condition, x_start, rng, text, text_mask, stage=stage, starts=starts,
       num_steps=int(s.refiner_num_steps if refiner else s.base_num_steps), eta=float(s.eta),
       guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
       t_start=float(s.refiner_t_start if refiner else 1.0),
-      text_guidance_scale=float(s.text_guidance_scale)).compile()
+      text_guidance_scale=float(s.text_guidance_scale), tiles=tiles)
   return {'program': 'refiner' if refiner else 'base', 'topology': topology_name(topology),
           'video': list(video), 'grid': list(grid), 'windows': len(starts),
+          'tiles': None if tiles is None else len(tiles[0]) * len(tiles[1]),
           'windows_per_call': min(s.window_batch, len(starts)),
-          **compiled_figures(compiled, topology.chip.hbm_bytes, time.time() - start)}
+          **compiled_figures(lowered, topology.chip.hbm_bytes)}

@@ -82,7 +82,7 @@ def _tent_weights(window: int) -> np.ndarray:
 def windowed_denoiser(stage: Stage, graphdef, params, condition: jax.Array,
                       starts: tuple[int, ...], guidance_scale: float, window_batch: int,
                       text: jax.Array | None = None, text_mask: jax.Array | None = None,
-                      text_guidance_scale: float = 0.0):
+                      text_guidance_scale: float = 0.0, tiles=None):
   """The UNet over overlapping temporal windows, predictions blended per frame.
 
   condition: (N, H, W, C); text (tokens, D) and text_mask (tokens,) for text models.
@@ -90,6 +90,10 @@ def windowed_denoiser(stage: Stage, graphdef, params, condition: jax.Array,
   prediction is cond + w * (cond - uncond), uncond being the model with an all-zero right
   view (meaningful for models trained with condition dropout); text_guidance_scale does the
   same with an empty caption (for models trained with caption dropout).
+
+  ``tiles`` = (row starts, column starts, (tile height, tile width)) runs the UNet on every
+  (window, tile) pair in turn instead, blended with tent weights in time and space, so one
+  tile's activations are in memory at a time (``refiner_tiles``).
   """
   window = stage.num_frames
   index = jnp.asarray(np.array(starts)[:, None] + np.arange(window)[None])  # (W, T)
@@ -112,6 +116,9 @@ def windowed_denoiser(stage: Stage, graphdef, params, condition: jax.Array,
       guided += text_guidance_scale * (prediction - predict(c, jnp.zeros_like(batch_mask)))
     return guided
 
+  if tiles is not None:
+    return _tiled(one_window, condition, starts, window, tiles)
+
   def denoise(x: jax.Array, t: jax.Array) -> jax.Array:
     x_windows = x[0][index]
     ts = jnp.broadcast_to(t, (len(starts),) + t.shape)
@@ -125,15 +132,57 @@ def windowed_denoiser(stage: Stage, graphdef, params, condition: jax.Array,
 
 @functools.partial(jax.jit, static_argnames=('stage', 'starts', 'num_steps', 'eta',
                                              'guidance_scale', 'window_batch', 't_start',
-                                             'text_guidance_scale'))
+                                             'text_guidance_scale', 'tiles'))
 def run_stage(params, condition, x_start, rng, text, text_mask, *, stage, starts, num_steps,
-               eta, guidance_scale, window_batch, t_start, text_guidance_scale):
-  """DDIM from ``x_start`` at ``t_start`` with one stage's windowed UNet; jitted per shape."""
+              eta, guidance_scale, window_batch, t_start, text_guidance_scale, tiles=None):
+  """DDIM from ``x_start`` at ``t_start`` with one stage's windowed UNet; jitted per shape.
+  ``tiles`` (``refiner_tiles``): run the UNet on overlapping spatial tiles of every window."""
   graphdef = unet.model_graphdef(stage.config)
   denoiser = windowed_denoiser(stage, graphdef, params, condition, starts, guidance_scale,
-                               window_batch, text, text_mask, text_guidance_scale)
+                               window_batch, text, text_mask, text_guidance_scale, tiles)
   return diffusion.ddim_sample(stage.config, denoiser, x_start, rng, num_steps, t_start=t_start,
                                eta=eta)
+
+
+def refiner_tiles(height: int, width: int, tile: int, overlap: int, factor: int):
+  """Spatial tiles for ``sample.refiner_tile`` px (0: none, or no smaller than the frame):
+  (row starts, column starts, (tile height, tile width)), tiles rounded to the UNet's
+  ``factor`` and overlapping by ``sample.refiner_tile_overlap`` px."""
+  if tile < 0 or overlap < 0:
+    raise ValueError('sample.refiner_tile and sample.refiner_tile_overlap must be >= 0')
+  tile = _round_to(tile, factor) if tile else 0
+  if not tile or (tile >= height and tile >= width):
+    return None
+  th, tw = min(tile, height), min(tile, width)
+  rows = window_starts(height, th, min(overlap, th - 1)) if th < height else (0,)
+  columns = window_starts(width, tw, min(overlap, tw - 1)) if tw < width else (0,)
+  return rows, columns, (th, tw)
+
+
+def _tiled(predict, condition: jax.Array, starts, window: int, tiles):
+  """The denoiser over every (temporal window, spatial tile), one UNet call each, blended."""
+  rows, columns, (th, tw) = tiles
+  corners = np.array([(s, y, x) for s in starts for y in rows for x in columns], np.int32)
+  weights = (_tent_weights(window)[:, None, None] * _tent_weights(th)[None, :, None]
+             * _tent_weights(tw)[None, None, :])
+  norm = np.zeros(condition.shape[:3], np.float32)
+  for s, y, x in corners:
+    norm[s:s + window, y:y + th, x:x + tw] += weights
+  weights, corners = jnp.asarray(weights)[..., None], jnp.asarray(corners)
+
+  def denoise(x: jax.Array, t: jax.Array) -> jax.Array:
+    def add_tile(i, total):
+      corner = (corners[i, 0], corners[i, 1], corners[i, 2], 0)
+      x_tile = jax.lax.dynamic_slice(x[0], corner, (window, th, tw, x.shape[-1]))
+      c_tile = jax.lax.dynamic_slice(condition, corner, (window, th, tw, condition.shape[-1]))
+      blended = jax.lax.dynamic_slice(total, corner, x_tile.shape) + predict(
+          (x_tile, c_tile, t)) * weights
+      return jax.lax.dynamic_update_slice(total, blended, corner)
+
+    total = jax.lax.fori_loop(0, len(corners), add_tile, jnp.zeros_like(x[0]))
+    return (total / jnp.asarray(norm)[..., None])[None]
+
+  return denoise
 
 
 def _round_to(value: float, factor: int) -> int:
@@ -179,11 +228,15 @@ class StereoSampler:
         raise ValueError('this model reads precomputed text embeddings; sampling it needs '
                          'a text.encoder in its config')
       text, text_mask = (jnp.asarray(a) for a in encode(caption))
+    tiles = None
+    if stage is self.refiner:
+      tiles = refiner_tiles(condition.shape[1], condition.shape[2], s.refiner_tile,
+                            s.refiner_tile_overlap, stage.spatial_factor)
     out = run_stage(stage.params, jnp.asarray(condition), x_start, rng, text, text_mask,
-                     stage=stage, starts=starts, num_steps=int(num_steps), eta=float(s.eta),
-                     guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
-                     t_start=float(t_start),
-                     text_guidance_scale=float(s.text_guidance_scale))
+                    stage=stage, starts=starts, num_steps=int(num_steps), eta=float(s.eta),
+                    guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
+                    t_start=float(t_start), text_guidance_scale=float(s.text_guidance_scale),
+                    tiles=tiles)
     return np.asarray(out[0])
 
   def convert(self, video: np.ndarray, fps: float = 0.0, seed: int | None = None,
