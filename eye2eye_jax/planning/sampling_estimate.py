@@ -8,6 +8,22 @@ from eye2eye_jax.planning import accelerators, compiled_programs
 from eye2eye_jax.sampling import stereo_sampler
 
 
+def stage_shape(config: ml_collections.ConfigDict, video: tuple[int, int, int]) -> dict:
+  """How this config's sampling stage meets a video of ``video`` = (width, height, frames):
+  a refiner (trained on crops) samples the whole frame, a base model at
+  ``sample.base_resolution``; the grid, the frames and the window starts over them."""
+  width, height, frames = video
+  s, d = config.sample, config.data
+  factor = 2**(len(config.model.channel_mult) - 1)
+  refiner = d.view == 'crop'
+  short_side = min(height, width) if refiner else (s.base_resolution or d.resolution)
+  total = max(frames, d.num_frames)
+  return {'refiner': refiner, 'factor': factor, 'frames': total,
+          'grid': stereo_sampler.base_grid(height, width, short_side, factor),
+          'starts': stereo_sampler.stage_windows(total, d.num_frames, s.window_overlap),
+          'steps': s.refiner_num_steps if refiner else s.base_num_steps}
+
+
 def estimate_sampling(config: ml_collections.ConfigDict, topology: accelerators.Topology,
                       mfu: float, video: tuple[int, int, int]) -> dict:
   """FLOPs, time and memory of this config's sampling stage on one device, for a video of
@@ -20,14 +36,10 @@ def estimate_sampling(config: ml_collections.ConfigDict, topology: accelerators.
   guidance); the per-frame blending is not counted. Memory: XLA's memory analysis of the
   compiled forward (weights, inputs and temp bytes; no backward pass, so no remat question).
   """
-  width, height, frames = video
   s, d = config.sample, config.data
-  factor = 2**(len(config.model.channel_mult) - 1)
-  refiner = d.view == 'crop'
-  short_side = min(height, width) if refiner else (s.base_resolution or d.resolution)
-  grid = stereo_sampler.base_grid(height, width, short_side, factor)
-  steps = s.refiner_num_steps if refiner else s.base_num_steps
-  windows = stereo_sampler.stage_windows(max(frames, d.num_frames), d.num_frames, s.window_overlap)
+  shape = stage_shape(config, video)
+  refiner, grid, steps, windows = (shape['refiner'], shape['grid'], shape['steps'],
+                                   shape['starts'])
   per_call = min(s.window_batch, len(windows))
   forward = compiled_programs.forward_figures(config, (per_call, d.num_frames) + grid)
   passes = 2 if s.guidance_scale else 1

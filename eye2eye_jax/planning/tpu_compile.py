@@ -23,7 +23,7 @@ import ml_collections
 
 from eye2eye_jax.common import sharding
 from eye2eye_jax.data import input_pipeline
-from eye2eye_jax.planning import accelerators, compiled_programs
+from eye2eye_jax.planning import accelerators, compiled_programs, sampling_estimate
 from eye2eye_jax.sampling import stereo_sampler
 from eye2eye_jax.training import train_state
 
@@ -147,14 +147,10 @@ def compile_sampling_stage(config: ml_collections.ConfigDict, topology: accelera
   """The config's sampling stage (``sampling_estimate``'s grid, windows and steps) compiled
   for one chip of ``topology``: the DDIM loop over every window of ``video``."""
   device = abstract_tpu_devices(topology)[0]
-  width, height, frames = video
-  s, d = config.sample, config.data
-  factor = 2**(len(config.model.channel_mult) - 1)
-  refiner = d.view == 'crop'
-  short_side = min(height, width) if refiner else (s.base_resolution or d.resolution)
-  grid = stereo_sampler.base_grid(height, width, short_side, factor)
-  total = max(frames, d.num_frames)
-  starts = stereo_sampler.stage_windows(total, d.num_frames, s.window_overlap)
+  s = config.sample
+  shape = sampling_estimate.stage_shape(config, video)
+  refiner, grid, total, starts = (shape['refiner'], shape['grid'], shape['frames'],
+                                  shape['starts'])
   one_chip = jax.sharding.SingleDeviceSharding(device)
   place = lambda shape, dtype=jnp.float32: jax.ShapeDtypeStruct(shape, dtype, sharding=one_chip)
   params = jax.tree.map(lambda a: place(a.shape, a.dtype),
@@ -168,10 +164,11 @@ def compile_sampling_stage(config: ml_collections.ConfigDict, topology: accelera
     text_mask = place((int(config.text.max_tokens),), jnp.bool_)
   stage = stereo_sampler.Stage(config, params)
   tiles = (stereo_sampler.refiner_tiles(grid[0], grid[1], s.refiner_tile,
-                                        s.refiner_tile_overlap, factor) if refiner else None)
+                                        s.refiner_tile_overlap, shape['factor'])
+           if refiner else None)
   lowered = stereo_sampler.run_stage.lower(
       params, condition, x_start, rng, text, text_mask, stage=stage, starts=starts,
-      num_steps=int(s.refiner_num_steps if refiner else s.base_num_steps), eta=float(s.eta),
+      num_steps=int(shape['steps']), eta=float(s.eta),
       guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
       t_start=float(s.refiner_t_start if refiner else 1.0),
       text_guidance_scale=float(s.text_guidance_scale), tiles=tiles)
