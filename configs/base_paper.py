@@ -30,7 +30,9 @@ def get_config():
   c.train.log_every = 100
   c.train.checkpoint_every = 5000
   # Sampling as in the paper: the base at 256 px (trained at 128) with 50 steps, bilinear
-  # upsampling, noise to t=0.9, 48 refiner steps; no guidance; 16 fps.
+  # upsampling, noise to t=0.9 (a cosine-schedule time: signal alpha 0.156, which this linear
+  # schedule reaches at its t 0.61; diffusion.noise_level_time), 48 refiner steps; no
+  # guidance; 16 fps.
   c.sample.base_resolution = 256
   c.sample.base_num_steps = 50
   c.sample.refiner_num_steps = 48

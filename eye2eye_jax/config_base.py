@@ -113,7 +113,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.sample.base_resolution = 0  # short side the base samples at; 0: its training resolution
   c.sample.base_num_steps = 50
   c.sample.refiner_num_steps = 48
-  c.sample.refiner_t_start = 0.9  # the base output is noised to this t, then refined
+  # The base output is noised to this level, then refined: a time of the cosine schedule
+  # (0.9: signal alpha 0.156), met on the refiner's own schedule (diffusion.noise_level_time).
+  c.sample.refiner_t_start = 0.9
   # The refiner on overlapping spatial tiles of this many px (0: whole frames), blended;
   # bounds its memory on large frames (one tile's activations at a time).
   c.sample.refiner_tile = 0

@@ -56,3 +56,21 @@ def test_unknown_choices_are_clear_errors():
     diffusion.alpha_sigma('sigmoid', jnp.zeros(1))
   with pytest.raises(ValueError, match='prediction'):
     diffusion.to_x0_eps('x0', 'cosine', jnp.zeros((1, 1)), jnp.ones(1) * 0.5, jnp.zeros((1, 1)))
+
+
+@pytest.mark.parametrize('schedule', ['cosine', 'linear'])
+def test_time_at_alpha_inverts_the_schedule(schedule):
+  for t in (0.05, 0.3, 0.6, 0.9, 0.99):
+    alpha, _ = diffusion.alpha_sigma(schedule, jnp.asarray(t, jnp.float32))
+    assert diffusion.time_at_alpha(schedule, float(alpha)) == pytest.approx(t, abs=1e-5)
+
+
+def test_a_noise_level_means_the_same_signal_on_either_schedule():
+  assert diffusion.noise_level_time('cosine', 0.9) == 0.9
+  linear_t = diffusion.noise_level_time('linear', 0.9)
+  cosine_alpha, _ = diffusion.alpha_sigma('cosine', jnp.asarray(0.9))
+  linear_alpha, _ = diffusion.alpha_sigma('linear', jnp.asarray(linear_t))
+  assert float(linear_alpha) == pytest.approx(float(cosine_alpha), rel=1e-4)
+  assert float(cosine_alpha) == pytest.approx(0.155, abs=1e-3)
+  assert linear_t == pytest.approx(0.607, abs=1e-3)  # the linear schedule's own 0.9: 0.017
+  assert float(diffusion.alpha_sigma('linear', jnp.asarray(0.9))[0]) < 0.02

@@ -1,9 +1,11 @@
 """The two-stage sampler: windows, frame sizes, mirroring, seams, audio and batch helpers."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from conftest import load_config
+from eye2eye_jax import diffusion
 from eye2eye_jax.data import frame_ops, video_io
 from eye2eye_jax.models import checkpoints
 from eye2eye_jax.sampling import stereo_sampler, video_conversion
@@ -114,3 +116,23 @@ def test_bad_sample_settings_are_clear_errors(stage):
     _sampler(stage, refiner_t_start=1.5)
   with pytest.raises(ValueError, match='unknown layout'):
     video_conversion.output_paths('/tmp', 'x', _sampler(stage, outputs=('sbs', 'mpo')).sample_config)
+
+
+def test_the_refiner_starts_at_the_same_noise_level_whatever_its_schedule(stage, monkeypatch):
+  starts = []
+
+  def record(params, condition, x_start, rng, *args, t_start, **kwargs):
+    starts.append(t_start)
+    return jnp.zeros_like(x_start)
+
+  monkeypatch.setattr(stereo_sampler, 'run_stage', record)
+  linear = stage.config.copy_and_resolve_references()
+  linear.diffusion.schedule = 'linear'
+  video = np.zeros((4, 16, 16, 3), np.uint8)
+  for refiner_config in (stage.config, linear):
+    refiner = stereo_sampler.Stage(refiner_config, stage.params)
+    _sampler(stage, refiner, refiner_t_start=0.9).convert(video)
+  # base from noise, refiner from 0.9 (cosine); base, then the linear refiner's equal level
+  assert starts[:3] == [1.0, 0.9, 1.0]
+  assert starts[3] == pytest.approx(diffusion.noise_level_time('linear', 0.9))
+  assert starts[3] == pytest.approx(0.607, abs=1e-3)

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from eye2eye_jax import diffusion
 from eye2eye_jax.common import sharding
 from eye2eye_jax.data import input_pipeline
 from eye2eye_jax.planning import accelerators, compiled_programs, sampling_estimate
@@ -170,7 +171,8 @@ def compile_sampling_stage(config: ml_collections.ConfigDict, topology: accelera
       params, condition, x_start, rng, text, text_mask, stage=stage, starts=starts,
       num_steps=int(shape['steps']), eta=float(s.eta),
       guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
-      t_start=float(s.refiner_t_start if refiner else 1.0),
+      t_start=(diffusion.noise_level_time(config.diffusion.schedule, s.refiner_t_start)
+               if refiner else 1.0),
       text_guidance_scale=float(s.text_guidance_scale), tiles=tiles)
   return {'program': 'refiner' if refiner else 'base', 'topology': topology_name(topology),
           'video': list(video), 'grid': list(grid), 'windows': len(starts),

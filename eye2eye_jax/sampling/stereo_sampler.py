@@ -9,7 +9,9 @@ the left-eye video of the same shape:
    model's training resolution), keeping the aspect ratio (the long side is rounded to the
    UNet's downsampling factor), and the base model samples the left view from noise;
 3. with a refiner, the base output is bilinearly upsampled to the output size (rounded to
-   the refiner's factor), noised to ``sample.refiner_t_start`` and denoised by the refiner
+   the refiner's factor), noised to ``sample.refiner_t_start`` (a noise level given as the
+   cosine schedule's time, so it means the same signal fraction whatever schedule the
+   refiner was trained with: ``diffusion.noise_level_time``) and denoised by the refiner
    conditioned on the full-resolution right view (SDEdit);
 4. the result is resized to the input's frame size and resampled back to its frame rate.
 
@@ -275,7 +277,9 @@ class StereoSampler:
       rh, rw = _round_to(height, factor), _round_to(width, factor)
       condition = frame_ops.to_model_range(frame_ops.resize_clip(padded, rh, rw))
       up = jnp.asarray(frame_ops.resize_clip(base_out, rh, rw))[None]
-      t0 = float(s.refiner_t_start)
+      # The start is a noise level quoted on the cosine schedule, met on the refiner's own.
+      t0 = diffusion.noise_level_time(self.refiner.config.diffusion.schedule,
+                                      float(s.refiner_t_start))
       eps = jax.random.normal(noise_rng, up.shape)
       x_start = diffusion.add_noise(self.refiner.config.diffusion.schedule, up, eps,
                                     jnp.full((1,), t0))
