@@ -75,9 +75,8 @@ def _attend(query, key, value, bias, mask, precision):
 
 
 def attention_fn(chunk: int):
-  """Flax's default attention for ``chunk`` 0, else ``query_chunked_attention``."""
-  if chunk < 0:
-    raise ValueError(f'model.attention_chunk must be >= 0, got {chunk}')
+  """Flax's default attention for ``chunk`` 0, else ``query_chunked_attention`` (the model
+  config's validation refuses a negative chunk)."""
   if chunk == 0:
     return nnx.dot_product_attention
   return functools.partial(query_chunked_attention, chunk=chunk)
