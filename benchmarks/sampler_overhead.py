@@ -26,7 +26,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from benchmarks import common  # noqa: E402
 from eye2eye_jax.common import runtime  # noqa: E402
 from eye2eye_jax.models import unet  # noqa: E402
-from eye2eye_jax.sampling import stereo_sampler  # noqa: E402
+from eye2eye_jax.sampling import stereo_sampler, window_blending  # noqa: E402
 
 FIGURES = {
     'sampler_overhead': 'sampler wall time over the time of the UNet forward passes it made '
@@ -86,8 +86,8 @@ def measure(config: str = 'configs/demo.py', frames: int = 16, size: int = 64,
 
   padded = max(frames, stage.num_frames)
   overlap = s.window_overlap if s.window_overlap >= 0 else stage.num_frames // 2
-  windows = len(stereo_sampler.window_starts(padded, stage.num_frames, overlap))
-  batch = min(int(s.window_batch), windows)
+  windows = len(window_blending.window_starts(padded, stage.num_frames, overlap))
+  batch = window_blending.group_size(windows, int(s.window_batch), sampler.mesh)
   calls_per_step = math.ceil(windows / batch)
   bh, bw = stereo_sampler.base_grid(size, size, sampler.base_short_side, stage.spatial_factor)
   forward = (s.base_num_steps * calls_per_step * _forward_seconds(stage, batch, bh, bw) +

@@ -126,7 +126,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.sample.eta = 0.0  # 0: DDIM; 1: DDPM-like ancestral sampling
   c.sample.seed = 0
   c.sample.window_overlap = -1  # frames shared by consecutive windows; -1: half a clip
-  c.sample.window_batch = 4  # windows per UNet call
+  c.sample.window_batch = 4  # windows (or refiner tiles) per device per UNet call
+  # The devices one process samples on: (windows, rows). Windows and tiles are spread over
+  # the first axis; each one's rows over the second (context parallelism, for frames too
+  # large for one device). One -1 takes the rest of this process's devices; (1, 1): one.
+  c.sample.mesh_shape = (-1, 1)
+  # Compute dtype of the stages at sampling time ('' keeps each model's model.dtype).
+  c.sample.dtype = ''
   c.sample.model_fps = 0.0  # frame rate the model works at; 0: the input's
   c.sample.input_eye = 'right'  # 'left': the input is the left eye; the right is generated
   # Written files: any of left (the generated eye), sbs, half_sbs, tb, anaglyph.

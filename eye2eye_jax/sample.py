@@ -18,17 +18,24 @@ smaller base resolution gives a larger disparity), seed, base_num_steps, refiner
 refiner_t_start, guidance_scale, crf, max_video_mib. The checkpoints' own configs define the
 models. An input's outputs are written all or none; a failure or Ctrl-C leaves no partial
 file and replaces no earlier output.
+
+Every device of the process is used (``sample.mesh_shape``: windows and tiles spread over
+them, optionally each window's rows). Several processes (the hosts of a pod slice, SLURM
+tasks, or $JAX_COORDINATOR_ADDRESS / $JAX_NUM_PROCESSES / $JAX_PROCESS_ID) split the inputs
+between them, so that each output is written by exactly one process.
 """
 
 from __future__ import annotations
 
 import sys
 
+import jax
 from absl import app, flags
 
 from eye2eye_jax.common import cli_flags, runtime
 from eye2eye_jax.sampling import video_conversion
 
+_HOSTS_WAIT_S = 7 * 24 * 3600  # how long a process that is done waits for slower ones
 _CONFIG = cli_flags.define_config()
 _INPUT = flags.DEFINE_string('input', None, 'A video, a directory of videos or a .txt list.')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where the stereo videos go.')
@@ -43,13 +50,21 @@ def main(argv):
   cli_flags.require(argv, config=_CONFIG.value, input=_INPUT.value,
                     output_dir=_OUTPUT_DIR.value)
   runtime.enable_compilation_cache()
+  # Hosts convert different videos and never wait for each other until the end.
+  runtime.initialize_distributed(shutdown_timeout_s=_HOSTS_WAIT_S)
   with cli_flags.exit_on_error():
     inputs = video_conversion.list_inputs(_INPUT.value)
     sampler = video_conversion.load_sampler(_CONFIG.value, _CHECKPOINT.value, _REFINER.value)
     result = video_conversion.convert_many(sampler, inputs, _OUTPUT_DIR.value,
                                            skip_existing=_SKIP_EXISTING.value,
-                                           continue_on_error=_CONTINUE.value)
-  print(result.summary(), file=sys.stderr if result.failed else sys.stdout)
+                                           continue_on_error=_CONTINUE.value,
+                                           process_index=jax.process_index(),
+                                           process_count=jax.process_count())
+  summary = result.summary()
+  if jax.process_count() > 1:
+    summary = (f'process {jax.process_index()} of {jax.process_count()}: {summary}\n'
+               + '\n'.join(f'  converted: {p}' for p in result.converted))
+  print(summary, file=sys.stderr if result.failed else sys.stdout)
   if result.failed:
     sys.exit(1)
 

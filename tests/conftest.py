@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 
@@ -28,6 +29,13 @@ def subprocess_env(**extra) -> dict:
   return dict(os.environ, PYTHONPATH=str(REPO), **extra)
 
 
+def free_port() -> int:
+  """A TCP port on localhost that nothing listens on now."""
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
 def worker_result(output: str) -> dict:
   """The JSON on a worker's last ``RESULT`` line."""
   lines = [l for l in output.splitlines() if l.startswith('RESULT ')]
@@ -35,10 +43,10 @@ def worker_result(output: str) -> dict:
   return json.loads(lines[-1][len('RESULT '):])
 
 
-def on_8_devices(*args) -> dict:
-  """tests/scale_out_worker.py's result, run with 8 simulated CPU devices (the device count
-  is fixed when JAX starts, hence the subprocess)."""
-  result = subprocess.run([sys.executable, str(REPO / 'tests' / 'scale_out_worker.py'), *args],
+def on_8_devices(*args, worker: str = 'scale_out_worker.py') -> dict:
+  """tests/<worker>'s result, run with 8 simulated CPU devices (the device count is fixed
+  when JAX starts, hence the subprocess)."""
+  result = subprocess.run([sys.executable, str(REPO / 'tests' / worker), *args],
                           capture_output=True, text=True, timeout=900, env=subprocess_env(
                               XLA_FLAGS='--xla_force_host_platform_device_count=8'))
   assert result.returncode == 0, result.stderr[-3000:]

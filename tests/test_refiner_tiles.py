@@ -8,29 +8,39 @@ import pytest
 from conftest import load_config
 from eye2eye_jax.data import synthetic_scenes
 from eye2eye_jax.evaluation import view_metrics
-from eye2eye_jax.sampling import stereo_sampler, video_conversion
+from eye2eye_jax.sampling import stereo_sampler, video_conversion, window_blending
 
 
 def test_tiles_cover_the_frame_and_are_off_when_not_needed():
-  assert stereo_sampler.refiner_tiles(64, 64, 0, 16, 4) is None
-  assert stereo_sampler.refiner_tiles(64, 64, 64, 16, 4) is None  # one tile is the frame
-  rows, columns, size = stereo_sampler.refiner_tiles(64, 96, 32, 16, 4)
+  assert window_blending.refiner_tiles(64, 64, 0, 16, 4) is None
+  assert window_blending.refiner_tiles(64, 64, 64, 16, 4) is None  # one tile is the frame
+  rows, columns, size = window_blending.refiner_tiles(64, 96, 32, 16, 4)
   assert size == (32, 32) and rows == (0, 16, 32) and columns == (0, 16, 32, 48, 64)
-  rows, columns, size = stereo_sampler.refiner_tiles(40, 100, 30, 8, 4)  # 30 -> 32 px
+  rows, columns, size = window_blending.refiner_tiles(40, 100, 30, 8, 4)  # 30 -> 32 px
   assert size == (32, 32) and rows[-1] + 32 == 40 and columns[-1] + 32 == 100
   with pytest.raises(ValueError, match='refiner_tile'):
-    stereo_sampler.refiner_tiles(64, 64, -8, 16, 4)
+    window_blending.refiner_tiles(64, 64, -8, 16, 4)
 
 
-def test_the_tiled_blend_of_a_pointwise_prediction_is_that_prediction():
+@pytest.mark.parametrize('per_device', [1, 3, 8])
+@pytest.mark.parametrize('tiled', [False, True])
+def test_the_blend_of_a_pointwise_prediction_is_that_prediction(tiled, per_device):
   rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.normal(size=(1, 6, 24, 40, 3)), jnp.float32)
-  condition = jnp.asarray(rng.normal(size=(6, 24, 40, 3)), jnp.float32)
-  predict = lambda args: 2 * args[0] + args[1] * args[2]  # (x tile, condition tile, t)
-  tiles = stereo_sampler.refiner_tiles(24, 40, 16, 8, 4)
-  denoise = stereo_sampler._tiled(predict, condition, (0, 2), 4, tiles)
+  x = jnp.asarray(rng.normal(size=(1, 7, 24, 40, 3)), jnp.float32)
+  condition = jnp.asarray(rng.normal(size=(7, 24, 40, 3)), jnp.float32)
+  # pieces (B, T, h, w, C) and times (B,)
+  predict = lambda x, c, t: 2 * x + c * t[:, None, None, None, None]
+  tiles = window_blending.refiner_tiles(24, 40, 16, 8, 4) if tiled else None
+  starts = window_blending.window_starts(7, 4, 2)  # 3 windows, padded to whole calls
+  denoise = window_blending.blended_denoiser(predict, condition, starts, 4, tiles, per_device)
   t = jnp.array([0.5])
   np.testing.assert_allclose(denoise(x, t), 2 * x + condition[None] * 0.5, atol=1e-5)
+
+
+def test_calls_are_as_few_as_the_batch_allows_with_little_padding():
+  assert window_blending.group_size(3, 4, None) == 3
+  assert window_blending.group_size(5, 4, None) == 3  # 2 calls of 3, not 4 + 4
+  assert window_blending.group_size(45, 1, None) == 1
 
 
 def test_the_demo_refiner_on_tiles_stays_within_40_db_of_whole_frames():

@@ -8,7 +8,7 @@ from conftest import load_config
 from eye2eye_jax import diffusion
 from eye2eye_jax.data import frame_ops, video_io
 from eye2eye_jax.models import checkpoints
-from eye2eye_jax.sampling import stereo_sampler, video_conversion
+from eye2eye_jax.sampling import stereo_sampler, video_conversion, window_blending
 
 
 @pytest.fixture(scope='module')
@@ -24,11 +24,11 @@ def _sampler(stage, refiner=None, **overrides):
 
 
 def test_window_starts_cover_every_frame_and_end_at_the_last():
-  assert stereo_sampler.window_starts(4, 4, 2) == (0,)
-  assert stereo_sampler.window_starts(12, 4, 2) == (0, 2, 4, 6, 8)
-  assert stereo_sampler.window_starts(11, 4, 2) == (0, 2, 4, 6, 7)
+  assert window_blending.window_starts(4, 4, 2) == (0,)
+  assert window_blending.window_starts(12, 4, 2) == (0, 2, 4, 6, 8)
+  assert window_blending.window_starts(11, 4, 2) == (0, 2, 4, 6, 7)
   with pytest.raises(ValueError):
-    stereo_sampler.window_starts(3, 4, 2)
+    window_blending.window_starts(3, 4, 2)
 
 
 def test_base_grid_keeps_the_aspect_ratio():
@@ -68,7 +68,7 @@ def test_long_videos_have_no_seam_at_window_boundaries():
   scene = synthetic_scenes.SceneGenerator(synthetic_scenes.SceneParams(
       num_frames=1, height=32, width=32)).generate(5)
   video = np.repeat(scene.right, 12, axis=0)  # a still scene: any jump comes from the sampler
-  starts = stereo_sampler.window_starts(12, 4, 2)
+  starts = window_blending.window_starts(12, 4, 2)
   seams = [3, 7]  # where non-overlapping windows of 4 frames meet
 
   def seam_ratio(overlap: int) -> float:

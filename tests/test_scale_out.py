@@ -7,7 +7,6 @@ command is killed and resumed.
 
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from conftest import REPO, on_8_devices, subprocess_env, worker_result
+from conftest import REPO, free_port, on_8_devices, subprocess_env, worker_result
 from eye2eye_jax import config_base
 from eye2eye_jax.common import sharding
 from eye2eye_jax.data import input_pipeline
@@ -66,14 +65,8 @@ def test_a_one_device_run_resumes_on_eight_devices(tiny_config, tiny_checkpoint,
   np.testing.assert_allclose([l for _, l in on_eight], [l for _, l in on_one], rtol=1e-5)
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    return s.getsockname()[1]
-
-
 def test_two_processes_train_together_and_read_disjoint_shards(tiny_dataset, tmp_path):
-  port = _free_port()
+  port = free_port()
   workers = [subprocess.Popen(
       [sys.executable, str(REPO / 'tests' / 'multiprocess_worker.py'), tiny_dataset,
        str(tmp_path / 'run')], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

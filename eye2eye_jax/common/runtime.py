@@ -25,21 +25,23 @@ _PROCESS_ID = 'JAX_PROCESS_ID'
 _CLUSTER = 'EYE2EYE_CLUSTER'
 
 
-def initialize_distributed() -> None:
+def initialize_distributed(shutdown_timeout_s: int = 300) -> None:
   """Joins a multi-process run when there is one; a single process needs nothing.
 
   With $JAX_COORDINATOR_ADDRESS, $JAX_NUM_PROCESSES and $JAX_PROCESS_ID set, those are
   used (CPU processes then exchange data over gloo); with $EYE2EYE_CLUSTER=auto or inside a
-  SLURM job of several tasks, JAX reads the cluster's own description.
+  SLURM job of several tasks, JAX reads the cluster's own description. A process that ends
+  first waits up to ``shutdown_timeout_s`` for the others before it exits.
   """
   if os.environ.get(_COORDINATOR):
     jax.config.update('jax_cpu_collectives_implementation', 'gloo')
     jax.distributed.initialize(coordinator_address=os.environ[_COORDINATOR],
                                num_processes=int(os.environ[_NUM_PROCESSES]),
-                               process_id=int(os.environ[_PROCESS_ID]))
+                               process_id=int(os.environ[_PROCESS_ID]),
+                               shutdown_timeout_seconds=shutdown_timeout_s)
   elif (os.environ.get(_CLUSTER) == 'auto'
         or int(os.environ.get('SLURM_NTASKS', '1')) > 1):
-    jax.distributed.initialize()
+    jax.distributed.initialize(shutdown_timeout_seconds=shutdown_timeout_s)
   else:
     return
   logging.info('Process %d of %d, %d local / %d global devices', jax.process_index(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ml_collections
 
 from eye2eye_jax.planning import accelerators, compiled_programs
-from eye2eye_jax.sampling import stereo_sampler
+from eye2eye_jax.sampling import stereo_sampler, window_blending
 
 
 def stage_shape(config: ml_collections.ConfigDict, video: tuple[int, int, int]) -> dict:
@@ -20,7 +20,7 @@ def stage_shape(config: ml_collections.ConfigDict, video: tuple[int, int, int]) 
   total = max(frames, d.num_frames)
   return {'refiner': refiner, 'factor': factor, 'frames': total,
           'grid': stereo_sampler.base_grid(height, width, short_side, factor),
-          'starts': stereo_sampler.stage_windows(total, d.num_frames, s.window_overlap),
+          'starts': window_blending.stage_windows(total, d.num_frames, s.window_overlap),
           'steps': s.refiner_num_steps if refiner else s.base_num_steps}
 
 

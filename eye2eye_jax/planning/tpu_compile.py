@@ -25,7 +25,7 @@ from eye2eye_jax import diffusion
 from eye2eye_jax.common import sharding
 from eye2eye_jax.data import input_pipeline
 from eye2eye_jax.planning import accelerators, compiled_programs, sampling_estimate
-from eye2eye_jax.sampling import stereo_sampler
+from eye2eye_jax.sampling import stereo_sampler, window_blending
 from eye2eye_jax.training import train_state
 
 # How the TPU compiler refuses a program too large for the chip, e.g. "the total memory
@@ -63,9 +63,11 @@ def abstract_tpu_devices(topology: accelerators.Topology) -> list:
     import libtpu  # noqa: F401  (the TPU compiler; only its presence is checked here)
   except ImportError:
     raise ValueError(f'compiling for {topology.name} needs libtpu: {LIBTPU_HINT}') from None
-  # libtpu looks for a TPU host at start-up; these say there is none to find.
+  # libtpu looks for a TPU host at start-up; these say there is none to find. No chip is
+  # opened, so several compiling processes may hold libtpu at once (its lockfile guards chips).
   os.environ.setdefault('TPU_ACCELERATOR_TYPE', f'{name.split(":")[0]}-8')
   os.environ.setdefault('TPU_WORKER_HOSTNAMES', 'localhost')
+  os.environ.setdefault('ALLOW_MULTIPLE_LIBTPU_LOAD', '1')
   from jax.experimental import topologies
   options = {'chip_config_name': 'megacore'} if topology.chip.cores_per_device == 2 else {}
   grid = tuple(int(n) for n in name.split(':')[1].split('x'))
@@ -164,7 +166,7 @@ def compile_sampling_stage(config: ml_collections.ConfigDict, topology: accelera
     text = place((int(config.text.max_tokens), config.model.text_embed_dim))
     text_mask = place((int(config.text.max_tokens),), jnp.bool_)
   stage = stereo_sampler.Stage(config, params)
-  tiles = (stereo_sampler.refiner_tiles(grid[0], grid[1], s.refiner_tile,
+  tiles = (window_blending.refiner_tiles(grid[0], grid[1], s.refiner_tile,
                                         s.refiner_tile_overlap, shape['factor'])
            if refiner else None)
   lowered = stereo_sampler.run_stage.lower(

@@ -32,10 +32,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from eye2eye_jax import diffusion
 from eye2eye_jax.data import frame_ops, text_encoding
 from eye2eye_jax.models import unet
+from eye2eye_jax.sampling import window_blending
 
 
 @dataclasses.dataclass(eq=False)  # hashed by identity: a static argument of the jitted stage
@@ -57,134 +59,50 @@ class Stage:
     return 2**(len(self.config.model.channel_mult) - 1)
 
 
-def window_starts(total: int, window: int, overlap: int) -> tuple[int, ...]:
-  """Start frames of windows of ``window`` frames covering ``total`` (>= window) frames."""
-  if total < window:
-    raise ValueError(f'{total} frames are fewer than the window of {window}')
-  stride = max(window - overlap, 1)
-  starts = list(range(0, total - window + 1, stride))
-  if starts[-1] != total - window:
-    starts.append(total - window)
-  return tuple(starts)
+def piece_predictor(graphdef, params, guidance_scale: float, text: jax.Array | None = None,
+                    text_mask: jax.Array | None = None, text_guidance_scale: float = 0.0,
+                    activation_sharding=None):
+  """The UNet on a batch of pieces: f(x, c (B, T, H, W, C), t (B,)) -> prediction like x.
 
-
-def stage_windows(total: int, window: int, window_overlap: int) -> tuple[int, ...]:
-  """Window starts of a stage over ``total`` frames, ``window_overlap`` frames shared by
-  consecutive windows (``sample.window_overlap``; -1: half a window)."""
-  overlap = window_overlap if window_overlap >= 0 else window // 2
-  return window_starts(total, window, min(overlap, window - 1))
-
-
-def _tent_weights(window: int) -> np.ndarray:
-  """Per-frame blending weights of a window: highest in the middle, > 0 at the ends."""
-  position = np.arange(window, dtype=np.float32)
-  return np.minimum(position + 1, window - position)
-
-
-def windowed_denoiser(stage: Stage, graphdef, params, condition: jax.Array,
-                      starts: tuple[int, ...], guidance_scale: float, window_batch: int,
-                      text: jax.Array | None = None, text_mask: jax.Array | None = None,
-                      text_guidance_scale: float = 0.0, tiles=None):
-  """The UNet over overlapping temporal windows, predictions blended per frame.
-
-  condition: (N, H, W, C); text (tokens, D) and text_mask (tokens,) for text models.
-  Returns f(x (1, N, H, W, C), t (1,)) -> prediction like x. With guidance_scale w > 0 the
-  prediction is cond + w * (cond - uncond), uncond being the model with an all-zero right
-  view (meaningful for models trained with condition dropout); text_guidance_scale does the
-  same with an empty caption (for models trained with caption dropout).
-
-  ``tiles`` = (row starts, column starts, (tile height, tile width)) runs the UNet on every
-  (window, tile) pair in turn instead, blended with tent weights in time and space, so one
-  tile's activations are in memory at a time (``refiner_tiles``).
+  text (tokens, D) and text_mask (tokens,) are shared by the batch. With guidance_scale
+  w > 0 the prediction is cond + w * (cond - uncond), uncond being the model with an
+  all-zero right view (meaningful for models trained with condition dropout);
+  text_guidance_scale does the same with an empty caption (for models trained with caption
+  dropout). ``activation_sharding`` pins the UNet's activations (``window_blending``).
   """
-  window = stage.num_frames
-  index = jnp.asarray(np.array(starts)[:, None] + np.arange(window)[None])  # (W, T)
-  weights = jnp.asarray(_tent_weights(window))[None, :, None, None, None]
-  norm = jnp.zeros((condition.shape[0],)).at[index].add(weights[:, :, 0, 0, 0])
-  model = unet.make_denoiser  # (graphdef, params, condition) -> (x, t) -> prediction
-  cond_windows = condition[index]
-
-  batch_text = None if text is None else text[None]
-  batch_mask = None if text_mask is None else text_mask[None]
-
-  def one_window(args):
-    x, c, t = args
-    predict = lambda c, mask: model(graphdef, params, c[None], batch_text, mask)(x[None], t)[0]
-    prediction = predict(c, batch_mask)
+  def predict(x, c, t):
+    batch = lambda a: None if a is None else jnp.broadcast_to(a[None], (x.shape[0],) + a.shape)
+    batch_text, batch_mask = batch(text), batch(text_mask)
+    model = lambda c, mask: unet.make_denoiser(graphdef, params, c, batch_text, mask,
+                                               activation_sharding)(x, t)
+    prediction = model(c, batch_mask)
     guided = prediction
     if guidance_scale:
-      guided += guidance_scale * (prediction - predict(jnp.zeros_like(c), batch_mask))
+      guided += guidance_scale * (prediction - model(jnp.zeros_like(c), batch_mask))
     if text_guidance_scale and text is not None:
-      guided += text_guidance_scale * (prediction - predict(c, jnp.zeros_like(batch_mask)))
+      guided += text_guidance_scale * (prediction - model(c, jnp.zeros_like(batch_mask)))
     return guided
 
-  if tiles is not None:
-    return _tiled(one_window, condition, starts, window, tiles)
-
-  def denoise(x: jax.Array, t: jax.Array) -> jax.Array:
-    x_windows = x[0][index]
-    ts = jnp.broadcast_to(t, (len(starts),) + t.shape)
-    predictions = jax.lax.map(one_window, (x_windows, cond_windows, ts),
-                              batch_size=min(window_batch, len(starts)))
-    blended = jnp.zeros_like(x[0]).at[index].add(predictions * weights)
-    return (blended / norm[:, None, None, None])[None]
-
-  return denoise
+  return predict
 
 
 @functools.partial(jax.jit, static_argnames=('stage', 'starts', 'num_steps', 'eta',
                                              'guidance_scale', 'window_batch', 't_start',
-                                             'text_guidance_scale', 'tiles'))
+                                             'text_guidance_scale', 'tiles', 'mesh'))
 def run_stage(params, condition, x_start, rng, text, text_mask, *, stage, starts, num_steps,
-              eta, guidance_scale, window_batch, t_start, text_guidance_scale, tiles=None):
-  """DDIM from ``x_start`` at ``t_start`` with one stage's windowed UNet; jitted per shape.
-  ``tiles`` (``refiner_tiles``): run the UNet on overlapping spatial tiles of every window."""
-  graphdef = unet.model_graphdef(stage.config)
-  denoiser = windowed_denoiser(stage, graphdef, params, condition, starts, guidance_scale,
-                               window_batch, text, text_mask, text_guidance_scale, tiles)
+              eta, guidance_scale, window_batch, t_start, text_guidance_scale, tiles=None,
+              mesh=None):
+  """DDIM from ``x_start`` at ``t_start`` with one stage's UNet blended over windows
+  ``starts`` (and ``tiles``, ``window_blending.refiner_tiles``), ``window_batch`` pieces per
+  device per call, spread over ``mesh`` (``window_blending.sampling_mesh``); jitted per
+  shape."""
+  predict = piece_predictor(unet.model_graphdef(stage.config), params, guidance_scale, text,
+                            text_mask, text_guidance_scale,
+                            window_blending.activation_layout(mesh))
+  denoiser = window_blending.blended_denoiser(predict, condition, starts, stage.num_frames,
+                                              tiles, window_batch, mesh)
   return diffusion.ddim_sample(stage.config, denoiser, x_start, rng, num_steps, t_start=t_start,
                                eta=eta)
-
-
-def refiner_tiles(height: int, width: int, tile: int, overlap: int, factor: int):
-  """Spatial tiles for ``sample.refiner_tile`` px (0: none, or no smaller than the frame):
-  (row starts, column starts, (tile height, tile width)), tiles rounded to the UNet's
-  ``factor`` and overlapping by ``sample.refiner_tile_overlap`` px."""
-  if tile < 0 or overlap < 0:
-    raise ValueError('sample.refiner_tile and sample.refiner_tile_overlap must be >= 0')
-  tile = _round_to(tile, factor) if tile else 0
-  if not tile or (tile >= height and tile >= width):
-    return None
-  th, tw = min(tile, height), min(tile, width)
-  rows = window_starts(height, th, min(overlap, th - 1)) if th < height else (0,)
-  columns = window_starts(width, tw, min(overlap, tw - 1)) if tw < width else (0,)
-  return rows, columns, (th, tw)
-
-
-def _tiled(predict, condition: jax.Array, starts, window: int, tiles):
-  """The denoiser over every (temporal window, spatial tile), one UNet call each, blended."""
-  rows, columns, (th, tw) = tiles
-  corners = np.array([(s, y, x) for s in starts for y in rows for x in columns], np.int32)
-  weights = (_tent_weights(window)[:, None, None] * _tent_weights(th)[None, :, None]
-             * _tent_weights(tw)[None, None, :])
-  norm = np.zeros(condition.shape[:3], np.float32)
-  for s, y, x in corners:
-    norm[s:s + window, y:y + th, x:x + tw] += weights
-  weights, corners = jnp.asarray(weights)[..., None], jnp.asarray(corners)
-
-  def denoise(x: jax.Array, t: jax.Array) -> jax.Array:
-    def add_tile(i, total):
-      corner = (corners[i, 0], corners[i, 1], corners[i, 2], 0)
-      x_tile = jax.lax.dynamic_slice(x[0], corner, (window, th, tw, x.shape[-1]))
-      c_tile = jax.lax.dynamic_slice(condition, corner, (window, th, tw, condition.shape[-1]))
-      blended = jax.lax.dynamic_slice(total, corner, x_tile.shape) + predict(
-          (x_tile, c_tile, t)) * weights
-      return jax.lax.dynamic_update_slice(total, blended, corner)
-
-    total = jax.lax.fori_loop(0, len(corners), add_tile, jnp.zeros_like(x[0]))
-    return (total / jnp.asarray(norm)[..., None])[None]
-
-  return denoise
 
 
 def _round_to(value: float, factor: int) -> int:
@@ -214,6 +132,16 @@ class StereoSampler:
       raise ValueError(f'sample.refiner_t_start must be in (0, 1], got {s.refiner_t_start}')
     if s.input_eye not in ('right', 'left'):
       raise ValueError(f"sample.input_eye must be 'right' or 'left', got {s.input_eye!r}")
+    if s.window_batch < 1:
+      raise ValueError(f'sample.window_batch must be >= 1, got {s.window_batch}')
+    self.mesh = window_blending.sampling_mesh(s)
+    self._placed = {}  # stage -> its weights on every device of the mesh
+
+  def _on_mesh(self, tree):
+    """``tree`` copied to every device of the sampling mesh (as it is on one device)."""
+    if self.mesh is None:
+      return tree
+    return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
 
   @property
   def base_short_side(self) -> int:
@@ -222,7 +150,7 @@ class StereoSampler:
   def _stage(self, stage: Stage, condition: np.ndarray, x_start: jax.Array,
              rng: jax.Array, num_steps: int, t_start: float, caption: str) -> np.ndarray:
     s = self.sample_config
-    starts = stage_windows(condition.shape[0], stage.num_frames, s.window_overlap)
+    starts = window_blending.stage_windows(condition.shape[0], stage.num_frames, s.window_overlap)
     text = text_mask = None
     if text_encoding.uses_text(stage.config):
       encode = text_encoding.caption_encoder(stage.config)
@@ -232,13 +160,18 @@ class StereoSampler:
       text, text_mask = (jnp.asarray(a) for a in encode(caption))
     tiles = None
     if stage is self.refiner:
-      tiles = refiner_tiles(condition.shape[1], condition.shape[2], s.refiner_tile,
-                            s.refiner_tile_overlap, stage.spatial_factor)
-    out = run_stage(stage.params, jnp.asarray(condition), x_start, rng, text, text_mask,
+      tiles = window_blending.refiner_tiles(condition.shape[1], condition.shape[2],
+                                            s.refiner_tile, s.refiner_tile_overlap,
+                                            stage.spatial_factor)
+    if stage not in self._placed:
+      self._placed[stage] = self._on_mesh(stage.params)
+    condition, x_start, rng, text, text_mask = self._on_mesh(
+        (jnp.asarray(condition), x_start, rng, text, text_mask))
+    out = run_stage(self._placed[stage], condition, x_start, rng, text, text_mask,
                     stage=stage, starts=starts, num_steps=int(num_steps), eta=float(s.eta),
                     guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
                     t_start=float(t_start), text_guidance_scale=float(s.text_guidance_scale),
-                    tiles=tiles)
+                    tiles=tiles, mesh=self.mesh)
     return np.asarray(out[0])
 
   def convert(self, video: np.ndarray, fps: float = 0.0, seed: int | None = None,

@@ -70,15 +70,21 @@ def load_sampler(config: ml_collections.ConfigDict, checkpoint: str | None = Non
   """The base model (``checkpoint`` or config.sample.checkpoint) and, when one is named
   (``refiner_checkpoint`` or config.sample.refiner_checkpoint), the refiner."""
   s = config.sample
+  if s.dtype not in ('', 'float32', 'bfloat16'):
+    raise ValueError(f"sample.dtype must be '', 'float32' or 'bfloat16', got {s.dtype!r}")
   base_source = checkpoint or s.checkpoint
   if not base_source:
     raise ValueError('no checkpoint: pass --checkpoint or set config.sample.checkpoint')
-  base = stereo_sampler.Stage(*checkpoints.load_for_inference(base_source, s.use_ema))
+
+  def stage(source: str) -> stereo_sampler.Stage:
+    model_config, params = checkpoints.load_for_inference(source, s.use_ema)
+    if s.dtype:  # the weights stay float32; the UNet computes in sample.dtype
+      model_config.model.dtype = s.dtype
+    return stereo_sampler.Stage(model_config, params)
+
   refiner_source = s.refiner_checkpoint if refiner_checkpoint is None else refiner_checkpoint
-  refiner = None
-  if refiner_source:
-    refiner = stereo_sampler.Stage(*checkpoints.load_for_inference(refiner_source, s.use_ema))
-  return stereo_sampler.StereoSampler(base, refiner, s)
+  return stereo_sampler.StereoSampler(stage(base_source),
+                                      stage(refiner_source) if refiner_source else None, s)
 
 
 def convert_file(sampler: stereo_sampler.StereoSampler, path: pathlib.Path,
@@ -147,16 +153,37 @@ class BatchResult:
     return '\n'.join(lines)
 
 
+def process_share(inputs: list[pathlib.Path], process_index: int, process_count: int
+                  ) -> list[pathlib.Path]:
+  """The inputs process ``process_index`` of ``process_count`` converts: each input goes to
+  exactly one process, the largest files first, each to the process with the fewest bytes
+  so far (sizes read from the files, so every process computes the same split)."""
+  if not 0 <= process_index < process_count:
+    raise ValueError(f'process {process_index} of {process_count} does not exist')
+  size = lambda p: p.stat().st_size if p.is_file() else 0
+  loads = [0] * process_count
+  mine = set()
+  for position, path in sorted(enumerate(inputs), key=lambda item: -size(item[1])):
+    owner = loads.index(min(loads))
+    loads[owner] += size(path) or 1
+    if owner == process_index:
+      mine.add(position)
+  return [path for position, path in enumerate(inputs) if position in mine]
+
+
 def convert_many(sampler: stereo_sampler.StereoSampler, inputs: list[pathlib.Path],
                  output_dir: str | pathlib.Path, skip_existing: bool = False,
-                 continue_on_error: bool = False, show_progress: bool = True) -> BatchResult:
+                 continue_on_error: bool = False, show_progress: bool = True,
+                 process_index: int = 0, process_count: int = 1) -> BatchResult:
   """Converts ``inputs`` in order, with a progress bar over the batch.
 
   skip_existing: inputs whose every output exists are not redone (resuming a batch).
   continue_on_error: a failing input is recorded and the rest go on; otherwise it raises.
+  With several processes (hosts), this one converts its ``process_share`` of the inputs.
   """
   check_inputs_kept(inputs, output_dir, sampler.sample_config)
   pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)  # unwritable: fail before work
+  inputs = process_share(inputs, process_index, process_count)
   result = BatchResult()
   bar = tqdm.tqdm(inputs, unit='video', disable=not show_progress)
   for path in bar:
