@@ -1,13 +1,15 @@
 """What one sampling window costs a TPU chip, by the TPU compiler, under each memory setting.
 
   python benchmarks/tpu_sampling_memory.py [--config=configs/refiner_paper.py] \
-      [--topology=v5p-8] [--video=512x512x80] [--chunk=512] [--tile=256] [--output=FILE.json]
+      [--topology=v5p-8] [--video=512x512x80] [--chunk=512] [--tile=256] [--only=rows,...] \
+      [--output=FILE.json]
 
 Compiles the config's sampling stage (its whole jitted DDIM loop, ``planning/tpu_compile``)
-for one chip of ``--topology`` with libtpu, on this CPU, once per setting: as configured
+with libtpu, on this CPU, once per setting: on one chip of ``--topology`` as configured
 (float32, attention materialised), with query-chunked attention (``model.attention_chunk``),
-in bfloat16 (``model.dtype``), on overlapping spatial tiles (``sample.refiner_tile``), and
-in bfloat16 on tiles. Prints each setting's bytes per chip
+in bfloat16 (``model.dtype``), on overlapping spatial tiles (``sample.refiner_tile``), in
+bfloat16 on tiles; and with the window's rows split over all the topology's chips
+(``sample.mesh_shape=(1, chips)``), in float32 and bfloat16. Prints each setting's bytes per chip
 (arguments, temporaries, what must be resident at once) and its ratio to the first, so the
 effect of each measure is a measured figure. Each compile of a paper-scale window takes
 minutes on 2 CPU cores; the suite does not run this script. libtpu: ``pip install -e
@@ -31,8 +33,10 @@ from eye2eye_jax.common import atomic_files  # noqa: E402
 from eye2eye_jax.planning import accelerators, tpu_compile  # noqa: E402
 
 
-def settings(chunk: int, tile: int) -> dict[str, dict]:
-  """Setting name -> the config fields it changes ({'model': {...}, 'sample': {...}})."""
+def settings(chunk: int, tile: int, chips: int) -> dict[str, dict]:
+  """Setting name -> the config fields it changes ({'model': {...}, 'sample': {...}});
+  ``mesh_shape`` (windows, rows) spreads the stage over the topology's chips."""
+  rows = {'sample': {'mesh_shape': (1, chips)}}
   return {
       'as configured': {},
       f'attention_chunk={chunk}': {'model': {'attention_chunk': chunk}},
@@ -40,20 +44,26 @@ def settings(chunk: int, tile: int) -> dict[str, dict]:
       f'refiner_tile={tile}': {'sample': {'refiner_tile': tile}},
       f'bfloat16 + refiner_tile={tile}': {'model': {'dtype': 'bfloat16'},
                                           'sample': {'refiner_tile': tile}},
+      f'rows over {chips} chips': rows,
+      f'bfloat16 + rows over {chips} chips': {'model': {'dtype': 'bfloat16'}} | rows,
   }
 
 
 def measure(config: str, topology: str, video: tuple[int, int, int], chunk: int,
-            tile: int) -> dict:
-  """Compiled figures of one window per setting, and each setting's ratio to the first."""
+            tile: int, only: list[str] | None = None) -> dict:
+  """Compiled figures of one window per setting (``only``: those whose names contain one of
+  these words), and each setting's ratio to the first."""
   base = common.load_config(config)
   target = accelerators.parse_topology(topology)
   rows = {}
-  for name, fields in settings(chunk, tile).items():
+  for name, fields in settings(chunk, tile, target.num_devices).items():
+    if only and name != 'as configured' and not any(word in name for word in only):
+      continue
     variant = base.copy_and_resolve_references()
     for section, values in fields.items():
       variant[section].update(values)
-    rows[name] = tpu_compile.compile_sampling_stage(variant, target, video)
+    mesh_shape = fields.get('sample', {}).get('mesh_shape', (1, 1))
+    rows[name] = tpu_compile.compile_sampling_stage(variant, target, video, mesh_shape)
     print(f'{name:36s} {rows[name]["total_bytes"] / 2**30:8.2f} GiB resident '
           f'({rows[name]["temp_bytes"] / 2**30:.2f} GiB temporaries'
           f'{", refused by the compiler" if rows[name]["refused"] else ""}), compiled in '
@@ -72,12 +82,14 @@ def main() -> None:
   parser.add_argument('--video', default='512x512x80', help='WIDTHxHEIGHTxFRAMES')
   parser.add_argument('--chunk', type=int, default=512, help='queries per attention block')
   parser.add_argument('--tile', type=int, default=256, help='refiner tile side in px')
+  parser.add_argument('--only', help='comma-separated words: compile only the settings whose '
+                      'names contain one (and "as configured", the reference)')
   parser.add_argument('--output', help='also write the figures here as JSON')
   args = parser.parse_args()
   width, height, frames = (int(x) for x in args.video.lower().split('x'))
   try:
     result = measure(args.config, args.topology, (width, height, frames), args.chunk,
-                     args.tile)
+                     args.tile, args.only.split(',') if args.only else None)
   except ValueError as error:
     sys.exit(f'error: {error}')
   for name, ratio in result['figures'].items():

@@ -3,6 +3,7 @@ alternatives it suggests, and the command's errors."""
 
 import dataclasses
 import json
+import math
 import re
 import subprocess
 import sys
@@ -200,3 +201,20 @@ def test_wrong_inputs_are_clear_errors(args, message, tmp_path):
   assert result.stderr.strip().splitlines()[-1].startswith('error: ')
   assert re.search(message, result.stderr), result.stderr[-2000:]
   assert not (tmp_path / 'plan.json').exists()
+
+
+def test_activations_leave_out_the_norm_and_activation_intermediates_the_compiler_fuses():
+  from jax._src.ad_checkpoint import saved_residuals
+  config = _tiny()
+  loss = train_state.make_loss(config)
+  args = (compiled_programs.abstract_train_state(config)['params'],
+          compiled_programs.batch_struct(config, 1), jax.ShapeDtypeStruct((), jnp.int32))
+  residuals = [why for _, why in saved_residuals(loss, *args)]
+  # Each marker still names residuals of this flax/jax (else the filter would do nothing).
+  for marker in compiled_programs._FUSED_INTERMEDIATES:
+    assert any(marker in why for why in residuals), marker
+  everything = sum(math.prod(r.shape) * np.dtype(r.dtype).itemsize
+                   for r, why in saved_residuals(loss, *args)
+                   if not why.startswith('from the argument'))
+  kept = compiled_programs.activation_bytes(config, 1)['saved']
+  assert 0.1 * everything < kept < 0.5 * everything

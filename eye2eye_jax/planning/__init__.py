@@ -19,9 +19,11 @@ memory analysis: this CPU compiler's buffer assignment does not show remat's sav
 stay the same with ``model.remat``: measured 1.02 GB with and without remat for the paper
 model on 16x32x32 clips). Instead they are the residuals JAX's autodiff keeps between the
 forward and the backward pass of the real loss at the per-device batch under the remat
-policy, plus, with remat, those of the largest recomputed block (``activation_bytes``);
-without remat this is 1.4x the CPU's temp bytes (XLA fuses elementwise chains), so it errs
-high. The CPU's temp bytes are reported beside it.
+policy, plus, with remat, those of the largest recomputed block (``activation_bytes``),
+less the normalisation and activation intermediates, which XLA fuses into the convolutions
+and recomputes (counting them made the estimate 4.4x the TPU compiler's bytes for the paper
+train step). The CPU's temp bytes are reported beside it; with libtpu, ``plan --compile``
+replaces the estimate with the TPU compiler's own figures.
 
 Time per step = per-device FLOPs / (peak FLOP/s of ``model.dtype`` x ``mfu``), the FLOPs being
 those the compiled step executes (rematerialised ones included). Collectives (ring

@@ -40,7 +40,7 @@ def estimate_sampling(config: ml_collections.ConfigDict, topology: accelerators.
   shape = stage_shape(config, video)
   refiner, grid, steps, windows = (shape['refiner'], shape['grid'], shape['steps'],
                                    shape['starts'])
-  per_call = min(s.window_batch, len(windows))
+  per_call = window_blending.group_size(len(windows), int(s.window_batch), None)
   forward = compiled_programs.forward_figures(config, (per_call, d.num_frames) + grid)
   passes = 2 if s.guidance_scale else 1
   window_flops = forward['flops'] / per_call

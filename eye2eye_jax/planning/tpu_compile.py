@@ -146,16 +146,20 @@ def compile_train_step(config: ml_collections.ConfigDict, topology: accelerators
 
 
 def compile_sampling_stage(config: ml_collections.ConfigDict, topology: accelerators.Topology,
-                           video: tuple[int, int, int]) -> dict:
+                           video: tuple[int, int, int], mesh_shape=(1, 1)) -> dict:
   """The config's sampling stage (``sampling_estimate``'s grid, windows and steps) compiled
-  for one chip of ``topology``: the DDIM loop over every window of ``video``."""
-  device = abstract_tpu_devices(topology)[0]
-  s = config.sample
+  for ``topology``: the DDIM loop over every window of ``video``, on one chip or on a
+  sampling mesh (``sample.mesh_shape`` = ``mesh_shape``: windows, rows) of its chips."""
+  devices = abstract_tpu_devices(topology)
+  s = config.sample.copy_and_resolve_references()
+  s.mesh_shape = tuple(mesh_shape)
+  mesh = window_blending.sampling_mesh(s, devices)
   shape = sampling_estimate.stage_shape(config, video)
   refiner, grid, total, starts = (shape['refiner'], shape['grid'], shape['frames'],
                                   shape['starts'])
-  one_chip = jax.sharding.SingleDeviceSharding(device)
-  place = lambda shape, dtype=jnp.float32: jax.ShapeDtypeStruct(shape, dtype, sharding=one_chip)
+  layout = (jax.sharding.SingleDeviceSharding(devices[0]) if mesh is None
+            else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  place = lambda shape, dtype=jnp.float32: jax.ShapeDtypeStruct(shape, dtype, sharding=layout)
   params = jax.tree.map(lambda a: place(a.shape, a.dtype),
                         compiled_programs.abstract_train_state(config)['params'])
   condition = place((total,) + grid + (config.model.condition_channels,))
@@ -175,9 +179,12 @@ def compile_sampling_stage(config: ml_collections.ConfigDict, topology: accelera
       guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
       t_start=(diffusion.noise_level_time(config.diffusion.schedule, s.refiner_t_start)
                if refiner else 1.0),
-      text_guidance_scale=float(s.text_guidance_scale), tiles=tiles)
+      text_guidance_scale=float(s.text_guidance_scale), tiles=tiles, mesh=mesh)
   return {'program': 'refiner' if refiner else 'base', 'topology': topology_name(topology),
+          'mesh': None if mesh is None else dict(mesh.shape),
           'video': list(video), 'grid': list(grid), 'windows': len(starts),
           'tiles': None if tiles is None else len(tiles[0]) * len(tiles[1]),
-          'windows_per_call': min(s.window_batch, len(starts)),
+          'windows_per_call': window_blending.group_size(
+              len(starts) * (1 if tiles is None else len(tiles[0]) * len(tiles[1])),
+              int(s.window_batch), mesh),
           **compiled_figures(lowered, topology.chip.hbm_bytes)}
