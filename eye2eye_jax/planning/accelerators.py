@@ -102,6 +102,21 @@ class Topology:
     return self.chip.slice_bandwidth
 
 
+# JAX's device_kind of each chip (as its runtime names it) -> the CHIPS entry.
+_DEVICE_KINDS = (('H200', 'H200'), ('H100', 'H100'), ('A100', 'A100-80GB'), ('TPU v4', 'v4'),
+                 ('TPU v5 lite', 'v5e'), ('TPU v5e', 'v5e'), ('TPU v5p', 'v5p'),
+                 ('TPU v5', 'v5p'))
+
+
+def chip_of(device_kind: str) -> Chip | None:
+  """The chip a JAX device's ``device_kind`` names (e.g. 'NVIDIA H200', 'TPU v5p'), or None
+  for one the planner does not know (a CPU)."""
+  for marker, key in _DEVICE_KINDS:
+    if marker.lower() in device_kind.lower():
+      return CHIPS[key]
+  return None
+
+
 def parse_topology(name: str) -> Topology:
   """The topology a name like ``v5p-64`` or ``8xH100`` stands for; ValueError otherwise."""
   tpu = re.fullmatch(r'(v4|v5p|v5e|v5litepod)-(\d+)', name.strip())
