@@ -1,9 +1,10 @@
 """One prepared check of a real accelerator: the paper train step and a paper sampling window.
 
   python benchmarks/accelerator_check.py train [--size=paper|tiny] [--steps=30] \
-      [--per_device_batch=1] [--dtype=bfloat16] [--output=FILE.json]
+      [--per_device_batch=1] [--dtype=bfloat16] [--attention=xla|cudnn|pallas_flash] \
+      [--output=FILE.json]
   python benchmarks/accelerator_check.py sample [--size=paper|tiny] [--steps=4] \
-      [--dtype=bfloat16] [--tile=256] [--output=FILE.json]
+      [--dtype=bfloat16] [--tile=256] [--attention=...] [--output=FILE.json]
 
 ``train`` compiles the trainer's sharded train step of ``configs/base_paper.py`` (data
 parallel over every local device, ``--per_device_batch`` clips each, in ``--dtype``) and runs
@@ -60,12 +61,13 @@ def _chip():
   return device.device_kind, accelerators.chip_of(device.device_kind)
 
 
-def check_training(config_path: str, steps: int, per_device_batch: int, dtype: str) -> dict:
+def check_training(config_path: str, steps: int, per_device_batch: int, dtype: str,
+                   attention_kernel: str = 'xla') -> dict:
   """The sharded train step on every local device: time, FLOPs, MFU, memory, and the plan."""
   config = common.load_config(config_path)
   devices = jax.local_devices()
   config.data.batch_size = per_device_batch * len(devices)
-  config.model.dtype = dtype
+  config.model.update(dtype=dtype, attention_kernel=attention_kernel)
   mesh = sharding.create_mesh(config, devices)
   rules = config.mesh.rules
   abstract = jax.eval_shape(lambda: train_state.init_train_state(config))
@@ -87,7 +89,7 @@ def check_training(config_path: str, steps: int, per_device_batch: int, dtype: s
   step_s = statistics.median(times[2:] or times)
   kind, chip = _chip()
   result = {'config': config_path, 'device_kind': kind, 'devices': len(devices),
-            'dtype': dtype, 'global_batch': config.data.batch_size, 'steps': steps,
+            'dtype': dtype, 'attention_kernel': attention_kernel, 'global_batch': config.data.batch_size, 'steps': steps,
             'compile_s': compile_s, 'step_s': step_s, 'flops_per_device': flops,
             'achieved_flops_per_device': flops / step_s, 'mfu': None,
             'peak_device_bytes': peak_device_bytes(), 'first_loss': losses[0],
@@ -104,10 +106,10 @@ def check_training(config_path: str, steps: int, per_device_batch: int, dtype: s
 
 
 def check_sampling(config_path: str, video: tuple[int, int, int], steps: int, dtype: str,
-                   tile: int) -> dict:
+                   tile: int, attention_kernel: str = 'xla') -> dict:
   """One sampling stage over ``video`` (its windows and, with ``tile``, tiles) on one device."""
   config = common.load_config(config_path)
-  config.model.dtype = dtype
+  config.model.update(dtype=dtype, attention_kernel=attention_kernel)
   width, height, frames = video
   stage = stereo_sampler.Stage(config, unet.init_params(config, 0))
   starts = window_blending.stage_windows(frames, stage.num_frames, config.sample.window_overlap)
@@ -129,7 +131,8 @@ def check_sampling(config_path: str, video: tuple[int, int, int], steps: int, dt
   first_s = time.perf_counter() - start
   seconds = common.median_seconds(run, repeats=2, warmup=0)
   kind, _ = _chip()
-  return {'config': config_path, 'device_kind': kind, 'dtype': dtype, 'video': list(video),
+  return {'config': config_path, 'device_kind': kind, 'dtype': dtype,
+          'attention_kernel': attention_kernel, 'video': list(video),
           'windows': len(starts), 'tiles': None if tiles is None else
           len(tiles[0]) * len(tiles[1]), 'steps': steps, 'first_call_s': first_s,
           'seconds': seconds, 'seconds_per_step': seconds / steps,
@@ -146,14 +149,18 @@ def main(argv=None) -> None:
   parser.add_argument('--per_device_batch', type=int, default=1)
   parser.add_argument('--dtype', choices=('bfloat16', 'float32'), default='bfloat16')
   parser.add_argument('--tile', type=int, default=256, help='sampling tile px; 0: none')
+  parser.add_argument('--attention', choices=('xla', 'cudnn', 'pallas_flash'), default='xla',
+                      help='model.attention_kernel')
   parser.add_argument('--output', help='also write the figures here as JSON')
   args = parser.parse_args(argv)
   runtime.enable_compilation_cache()
   train_config, sample_config, video = SIZES[args.size]
   if args.check == 'train':
-    result = check_training(train_config, args.steps or 30, args.per_device_batch, args.dtype)
+    result = check_training(train_config, args.steps or 30, args.per_device_batch, args.dtype,
+                            args.attention)
   else:
-    result = check_sampling(sample_config, video, args.steps or 4, args.dtype, args.tile)
+    result = check_sampling(sample_config, video, args.steps or 4, args.dtype, args.tile,
+                            args.attention)
   print(json.dumps(result, indent=1))
   if args.output:
     atomic_files.write_text(args.output, json.dumps(result, indent=1) + '\n')

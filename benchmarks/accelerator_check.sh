@@ -5,6 +5,8 @@
 #
 #   benchmarks/accelerator_check.sh [--size=paper|tiny] [OUT]
 #
+# ATTENTION=cudnn (NVIDIA GPUs) or pallas_flash (TPUs) runs both with that attention kernel.
+#
 # PYTHON (default .venv/bin/python, else python3) must have jax for the accelerator
 # (launch/host_train.sh installs jax[tpu] or jax[cuda12] into .venv). --size=tiny runs the
 # same on configs/tiny.py at toy shapes, on any machine (the suite runs it on CPU).
@@ -20,12 +22,13 @@ python=${PYTHON:-$( [[ -x .venv/bin/python ]] && echo .venv/bin/python || echo p
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$PWD/.cache/jax}
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 mkdir -p "$out"
-steps=()
-[[ $size == tiny ]] && steps=(--steps=3)
+options=(--attention="${ATTENTION:-xla}")
+[[ $size == tiny ]] && options+=(--steps=3)
 # Each check is bounded: 5 minutes to train, 2.5 to sample (compilation included).
-timeout 300 "$python" benchmarks/accelerator_check.py train --size="$size" "${steps[@]}" \
+timeout 300 "$python" benchmarks/accelerator_check.py train --size="$size" "${options[@]}" \
     --output="$out/train.json"
 timeout 150 "$python" benchmarks/accelerator_check.py sample --size="$size" \
+    --attention="${ATTENTION:-xla}" \
     --output="$out/sample.json"
 "$python" - "$out" <<'PY'
 import json, pathlib, sys

@@ -6,7 +6,8 @@
 
 Compiles the config's sampling stage (its whole jitted DDIM loop, ``planning/tpu_compile``)
 with libtpu, on this CPU, once per setting: on one chip of ``--topology`` as configured
-(float32, attention materialised), with query-chunked attention (``model.attention_chunk``),
+(float32, attention materialised), with query-chunked attention (``model.attention_chunk``)
+and with the Pallas flash-attention kernel (``model.attention_kernel``),
 in bfloat16 (``model.dtype``), on overlapping spatial tiles (``sample.refiner_tile``), in
 bfloat16 on tiles; and with the window's rows split over all the topology's chips
 (``sample.mesh_shape=(1, chips)``), in float32 and bfloat16. Prints each setting's bytes per chip
@@ -40,6 +41,7 @@ def settings(chunk: int, tile: int, chips: int) -> dict[str, dict]:
   return {
       'as configured': {},
       f'attention_chunk={chunk}': {'model': {'attention_chunk': chunk}},
+      'pallas flash attention': {'model': {'attention_kernel': 'pallas_flash'}},
       'bfloat16': {'model': {'dtype': 'bfloat16'}},
       f'refiner_tile={tile}': {'sample': {'refiner_tile': tile}},
       f'bfloat16 + refiner_tile={tile}': {'model': {'dtype': 'bfloat16'},

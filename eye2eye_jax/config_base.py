@@ -75,6 +75,9 @@ def base_config() -> ml_collections.ConfigDict:
   # Queries per block in the attention layers (0: all at once, the score matrix whole);
   # e.g. 512 bounds a 512 px refiner's spatial attention (eye2eye_jax/models/attention.py).
   c.model.attention_chunk = 0
+  # Self-attention kernel: 'xla' (materialised, or chunked above), 'cudnn' (fused, NVIDIA
+  # GPUs, bf16) or 'pallas_flash' (the Pallas flash kernel, TPUs); models/attention.py.
+  c.model.attention_kernel = 'xla'
 
   # Captions -> embeddings for models with text (eye2eye_jax/data/text_encoding.py).
   c.text = ml_collections.ConfigDict()

@@ -69,3 +69,45 @@ def test_a_negative_chunk_is_refused():
   config.model.attention_chunk = -1
   with pytest.raises(ValueError, match='model.attention_chunk must be >= 0'):
     unet.validate_model_config(config.model)
+
+
+@pytest.mark.parametrize('length, keys', [(37, 37), (128, 128), (300, 300), (4, 4)])
+def test_the_pallas_flash_kernel_equals_the_materialised_one(length, keys):
+  from jax.experimental.pallas import tpu as pltpu
+  q, k, v = _qkv(3, length, keys, heads=2, depth=16)
+  expected = nnx.dot_product_attention(q, k, v)
+  with pltpu.force_tpu_interpret_mode():  # the TPU kernel, interpreted on this CPU
+    got = attention.pallas_flash_attention(q, k, v)
+  assert got.shape == expected.shape
+  np.testing.assert_allclose(got, expected, atol=2e-5, rtol=1e-4)
+
+
+def test_a_unet_on_the_pallas_flash_kernel_keeps_the_parameters_and_the_outputs():
+  from jax.experimental.pallas import tpu as pltpu
+  config = load_config('tiny')
+  config.model.text_embed_dim = 8  # the text branch stays on XLA's kernel, with its mask
+  flash = config.copy_and_resolve_references()
+  flash.model.attention_kernel = 'pallas_flash'
+  params = unet.init_params(config, 0)
+  params = jax.tree.map(lambda p: p + 0.05 * jnp.sin(jnp.arange(p.size).reshape(p.shape)),
+                        params)
+  assert jax.tree.structure(unet.init_params(flash, 0)) == jax.tree.structure(params)
+  x = jax.random.normal(jax.random.PRNGKey(1), (2, 4, 8, 8, 3))
+  text = jax.random.normal(jax.random.PRNGKey(2), (2, 5, 8))
+  mask = jnp.array([[1, 1, 0, 0, 0], [0, 0, 0, 0, 0]], bool)
+  t = jnp.array([0.3, 0.8])
+  with pltpu.force_tpu_interpret_mode():
+    outputs = [unet.make_denoiser(unet.model_graphdef(c), params, x, text, mask)(x, t)
+               for c in (config, flash)]
+  np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('fields, message', [
+    ({'attention_kernel': 'flash'}, 'model.attention_kernel must be one of'),
+    ({'attention_kernel': 'pallas_flash', 'attention_chunk': 64}, 'applies to the'),
+    ({'attention_kernel': 'cudnn'}, "needs model.dtype='bfloat16'")])
+def test_impossible_attention_settings_are_refused(fields, message):
+  config = load_config('tiny')
+  config.model.update(fields)
+  with pytest.raises(ValueError, match=message):
+    unet.validate_model_config(config.model)

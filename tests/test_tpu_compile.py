@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, subprocess_env
+from conftest import REPO, subprocess_env, worker_result
 from eye2eye_jax.planning import accelerators, tpu_compile
 
 # make test installs libtpu into a folder of its own, seen only by these subprocesses.
@@ -82,3 +82,31 @@ def test_compile_errors_are_one_line_and_exit_1(args, message, tmp_path):
   assert result.returncode == 1
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith('error: ') and message in last, result.stderr[-2000:]
+
+
+_FLASH_AND_MESH = '''
+import json
+from eye2eye_jax import config_base
+from eye2eye_jax.planning import accelerators, tpu_compile
+config = config_base.load_config_file('configs/tiny.py')
+config.data.batch_size = 4
+config.model.attention_kernel = 'pallas_flash'
+v5p_8 = accelerators.parse_topology('v5p-8')
+step = tpu_compile.compile_train_step(config, v5p_8)
+rows = tpu_compile.compile_sampling_stage(config, v5p_8, (32, 32, 8), mesh_shape=(1, 4))
+print('RESULT ' + json.dumps({'step': step, 'rows': rows}))
+'''
+
+
+@pytest.mark.skipif(not _HAS_LIBTPU, reason=f'libtpu is not installed: {tpu_compile.LIBTPU_HINT}')
+def test_the_pallas_kernel_and_a_row_split_window_compile_for_a_tpu_slice():
+  env = subprocess_env(JAX_PLATFORMS='cpu')
+  env['PYTHONPATH'] = os.pathsep.join([env['PYTHONPATH'], str(_LIBTPU_DIR)])
+  result = subprocess.run([sys.executable, '-c', _FLASH_AND_MESH], capture_output=True,
+                          text=True, timeout=900, env=env, cwd=REPO)
+  assert result.returncode == 0, result.stderr[-3000:]
+  figures = worker_result(result.stdout)
+  # The flash kernel runs per chip inside the data-parallel train step (shard_map).
+  assert figures['step']['fits'] and figures['step']['mesh']['data'] == 4
+  # One sampling window's rows over the slice's 4 chips.
+  assert figures['rows']['mesh'] == {'windows': 1, 'rows': 4} and figures['rows']['fits']

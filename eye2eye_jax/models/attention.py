@@ -1,16 +1,28 @@
-"""Attention kernels for the UNet's attention layers, chosen by ``model.attention_chunk``.
+"""Attention kernels for the UNet's attention layers: ``model.attention_kernel`` and
+``model.attention_chunk``.
 
-Flax's default (``nnx.dot_product_attention`` -> ``jax.nn.dot_product_attention``) runs
-cuDNN's fused attention where the GPU supports it and XLA's otherwise, which materialises the
-(queries x keys) score matrix of every head: at the refiner's coarsest level on 512 px frames
-that is 4096 x 4096 per head and frame. ``query_chunked_attention`` computes the same thing a
-block of queries at a time (``lax.map``), so only (chunk x keys) scores exist at once; it is
-pure JAX and runs on every backend. Both take Flax's ``attention_fn`` arguments, so the
-choice changes no parameter and a trained checkpoint runs with either.
+* ``'xla'`` (default): Flax's ``nnx.dot_product_attention``, XLA's attention, which
+  materialises the (queries x keys) score matrix of every head: at the refiner's coarsest
+  level on 512 px frames that is 4096 x 4096 per head and frame. With ``attention_chunk``
+  N > 0, ``query_chunked_attention`` computes the same a block of N queries at a time
+  (``lax.map``), so only (N x keys) scores exist at once; pure JAX, every backend.
+* ``'cudnn'``: ``jax.nn.dot_product_attention(implementation='cudnn')``, cuDNN's fused
+  (flash) attention on NVIDIA GPUs; bf16 only (``model.dtype='bfloat16'``).
+* ``'pallas_flash'``: the Pallas flash-attention kernel for TPUs
+  (``jax.experimental.pallas.ops.tpu.flash_attention``); it runs on a CPU only in Pallas's
+  TPU interpret mode (the tests use it), and the TPU compiler compiles it for abstract TPU
+  devices (``planning/tpu_compile``).
+
+The fused kernels serve the self-attention over space and time (no mask); the masked text
+cross-attention stays on XLA's (its keys are a few dozen tokens). Every kernel takes Flax's
+``attention_fn`` arguments, so the choice changes no parameter and a trained checkpoint runs
+with any of them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 
@@ -74,9 +86,83 @@ def _attend(query, key, value, bias, mask, precision):
   return jnp.einsum('...hqk,...khd->...qhd', weights, value, precision=precision)
 
 
-def attention_fn(chunk: int):
-  """Flax's default attention for ``chunk`` 0, else ``query_chunked_attention`` (the model
-  config's validation refuses a negative chunk)."""
+KERNELS = ('xla', 'cudnn', 'pallas_flash')
+# How the UNet's activations are laid out on a mesh while it is traced (``batch_layout``):
+# a Pallas kernel runs per device, so it is mapped over the devices that split the batch.
+_BATCH_LAYOUT: contextvars.ContextVar = contextvars.ContextVar('batch_layout', default=None)
+
+
+@contextlib.contextmanager
+def batch_layout(sharding: jax.sharding.NamedSharding | None):
+  """While tracing the UNet: its (B, ...) activations lie as ``sharding`` says (None: one
+  device), so the fused kernels split their batch the same way."""
+  token = _BATCH_LAYOUT.set(sharding)
+  try:
+    yield
+  finally:
+    _BATCH_LAYOUT.reset(token)
+_FLASH_BLOCK = 128  # the Pallas kernel's block along queries and keys; sequences are padded
+
+
+def _flatten_batch(x):
+  """(batch..., length, heads, depth) -> (batch, length, heads, depth)."""
+  return x.reshape((-1,) + x.shape[-3:])
+
+
+def cudnn_attention(query, key, value, bias=None, mask=None, *, dtype=None, precision=None,
+                    **unused):
+  """Unmasked self-attention by cuDNN's fused kernel (NVIDIA GPUs, bf16)."""
+  if bias is not None or mask is not None:
+    raise ValueError('cudnn_attention serves unmasked self-attention only')
+  query, key, value = dtypes.promote_dtype((query, key, value), dtype=dtype)
+  out = jax.nn.dot_product_attention(*map(_flatten_batch, (query, key, value)),
+                                     implementation='cudnn')
+  return out.reshape(query.shape[:-1] + value.shape[-1:])
+
+
+def pallas_flash_attention(query, key, value, bias=None, mask=None, *, dtype=None,
+                           precision=None, **unused):
+  """Unmasked self-attention by the Pallas TPU flash-attention kernel. Sequences are padded
+  to its block; padded positions are a segment of their own, so no real query sees them."""
+  from jax.experimental.pallas.ops.tpu import flash_attention as flash
+  if bias is not None or mask is not None:
+    raise ValueError('pallas_flash_attention serves unmasked self-attention only')
+  query, key, value = dtypes.promote_dtype((query, key, value), dtype=dtype)
+  length, keys, depth = query.shape[-3], key.shape[-3], query.shape[-1]
+  to_kernel = lambda x, n: jnp.pad(_flatten_batch(x).transpose(0, 2, 1, 3),
+                                   ((0, 0), (0, 0), (0, n - x.shape[-3]), (0, 0)))
+  padded_q, padded_k = (math.ceil(n / _FLASH_BLOCK) * _FLASH_BLOCK for n in (length, keys))
+  q, k, v = to_kernel(query, padded_q), to_kernel(key, padded_k), to_kernel(value, padded_k)
+  padded = (padded_q, padded_k) != (length, keys)
+  blocks = flash.BlockSizes(**{name: _FLASH_BLOCK for name in (
+      'block_q', 'block_k_major', 'block_k', 'block_q_major_dkv', 'block_k_major_dkv',
+      'block_k_dkv', 'block_q_dkv', 'block_k_major_dq', 'block_k_dq', 'block_q_dq')}, block_b=1)
+
+  def kernel(q, k, v):
+    segments = None
+    if padded:
+      ids = lambda n, total: jnp.broadcast_to((jnp.arange(total) >= n).astype(jnp.int32),
+                                              (q.shape[0], total))
+      segments = flash.SegmentIds(q=ids(length, padded_q), kv=ids(keys, padded_k))
+    return flash.flash_attention(q, k, v, segment_ids=segments, sm_scale=1 / math.sqrt(depth),
+                                 block_sizes=blocks)
+
+  layout = _BATCH_LAYOUT.get()
+  if layout is not None:  # a kernel call is per device: map it over the batch's devices
+    spec = jax.sharding.PartitionSpec(layout.spec[0])
+    kernel = jax.shard_map(kernel, mesh=layout.mesh, in_specs=spec, out_specs=spec,
+                           check_vma=False)
+  out = kernel(q, k, v)[:, :, :length].transpose(0, 2, 1, 3)
+  return out.reshape(query.shape[:-1] + value.shape[-1:])
+
+
+def attention_fn(kernel: str = 'xla', chunk: int = 0):
+  """The ``attention_fn`` of ``model.attention_kernel`` for self-attention (the model
+  config's validation refuses an unknown kernel or a negative chunk)."""
+  if kernel == 'cudnn':
+    return cudnn_attention
+  if kernel == 'pallas_flash':
+    return pallas_flash_attention
   if chunk == 0:
     return nnx.dot_product_attention
   return functools.partial(query_chunked_attention, chunk=chunk)

@@ -110,11 +110,13 @@ class FactorizedAttention(nnx.Module):
 
   def __init__(self, channels: int, num_heads: int, text_embed_dim: int, *,
                temporal: bool = True, norm_per_frame: bool = False, dtype=jnp.float32,
-               attention_chunk: int = 0, rngs: nnx.Rngs):
+               attention_kernel: str = 'xla', attention_chunk: int = 0, rngs: nnx.Rngs):
     _group_norm = functools.partial(GroupNorm, per_frame=norm_per_frame)
-    kernel = attention.attention_fn(attention_chunk)
 
     def attention_layer(kv_features=None):
+      # The masked text cross-attention stays on XLA's kernel (models/attention.py).
+      kernel = attention.attention_fn('xla' if kv_features else attention_kernel,
+                                      attention_chunk)
       return nnx.MultiHeadAttention(num_heads, channels, in_kv_features=kv_features,
                                     out_kernel_init=_zeros, decode=False, dtype=dtype,
                                     attention_fn=kernel, rngs=rngs)
@@ -228,6 +230,7 @@ class SpaceTimeUNet(nnx.Module):
                                          rngs=rngs)
     self.mid_attention = FactorizedAttention(current, config.num_heads, config.text_embed_dim,
                                              **layer_options,
+                                             attention_kernel=config.attention_kernel,
                                              attention_chunk=config.attention_chunk, rngs=rngs)
     self.mid_block2 = FactorizedResBlock(current, current, embed_dim, **layer_options,
                                          rngs=rngs)
@@ -280,7 +283,8 @@ class SpaceTimeUNet(nnx.Module):
         x = pin(self.downsamplers[level](x))
         skips.append(x)
     x = pin(run(self.mid_block1, x, emb))
-    x = pin(self.mid_attention(x, text, text_mask))
+    with attention.batch_layout(activation_sharding):
+      x = pin(self.mid_attention(x, text, text_mask))
     x = pin(run(self.mid_block2, x, emb))
     for i, blocks in enumerate(self.up_blocks):
       for block in blocks:
@@ -322,6 +326,14 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"model.dtype must be 'float32' or 'bfloat16', got {config.dtype!r}")
   if config.attention_chunk < 0:
     raise ValueError(f'model.attention_chunk must be >= 0, got {config.attention_chunk}')
+  if config.attention_kernel not in attention.KERNELS:
+    raise ValueError(f'model.attention_kernel must be one of {attention.KERNELS}, got '
+                     f'{config.attention_kernel!r}')
+  if config.attention_kernel != 'xla' and config.attention_chunk:
+    raise ValueError(f"model.attention_chunk applies to the 'xla' kernel; "
+                     f"'{config.attention_kernel}' never materialises the scores (set it to 0)")
+  if config.attention_kernel == 'cudnn' and config.dtype != 'bfloat16':
+    raise ValueError("model.attention_kernel='cudnn' needs model.dtype='bfloat16'")
   if config.remat not in REMAT_POLICIES:
     raise ValueError(f'model.remat must be one of {sorted(REMAT_POLICIES)}, got '
                      f'{config.remat!r}')
