@@ -22,8 +22,8 @@ import traceback
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from benchmarks import (common, fsdp_memory, input_pipeline_throughput,  # noqa: E402
-                        rectification_throughput, sampler_overhead, sampling_scaling,
-                        train_step_flops)
+                        multi_device_sampling, rectification_throughput, sampler_overhead,
+                        sampling_scaling, train_step_flops)
 from eye2eye_jax.common import atomic_files, runtime  # noqa: E402
 
 BENCHMARKS = {
@@ -33,6 +33,7 @@ BENCHMARKS = {
     'rectification': rectification_throughput,
     'fsdp_memory': fsdp_memory,
     'sampling_scaling': sampling_scaling,
+    'multi_device_sampling': multi_device_sampling,
 }
 
 # Keyword arguments of each benchmark's measure() per size.
@@ -46,6 +47,8 @@ SIZES = {
         'fsdp_memory': dict(config='configs/tiny.py'),
         'sampling_scaling': dict(config='configs/tiny.py', frames=4, size=16, base_num_steps=2,
                                  repeats=1, refiner=False),
+        'multi_device_sampling': dict(config='configs/tiny.py', devices=4, frames=8, size=16,
+                                      base_num_steps=2, refiner_num_steps=2),
     },
     'small': {
         'train_step_flops': dict(config='configs/demo.py', matmul_size=1024),
@@ -56,6 +59,8 @@ SIZES = {
         'fsdp_memory': dict(config='configs/demo.py'),
         'sampling_scaling': dict(config='configs/demo.py', frames=4, size=32, base_num_steps=5,
                                  refiner_num_steps=3),
+        'multi_device_sampling': dict(config='configs/demo.py', frames=32, size=64,
+                                      base_num_steps=5, refiner_num_steps=3),
     },
     'full': {
         'train_step_flops': dict(config='configs/demo.py', batch_size=64, matmul_size=4096,
@@ -65,6 +70,7 @@ SIZES = {
         'rectification': dict(eye_size=1024, frames=32, out_size=512),
         'fsdp_memory': dict(config='configs/demo.py'),
         'sampling_scaling': dict(config='configs/demo.py', frames=8, size=64),
+        'multi_device_sampling': dict(config='configs/demo.py', frames=64, size=64),
     },
 }
 
