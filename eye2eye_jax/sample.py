@@ -20,8 +20,9 @@ models. An input's outputs are written all or none; a failure or Ctrl-C leaves n
 file and replaces no earlier output.
 
 Every device of the process is used (``sample.mesh_shape``: windows and tiles spread over
-them, optionally each window's rows). Several processes (the hosts of a pod slice, SLURM
-tasks, or $JAX_COORDINATOR_ADDRESS / $JAX_NUM_PROCESSES / $JAX_PROCESS_ID) split the inputs
+them, optionally each window's rows). Several processes (the hosts of a pod slice with
+$EYE2EYE_CLUSTER=auto, SLURM tasks, or $JAX_COORDINATOR_ADDRESS / $JAX_NUM_PROCESSES /
+$JAX_PROCESS_ID) split the inputs
 between them, so that each output is written by exactly one process.
 """
 
