@@ -218,3 +218,13 @@ def test_activations_leave_out_the_norm_and_activation_intermediates_the_compile
                    if not why.startswith('from the argument'))
   kept = compiled_programs.activation_bytes(config, 1)['saved']
   assert 0.1 * everything < kept < 0.5 * everything
+
+
+def test_the_paper_refiner_trains_the_paper_base_models_program():
+  """Their train steps are one program (the TPU figures of one stand for both)."""
+  base, refiner = load_config('base_paper'), load_config('refiner_paper')
+  assert base.model.to_dict() == refiner.model.to_dict()
+  assert base.diffusion.to_dict() == refiner.diffusion.to_dict()
+  assert base.train.to_dict() == refiner.train.to_dict() and base.mesh == refiner.mesh
+  assert (compiled_programs.batch_struct(base, 32) == compiled_programs.batch_struct(refiner, 32))
+  assert (base.data.view, refiner.data.view) == ('downsample', 'crop')  # only what feeds it
