@@ -1,7 +1,7 @@
 """What one sampling window costs a TPU chip, by the TPU compiler, under each memory setting.
 
   python benchmarks/tpu_sampling_memory.py [--config=configs/refiner_paper.py] \
-      [--topology=v5p-8] [--video=512x512x80] [--chunk=512] [--tile=256] [--only=rows,...] \
+      [--topology=v5p-8] [--video=512x512x80] [--chunk=512] [--tile=256] [--only=NAME,...] \
       [--output=FILE.json]
 
 Compiles the config's sampling stage (its whole jitted DDIM loop, ``planning/tpu_compile``)
@@ -53,13 +53,13 @@ def settings(chunk: int, tile: int, chips: int) -> dict[str, dict]:
 
 def measure(config: str, topology: str, video: tuple[int, int, int], chunk: int,
             tile: int, only: list[str] | None = None) -> dict:
-  """Compiled figures of one window per setting (``only``: those whose names contain one of
-  these words), and each setting's ratio to the first."""
+  """Compiled figures of one window per setting (``only``: these settings, by name), and
+  each setting's ratio to the first."""
   base = common.load_config(config)
   target = accelerators.parse_topology(topology)
   rows = {}
   for name, fields in settings(chunk, tile, target.num_devices).items():
-    if only and name != 'as configured' and not any(word in name for word in only):
+    if only and name != 'as configured' and name not in only:
       continue
     variant = base.copy_and_resolve_references()
     for section, values in fields.items():
@@ -84,8 +84,8 @@ def main() -> None:
   parser.add_argument('--video', default='512x512x80', help='WIDTHxHEIGHTxFRAMES')
   parser.add_argument('--chunk', type=int, default=512, help='queries per attention block')
   parser.add_argument('--tile', type=int, default=256, help='refiner tile side in px')
-  parser.add_argument('--only', help='comma-separated words: compile only the settings whose '
-                      'names contain one (and "as configured", the reference)')
+  parser.add_argument('--only', help='comma-separated setting names (as printed): compile only '
+                      'these (and "as configured", the reference)')
   parser.add_argument('--output', help='also write the figures here as JSON')
   args = parser.parse_args()
   width, height, frames = (int(x) for x in args.video.lower().split('x'))

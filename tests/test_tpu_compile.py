@@ -86,15 +86,20 @@ def test_compile_errors_are_one_line_and_exit_1(args, message, tmp_path):
 
 _FLASH_AND_MESH = '''
 import json
+from jax.experimental.pallas.ops.tpu import flash_attention as flash
 from eye2eye_jax import config_base
 from eye2eye_jax.planning import accelerators, tpu_compile
+calls = []
+kernel = flash.flash_attention
+flash.flash_attention = lambda *a, **k: calls.append(1) or kernel(*a, **k)
 config = config_base.load_config_file('configs/tiny.py')
 config.data.batch_size = 4
+config.data.resolution = 32  # 256 tokens per frame at the coarsest level: the kernel runs
 config.model.attention_kernel = 'pallas_flash'
 v5p_8 = accelerators.parse_topology('v5p-8')
 step = tpu_compile.compile_train_step(config, v5p_8)
 rows = tpu_compile.compile_sampling_stage(config, v5p_8, (32, 32, 8), mesh_shape=(1, 4))
-print('RESULT ' + json.dumps({'step': step, 'rows': rows}))
+print('RESULT ' + json.dumps({'step': step, 'rows': rows, 'kernel_calls': len(calls)}))
 '''
 
 
@@ -107,6 +112,7 @@ def test_the_pallas_kernel_and_a_row_split_window_compile_for_a_tpu_slice():
   assert result.returncode == 0, result.stderr[-3000:]
   figures = worker_result(result.stdout)
   # The flash kernel runs per chip inside the data-parallel train step (shard_map).
+  assert figures['kernel_calls'] >= 2  # traced in the train step and in the sampling stage
   assert figures['step']['fits'] and figures['step']['mesh']['data'] == 4
   # One sampling window's rows over the slice's 4 chips.
   assert figures['rows']['mesh'] == {'windows': 1, 'rows': 4} and figures['rows']['fits']

@@ -123,12 +123,16 @@ def cudnn_attention(query, key, value, bias=None, mask=None, *, dtype=None, prec
 def pallas_flash_attention(query, key, value, bias=None, mask=None, *, dtype=None,
                            precision=None, **unused):
   """Unmasked self-attention by the Pallas TPU flash-attention kernel. Sequences are padded
-  to its block; padded positions are a segment of their own, so no real query sees them."""
+  to its block; padded positions are a segment of their own, so no real query sees them.
+  Sequences shorter than one block (the temporal attention over a few frames) use XLA's
+  attention: their score matrices are small, and padding them would multiply the work."""
   from jax.experimental.pallas.ops.tpu import flash_attention as flash
   if bias is not None or mask is not None:
     raise ValueError('pallas_flash_attention serves unmasked self-attention only')
   query, key, value = dtypes.promote_dtype((query, key, value), dtype=dtype)
   length, keys, depth = query.shape[-3], key.shape[-3], query.shape[-1]
+  if min(length, keys) < _FLASH_BLOCK:  # shorter than a block (attention over a few
+    return nnx.dot_product_attention(query, key, value)  # frames): its scores are small
   to_kernel = lambda x, n: jnp.pad(_flatten_batch(x).transpose(0, 2, 1, 3),
                                    ((0, 0), (0, 0), (0, n - x.shape[-3]), (0, 0)))
   padded_q, padded_k = (math.ceil(n / _FLASH_BLOCK) * _FLASH_BLOCK for n in (length, keys))
