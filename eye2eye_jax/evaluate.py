@@ -6,18 +6,23 @@
 Runs the sampler (base + refiner when one is named) and the baselines (true left view,
 copy-right, global shift, warp-and-inpaint) on the first ``--num_clips`` clips of the
 dataset's validation split, and writes DIR/metrics.json (every figure), DIR/report.md (a
-table per layer type, disparity statistics, plots) and DIR/plots/*.png.
+table per layer type, disparity statistics, plots) and DIR/plots/*.png. Every device of a
+process is used (``sample.mesh_shape``); several processes (as for ``sample``) sample a
+share of the clips each, and process 0 scores them all and writes the report (DIR must be
+shared by them).
 """
 
 from __future__ import annotations
 
 import pathlib
 
+import jax
 from absl import app, flags, logging
 
 from eye2eye_jax.common import cli_flags, runtime
 from eye2eye_jax.evaluation import checkpoint_report
 
+_HOSTS_WAIT_S = 24 * 3600  # how long a process that is done waits for process 0's report
 _CONFIG = cli_flags.define_config()
 _CHECKPOINT, _REFINER = cli_flags.define_checkpoints()
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where the report is written.')
@@ -31,11 +36,15 @@ def main(argv):
   cli_flags.require(argv, config=_CONFIG.value, output_dir=_OUTPUT_DIR.value)
   runtime.enable_compilation_cache()
   logging.set_verbosity(logging.WARNING)
+  runtime.initialize_distributed(shutdown_timeout_s=_HOSTS_WAIT_S)
   output_dir = pathlib.Path(_OUTPUT_DIR.value)
   with cli_flags.exit_on_error():
-    metrics = checkpoint_report.evaluate_checkpoint(_CONFIG.value, output_dir, _CHECKPOINT.value,
-                                                    _REFINER.value, _NUM_CLIPS.value, _SPLIT.value,
-                                                    _BASELINES.value)
+    metrics = checkpoint_report.evaluate_checkpoint(
+        _CONFIG.value, output_dir, _CHECKPOINT.value, _REFINER.value, _NUM_CLIPS.value,
+        _SPLIT.value, _BASELINES.value, jax.process_index(), jax.process_count())
+  if metrics is None:  # another process writes the report
+    print(f'process {jax.process_index()}: sampled its share; process 0 writes the report')
+    return
   for method in metrics['methods']:
     image = metrics['image'].get(method, {})
     geometry = metrics['geometry'][method]['all']

@@ -5,6 +5,7 @@ starts); two ``sample`` processes on localhost convert a folder together.
 """
 
 import collections
+import json
 import pathlib
 import re
 import subprocess
@@ -83,6 +84,34 @@ def test_two_processes_convert_a_folder_together(tiny_checkpoint, tmp_path):
   written = collections.Counter(p.name for p in out.iterdir())
   assert written == {f'clip{i}_{suffix}.mp4': 1 for i in range(5)
                      for suffix in ('left', 'LRF_Full_SBS')}
+
+
+def test_two_processes_evaluate_together_as_one_would(tiny_config, tiny_dataset,
+                                                     tiny_checkpoint, tmp_path):
+  """Each samples half of the clips; process 0 scores all of them, as one process does."""
+  from eye2eye_jax.evaluation import checkpoint_report
+  alone = checkpoint_report.evaluate_checkpoint(tiny_config, tmp_path / 'alone',
+                                                checkpoint=str(tiny_checkpoint),
+                                                refiner_checkpoint='', num_clips=3,
+                                                baselines=False)
+  port = free_port()
+  command = [sys.executable, '-m', 'eye2eye_jax.evaluate', f'--config={REPO}/configs/tiny.py',
+             f'--checkpoint={tiny_checkpoint}', '--refiner_checkpoint=', '--num_clips=3',
+             '--nobaselines', f'--output_dir={tmp_path / "together"}',
+             f'--config.data.data_dir={tiny_dataset}']
+  workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, env=subprocess_env(
+                                  JAX_COORDINATOR_ADDRESS=f'localhost:{port}',
+                                  JAX_NUM_PROCESSES='2', JAX_PROCESS_ID=str(i)))
+             for i in range(2)]
+  logs = [w.communicate(timeout=600)[0] for w in workers]
+  assert all(w.returncode == 0 for w in workers), logs[0][-2000:] + logs[1][-2000:]
+  assert 'process 1: sampled its share' in logs[1] and 'Report:' in logs[0]
+  together = json.loads((tmp_path / 'together' / 'metrics.json').read_text())
+  assert together['num_clips'] == 3
+  assert together['image'] == alone['image'] and together['geometry'] == alone['geometry']
+  assert sorted(p.name for p in (tmp_path / 'together').iterdir()) == [
+      'metrics.json', 'plots', 'report.md']  # the shared views are cleaned up
 
 
 @pytest.fixture(scope='module')

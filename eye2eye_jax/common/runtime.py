@@ -46,3 +46,11 @@ def initialize_distributed(shutdown_timeout_s: int = 300) -> None:
     return
   logging.info('Process %d of %d, %d local / %d global devices', jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
+
+
+def sync_processes(name: str) -> None:
+  """Waits until every process of the run reaches the point called ``name`` (nothing to
+  wait for in a single process)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(name)

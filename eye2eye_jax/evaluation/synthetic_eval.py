@@ -55,12 +55,22 @@ def scene_params(config) -> SceneParams:
   raise ValueError(f'unknown synthetic_stereo config {config.data.builder_config!r}')
 
 
+def convert_clip(sampler: StereoSampler, record: dict, index: int):
+  """(generated left view, base stage's output) of record number ``index`` (its seed), with
+  its caption for models with text conditioning."""
+  caption = record.get('caption', b'')
+  caption = caption.decode() if isinstance(caption, bytes) else str(caption)
+  return sampler.convert(record['right'], seed=index, return_base=True, caption=caption)
+
+
 def evaluate(sampler: StereoSampler | None, records, params: SceneParams, *,
-             baselines: bool = True, progress=None, examples: list | None = None) -> dict:
+             baselines: bool = True, progress=None, examples: list | None = None,
+             converted: dict | None = None) -> dict:
   """Metrics of ``sampler`` (None: baselines only) and the baselines on ``records``.
 
   records: dicts of the synthetic_stereo dataset. ``examples``, when a list, receives each
-  clip's {'right', method: left view} for the report's pictures.
+  clip's {'right', method: left view} for the report's pictures. ``converted`` (clip index
+  -> ``convert_clip``'s views, e.g. made by several processes) is used instead of sampling.
   """
   methods = ([] if sampler is None else
              ['generated'] + (['base_only'] if sampler.refiner is not None else []))
@@ -79,11 +89,8 @@ def evaluate(sampler: StereoSampler | None, records, params: SceneParams, *,
     right, true_left = record['right'], record['left']
     views = {'true_left': true_left, 'copy_right': warp_baselines.copy_right(right)}
     if sampler is not None:
-      caption = record.get('caption', b'')  # read by models with text conditioning
-      caption = caption.decode() if isinstance(caption, bytes) else str(caption)
-      views['generated'], views['base_only'] = sampler.convert(right, seed=index,
-                                                               return_base=True,
-                                                               caption=caption)
+      views['generated'], views['base_only'] = (converted[index] if converted is not None
+                                                else convert_clip(sampler, record, index))
     surface = None
     if baselines:
       surface = _surface_disparity(generator, record)

@@ -20,7 +20,7 @@ from absl import logging
 from clu import metric_writers, periodic_actions
 from etils import epath
 
-from eye2eye_jax.common import atomic_files, sharding
+from eye2eye_jax.common import atomic_files, runtime, sharding
 from eye2eye_jax.data import datasets, input_pipeline
 from eye2eye_jax.models import unet
 from eye2eye_jax.training import checkpoint_manager, train_state, validation_samples
@@ -42,7 +42,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   data_dir = datasets.resolve_data_dir(config)
   if jax.process_index() == 0:
     datasets.ensure_dataset(config, data_dir)
-  _sync_processes('dataset ready')
+  runtime.sync_processes('dataset ready')
   loader = input_pipeline.create_train_loader(config, data_dir)
   data_iterator = iter(loader)
 
@@ -166,12 +166,6 @@ def _stop_if_diverged(losses: list, step: int, manager, preempted: _PreemptionFl
           if kept is not None else 'no checkpoint was saved before it')
   raise FloatingPointError(f'training diverged: the loss is {values[bad[0]]} at step '
                            f'{step - len(values) + 1 + bad[0]}; stopped there, and {kept}')
-
-
-def _sync_processes(name: str) -> None:
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-    multihost_utils.sync_global_devices(name)
 
 
 class _PreemptionFlag:
