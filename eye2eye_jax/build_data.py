@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from eye2eye_jax.common import cli_flags
 from eye2eye_jax.data import datasets
@@ -31,4 +31,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli_flags.run(main)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pathlib
 import shutil
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from eye2eye_jax.common import cli_flags, runtime
 from eye2eye_jax.data import datasets, video_io
@@ -144,4 +144,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli_flags.run(main)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pathlib
 
 import jax
-from absl import app, flags, logging
+from absl import flags, logging
 
 from eye2eye_jax.common import cli_flags, runtime
 from eye2eye_jax.evaluation import checkpoint_report
@@ -54,4 +54,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli_flags.run(main)

@@ -29,7 +29,7 @@ os.environ.setdefault('TPU_WORKER_HOSTNAMES', 'localhost')
 import json  # noqa: E402
 import time  # noqa: E402
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from eye2eye_jax.common import atomic_files, cli_flags, runtime  # noqa: E402
 from eye2eye_jax.planning import (accelerators, data_estimate, planner, report,  # noqa: E402
@@ -87,4 +87,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli_flags.run(main)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import sys
 
 import jax
-from absl import app, flags
+from absl import flags
 
 from eye2eye_jax.common import cli_flags, runtime
 from eye2eye_jax.sampling import video_conversion
@@ -56,11 +56,16 @@ def main(argv):
   with cli_flags.exit_on_error():
     inputs = video_conversion.list_inputs(_INPUT.value)
     sampler = video_conversion.load_sampler(_CONFIG.value, _CHECKPOINT.value, _REFINER.value)
-    result = video_conversion.convert_many(sampler, inputs, _OUTPUT_DIR.value,
-                                           skip_existing=_SKIP_EXISTING.value,
-                                           continue_on_error=_CONTINUE.value,
-                                           process_index=jax.process_index(),
-                                           process_count=jax.process_count())
+    try:
+      result = video_conversion.convert_many(sampler, inputs, _OUTPUT_DIR.value,
+                                             skip_existing=_SKIP_EXISTING.value,
+                                             continue_on_error=_CONTINUE.value,
+                                             process_index=jax.process_index(),
+                                             process_count=jax.process_count())
+    except video_conversion.ConversionError as error:
+      print(error.result.summary(), file=sys.stderr)
+      sys.exit(f'error: {error}\nstopped at the first failure: --continue_on_error converts '
+               'the other inputs and lists each failure; --skip_existing resumes the batch')
   summary = result.summary()
   if jax.process_count() > 1:
     summary = (f'process {jax.process_index()} of {jax.process_count()}: {summary}\n'
@@ -71,4 +76,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli_flags.run(main)

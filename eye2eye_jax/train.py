@@ -13,7 +13,7 @@ processes join up first.
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from eye2eye_jax.common import cli_flags, runtime
 from eye2eye_jax.training import loop
@@ -33,4 +33,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli_flags.run(main)

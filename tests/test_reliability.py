@@ -303,6 +303,23 @@ def test_unwritable_output_directories_are_clear_errors(sampler, tiny_config, tm
     loop.train_and_evaluate(tiny_config, str(blocker / 'run'))
   assert blocker.read_text() == 'not a directory'
   assert sorted(p.name for p in tmp_path.iterdir()) == ['a_file', 'clip.mp4']
+  # A directory that exists but takes no files (even for root): found before sampling.
+  with pytest.raises(OSError, match='/proc/self: cannot write to the output directory'):
+    video_conversion.convert_many(_RefusingSampler(sampler), [source], '/proc/self',
+                                  show_progress=False)
+  with pytest.raises(NotADirectoryError, match='a_file: the output directory is a file'):
+    video_conversion.convert_many(_RefusingSampler(sampler), [source], blocker,
+                                  show_progress=False)
+
+
+class _RefusingSampler:
+  """A sampler whose conversions fail the test: checks must come before any sampling."""
+
+  def __init__(self, sampler):
+    self.sample_config = sampler.sample_config
+
+  def convert(self, *args, **kwargs):
+    raise AssertionError('sampled before the output directory was checked')
 
 
 def _write_npz(path, values):

@@ -97,3 +97,44 @@ def test_a_corrupt_file_in_a_batch_is_reported_and_the_rest_finish(tiny_checkpoi
   result = _run_sample(*args, '--skip_existing')
   assert '0 converted, 1 skipped' in result.stderr
   assert (out / 'b_good_left.mp4').stat().st_mtime_ns == before
+
+
+def test_inputs_with_the_same_stem_are_refused_before_any_work(tiny_checkpoint, tmp_path):
+  folder = tmp_path / 'in'
+  folder.mkdir()
+  frames = np.random.default_rng(1).integers(0, 255, (2, 16, 16, 3), np.uint8)
+  video_io.write_video(folder / 'clip.mp4', frames, 8.0)
+  (folder / 'clip.mov').write_bytes((folder / 'clip.mp4').read_bytes())
+  result = _run_sample(f'--input={folder}', f'--output_dir={tmp_path / "out"}',
+                       f'--checkpoint={tiny_checkpoint}')
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1] == (
+      f'error: {folder / "clip.mov"} and {folder / "clip.mp4"} would write the same outputs '
+      '(clip_*.mp4); rename one or convert them into separate output directories')
+  assert not (tmp_path / 'out').exists()
+
+
+def test_command_line_mistakes_are_one_line(tiny_checkpoint, input_dir, tmp_path):
+  unknown = _run_sample(f'--input={input_dir}', f'--output_dir={tmp_path / "out"}',
+                        '--config.sample.nonexistent=1')
+  assert unknown.returncode == 1 and 'Traceback' not in unknown.stderr
+  assert unknown.stderr.strip().splitlines()[-1].startswith(
+      "error: --config.sample.nonexistent: sample has no field 'nonexistent' (it has: ")
+  (tmp_path / 'a_file').write_text('x')
+  a_file = _run_sample(f'--input={input_dir}', f'--output_dir={tmp_path / "a_file"}',
+                       f'--checkpoint={tiny_checkpoint}')
+  assert a_file.returncode == 1 and a_file.stderr.strip().splitlines()[-1] == (
+      f'error: {tmp_path / "a_file"}: the output directory is a file')
+
+
+def test_a_batch_stopped_by_a_bad_file_prints_its_summary_and_a_hint(tiny_checkpoint, tmp_path):
+  folder = tmp_path / 'in'
+  folder.mkdir()
+  frames = np.random.default_rng(2).integers(0, 255, (2, 16, 16, 3), np.uint8)
+  video_io.write_video(folder / 'a_good.mp4', frames, 8.0)
+  (folder / 'b_bad.mp4').write_bytes(b'not a video')
+  result = _run_sample(f'--input={folder}', f'--output_dir={tmp_path / "out"}',
+                       f'--checkpoint={tiny_checkpoint}')
+  assert result.returncode == 1
+  assert '1 converted, 0 skipped (already done), 1 failed' in result.stderr
+  assert '--continue_on_error converts the other inputs' in result.stderr

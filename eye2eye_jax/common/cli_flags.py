@@ -57,6 +57,42 @@ def require(argv: list[str], **values) -> None:
                          'required')
 
 
+def run(main) -> None:
+  """``app.run(main)``, a ``--config.a.b=value`` naming no field of the config reported as
+  one ``error: ...`` line (ml_collections raises a bare AttributeError while parsing)."""
+
+  def parse(argv: list[str]) -> list[str]:
+    try:
+      return app.parse_flags_with_usage(argv)
+    except (AttributeError, KeyError) as error:
+      sys.exit(f'error: {_unknown_override(argv) or error}')
+
+  app.run(main, flags_parser=parse)
+
+
+def _unknown_override(argv: list[str]) -> str | None:
+  """Which ``--config.a.b`` override names no field of the ``--config`` file, and what the
+  section it points into holds."""
+  from eye2eye_jax import config_base
+  paths = [a.split('=', 1)[1] for a in argv if a.startswith('--config=')]
+  if not paths:
+    return None
+  config = config_base.load_config_file(paths[-1])
+  for argument in argv:
+    if not argument.startswith('--config.'):
+      continue
+    keys = argument[len('--config.'):].split('=', 1)[0].split('.')
+    section = config
+    for depth, key in enumerate(keys):
+      if not hasattr(section, 'keys') or key not in section:
+        where = '.'.join(keys[:depth]) or 'the config'
+        known = ', '.join(sorted(section.keys())) if hasattr(section, 'keys') else 'no fields'
+        return (f'--config.{".".join(keys)}: {where} has no field {key!r} (it has: '
+                f'{known})')
+      section = section[key]
+  return None
+
+
 @contextlib.contextmanager
 def exit_on_error(*more: type[BaseException]):
   """Turns the expected failures (and ``more``) into ``error: ...`` and exit status 1."""

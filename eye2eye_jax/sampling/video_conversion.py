@@ -65,6 +65,32 @@ def check_inputs_kept(inputs: list[pathlib.Path], output_dir: str | pathlib.Path
                          'input; choose another output directory')
 
 
+def check_distinct_outputs(inputs: list[pathlib.Path]) -> None:
+  """Raises ValueError when two inputs share a stem (``clip.mov`` and ``clip.mp4``): their
+  outputs would have the same names, and the second would replace the first."""
+  seen: dict[str, pathlib.Path] = {}
+  for path in inputs:
+    if path.stem in seen and seen[path.stem] != path:
+      raise ValueError(f'{seen[path.stem]} and {path} would write the same outputs '
+                       f'({path.stem}_*.mp4); rename one or convert them into separate '
+                       'output directories')
+    seen[path.stem] = path
+
+
+def prepare_output_dir(output_dir: str | pathlib.Path) -> None:
+  """Creates ``output_dir`` and checks that a file can be written there, before any work."""
+  out = pathlib.Path(output_dir)
+  if out.exists() and not out.is_dir():
+    raise NotADirectoryError(f'{out}: the output directory is a file')
+  try:
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_files.scratch_path(out / '.write_check', 'probe') as probe:
+      pathlib.Path(probe).write_bytes(b'')
+  except OSError as error:
+    raise OSError(f'{out}: cannot write to the output directory ({error.strerror or error})'
+                  ) from error
+
+
 def load_sampler(config: ml_collections.ConfigDict, checkpoint: str | None = None,
                  refiner_checkpoint: str | None = None) -> stereo_sampler.StereoSampler:
   """The base model (``checkpoint`` or config.sample.checkpoint) and, when one is named
@@ -137,7 +163,12 @@ def write_layouts(sample_config: ml_collections.ConfigDict, paths: dict[str, pat
 
 
 class ConversionError(ValueError):
-  """An input that could not be converted; the message names it."""
+  """An input that could not be converted; the message names it. ``result``: what the
+  batch had done before it stopped."""
+
+  def __init__(self, message: str, result: 'BatchResult | None' = None):
+    super().__init__(message)
+    self.result = result
 
 
 @dataclasses.dataclass
@@ -182,7 +213,8 @@ def convert_many(sampler: stereo_sampler.StereoSampler, inputs: list[pathlib.Pat
   With several processes (hosts), this one converts its ``process_share`` of the inputs.
   """
   check_inputs_kept(inputs, output_dir, sampler.sample_config)
-  pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)  # unwritable: fail before work
+  check_distinct_outputs(inputs)
+  prepare_output_dir(output_dir)
   inputs = process_share(inputs, process_index, process_count)
   result = BatchResult()
   bar = tqdm.tqdm(inputs, unit='video', disable=not show_progress)
@@ -200,7 +232,7 @@ def convert_many(sampler: stereo_sampler.StereoSampler, inputs: list[pathlib.Pat
       result.converted.append(path)
     except (ValueError, OSError) as error:
       reason = str(error) if str(path) in str(error) else f'{path}: {error}'
-      if not continue_on_error:
-        raise ConversionError(reason) from error
       result.failed.append((path, reason))
+      if not continue_on_error:
+        raise ConversionError(reason, result) from error
   return result
