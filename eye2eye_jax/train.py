@@ -6,12 +6,15 @@
 Builds the configured dataset if it is missing, resumes from the newest readable
 checkpoint in ``<workdir>/checkpoints``, logs to TensorBoard and the console (process 0
 only) and saves checkpoints every ``train.checkpoint_every`` steps, at the end and on
-SIGTERM. A bad config or dataset, or a loss that turns NaN or inf, stops it with a message
+SIGTERM; after SIGTERM's checkpoint it exits with status 143 (not 0: a scheduler requeues
+it, and the same command resumes). A bad config or dataset, or a loss that turns NaN or inf, stops it with a message
 and a non-zero exit status. Run on every host of a multi-host job (``launch/``): the
 processes join up first.
 """
 
 from __future__ import annotations
+
+import sys
 
 from absl import flags
 
@@ -29,7 +32,11 @@ def main(argv):
   runtime.enable_compilation_cache(config.compilation_cache_dir or None)
   runtime.initialize_distributed()
   with cli_flags.exit_on_error(FloatingPointError):
-    loop.train_and_evaluate(config, _WORKDIR.value)
+    try:
+      loop.train_and_evaluate(config, _WORKDIR.value)
+    except loop.Preempted as preempted:
+      print(preempted, file=sys.stderr)
+      sys.exit(loop.PREEMPTED_EXIT_STATUS)
 
 
 if __name__ == '__main__':

@@ -5,7 +5,8 @@
 #   (submitted from the repository root)
 #   launch/slurm_train.sh --dry_run CONFIG WORKDIR ...   (prints the commands)
 #
-# Sets the environment up once, then starts launch/host_train.sh on every node with srun;
+# Sets the environment up once (the nodes share the checkout), then starts
+# launch/host_train.sh on every node with srun;
 # the processes find each other through SLURM's variables (JAX reads them). WORKDIR must be
 # on a file system all nodes share; re-submitting resumes from its newest checkpoint.
 #SBATCH --job-name=eye2eye_jax
@@ -27,5 +28,7 @@ fi
 cd "${SLURM_SUBMIT_DIR:-$(dirname "$0")/..}"
 # shellcheck source=launch/_common.sh
 source launch/_common.sh
-run make --quiet install
+# The checkout (and its .venv) is shared by the nodes: set it up once, here, so that the
+# nodes find it ready instead of installing into it at the same time.
+run launch/host_train.sh --accelerator=gpu --setup_only
 run srun --kill-on-bad-exit=1 launch/host_train.sh --accelerator=gpu "$@"

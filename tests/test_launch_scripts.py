@@ -64,7 +64,7 @@ def test_slurm_dry_run_prints_its_commands():
   result = _dry_run('slurm_train.sh', '--dry_run', 'configs/base_paper.py', '/shared/run')
   assert result.returncode == 0, result.stderr
   assert result.stdout.splitlines() == [
-      'make --quiet install ',
+      'launch/host_train.sh --accelerator=gpu --setup_only ',
       'srun --kill-on-bad-exit=1 launch/host_train.sh --accelerator=gpu configs/base_paper.py '
       '/shared/run ']
 

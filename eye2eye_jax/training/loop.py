@@ -84,6 +84,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   losses = []
   step_start = time.time()
   preempted = _PreemptionFlag()
+  stopped_at = None
   for step in range(start_step + 1, t.num_steps + 1):
     batch = _global_batch(batch_sharding, next(data_iterator))
     state, metrics = train_step(state, batch)
@@ -113,12 +114,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       _stop_if_diverged(losses, step, manager, preempted)
       checkpoint_manager.save_training(manager, step, state, data_iterator, config)
       logging.warning('Preempted: saved step %d and stopped', step)
+      stopped_at = step
       break
   preempted.restore()
   manager.wait_until_finished()
   manager.close()
   writer.flush()
+  if stopped_at is not None:
+    raise Preempted(stopped_at)
   return state
+
+
+# The exit status of a preempted run (128 + SIGTERM, as a shell reports a process that
+# SIGTERM ended): not 0, so that a scheduler requeues it rather than count it finished.
+PREEMPTED_EXIT_STATUS = 143
+
+
+class Preempted(Exception):
+  """Training stopped on SIGTERM after checkpointing ``step``; the same command resumes."""
+
+  def __init__(self, step: int):
+    super().__init__(f'preempted: saved step {step}; run the same command again to resume')
+    self.step = step
 
 
 def _write_text(workdir: str, name: str, text: str) -> None:
