@@ -105,3 +105,26 @@ def test_a_run_can_start_from_another_runs_weights(tiny_config, tiny_checkpoint,
   config.model.channels = 12
   with pytest.raises(ValueError, match='does not fit config.model'):
     train_state.init_from_checkpoint(config, str(tiny_checkpoint))
+
+
+def test_logged_figures_are_per_step_rates_without_compilation(tiny_config, tiny_dataset,
+                                                              tmp_path):
+  config = tiny_config.copy_and_resolve_references()
+  config.train.update(num_steps=12, log_every=4, warmup_steps=8, learning_rate=1e-3,
+                      eval_every=4, eval_batches=2)
+  logged = {}
+  loop.train_and_evaluate(config, str(tmp_path / 'run'),
+                          on_metrics=lambda step, m: logged.setdefault(step, {}).update(m))
+  assert sorted(logged) == [4, 8, 12]
+  for step, figures in logged.items():
+    # The rate of update ``step`` (the optimizer counts from 0): linear warmup over 8.
+    assert figures['learning_rate'] == pytest.approx(1e-3 * min(step - 1, 8) / 8)
+    assert figures['steps_per_second'] == pytest.approx(1 / figures['seconds_per_step'])
+    assert figures['clips_per_second'] == pytest.approx(
+        config.data.batch_size / figures['seconds_per_step'])
+  # The first step compiles: its time is logged apart, not in the first interval's rate.
+  from tensorboard.backend.event_processing import event_accumulator
+  events = event_accumulator.EventAccumulator(str(tmp_path / 'run'))
+  events.Reload()
+  tags = events.Tags()['scalars'] + events.Tags().get('tensors', [])
+  assert 'compile_seconds' in tags, tags

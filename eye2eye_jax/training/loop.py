@@ -7,6 +7,7 @@ shares. SIGTERM (preemption) saves a checkpoint at the current step before retur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -82,34 +83,42 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   report = periodic_actions.ReportProgress(num_train_steps=t.num_steps, writer=writer,
                                            every_steps=t.log_every)
   losses = []
-  step_start = time.time()
+  learning_rate = train_state.learning_rate_schedule(config)
+  clock = _StepClock()
   preempted = _PreemptionFlag()
   stopped_at = None
   for step in range(start_step + 1, t.num_steps + 1):
     batch = _global_batch(batch_sharding, next(data_iterator))
     state, metrics = train_step(state, batch)
     losses.append(metrics['loss'])
+    compile_s = clock.step_done(metrics['loss'])
+    if compile_s is not None:
+      writer.write_scalars(step, {'compile_seconds': compile_s})
     report(step)
     if step % t.log_every == 0 or step % t.checkpoint_every == 0 or step == t.num_steps:
       _stop_if_diverged(losses, step, manager, preempted)
     if step % t.log_every == 0 or step == t.num_steps:
       loss = float(np.mean(jax.device_get(losses)))
       losses = []
+      seconds = clock.seconds_per_step()
       scalars = {'loss': loss, 'grad_norm': float(metrics['grad_norm']),
-                 'seconds_per_step': (time.time() - step_start) / t.log_every}
+                 'learning_rate': float(learning_rate(step - 1)),
+                 'seconds_per_step': seconds, 'steps_per_second': 1 / seconds,
+                 'clips_per_second': config.data.batch_size / seconds}
       writer.write_scalars(step, scalars)
       if on_metrics is not None:
         on_metrics(step, scalars)
-      step_start = time.time()
-    if held_out is not None and (step % t.eval_every == 0 or step == t.num_steps):
-      eval_loss = held_out(state['ema_params'])
-      writer.write_scalars(step, {'eval/loss': eval_loss})
-      if on_metrics is not None:
-        on_metrics(step, {'eval/loss': eval_loss})
-    if sample_clips is not None and step % t.sample_every == 0:
-      sample_clips(step, state, writer)
+    with clock.paused():
+      if held_out is not None and (step % t.eval_every == 0 or step == t.num_steps):
+        eval_loss = held_out(state['ema_params'])
+        writer.write_scalars(step, {'eval/loss': eval_loss})
+        if on_metrics is not None:
+          on_metrics(step, {'eval/loss': eval_loss})
+      if sample_clips is not None and step % t.sample_every == 0:
+        sample_clips(step, state, writer)
     if step % t.checkpoint_every == 0 or step == t.num_steps:
-      checkpoint_manager.save_training(manager, step, state, data_iterator, config)
+      with clock.paused():
+        checkpoint_manager.save_training(manager, step, state, data_iterator, config)
     elif preempted.is_set(manager, step):
       _stop_if_diverged(losses, step, manager, preempted)
       checkpoint_manager.save_training(manager, step, state, data_iterator, config)
@@ -166,6 +175,43 @@ class _HeldOutLoss:
     losses = [self._loss(params, _global_batch(self._sharding, batch), i)
               for i, batch in enumerate(self._batches)]
     return float(np.mean(jax.device_get(losses)))
+
+
+class _StepClock:
+  """Seconds per train step over the steps since the last reading, counting neither the
+  first step of the run (it compiles) nor the time spent ``paused`` (evaluation, samples,
+  checkpoints)."""
+
+  def __init__(self):
+    self._run_start = time.time()
+    self._start = None  # set when the first step is done
+    self._steps = 0
+    self._paused_s = 0.0
+
+  def step_done(self, loss) -> float | None:
+    """Counts a step; after the first one (waited for), returns its seconds: compilation."""
+    if self._start is not None:
+      self._steps += 1
+      return None
+    jax.block_until_ready(loss)
+    self._start = time.time()
+    return self._start - self._run_start
+
+  def seconds_per_step(self) -> float:
+    """Seconds per step since the last reading (the last step waited for), then restarts."""
+    now = time.time()
+    seconds = ((now - self._start - self._paused_s) / self._steps if self._steps
+               else float('nan'))  # only the compiling step so far
+    self._start, self._steps, self._paused_s = now, 0, 0.0
+    return seconds
+
+  @contextlib.contextmanager
+  def paused(self):
+    start = time.time()
+    try:
+      yield
+    finally:
+      self._paused_s += time.time() - start
 
 
 def _stop_if_diverged(losses: list, step: int, manager, preempted: _PreemptionFlag) -> None:

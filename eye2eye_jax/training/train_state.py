@@ -57,6 +57,12 @@ def frozen_mask(config: ml_collections.ConfigDict, params) -> dict:
   return surgery.unflatten_like(params, mask)
 
 
+def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
+  """The learning rate at each optimizer step: linear warmup to ``train.learning_rate``."""
+  t = config.train
+  return optax.linear_schedule(0.0, t.learning_rate, max(t.warmup_steps, 1))
+
+
 def make_optimizer(config: ml_collections.ConfigDict, params=None) -> optax.GradientTransformation:
   """AdamW with linear warmup to a constant rate, after global-norm clipping.
 
@@ -65,9 +71,9 @@ def make_optimizer(config: ml_collections.ConfigDict, params=None) -> optax.Grad
   are needed to find them.
   """
   t = config.train
-  schedule = optax.linear_schedule(0.0, t.learning_rate, max(t.warmup_steps, 1))
   optimizer = optax.chain(optax.clip_by_global_norm(t.grad_clip_norm),
-                          optax.adamw(schedule, weight_decay=t.weight_decay))
+                          optax.adamw(learning_rate_schedule(config),
+                                      weight_decay=t.weight_decay))
   if not t.freeze:
     return optimizer
   if params is None:
