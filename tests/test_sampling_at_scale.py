@@ -57,6 +57,19 @@ def test_each_input_goes_to_exactly_one_process_largest_first(tmp_path):
     video_conversion.process_share(inputs, 2, 2)
 
 
+def _as_two_processes(command: list[str]) -> list[str]:
+  """Runs ``command`` as processes 0 and 1 of one run on localhost; their outputs."""
+  port = free_port()
+  workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, env=subprocess_env(
+                                  JAX_COORDINATOR_ADDRESS=f'localhost:{port}',
+                                  JAX_NUM_PROCESSES='2', JAX_PROCESS_ID=str(i)))
+             for i in range(2)]
+  logs = [w.communicate(timeout=600)[0] for w in workers]
+  assert all(w.returncode == 0 for w in workers), logs[0][-2000:] + logs[1][-2000:]
+  return logs
+
+
 def test_two_processes_convert_a_folder_together(tiny_checkpoint, tmp_path):
   videos = tmp_path / 'videos'
   videos.mkdir()
@@ -65,17 +78,10 @@ def test_two_processes_convert_a_folder_together(tiny_checkpoint, tmp_path):
     video_io.write_video(videos / f'clip{i}.mp4',
                          rng.integers(0, 255, (frames, 16, 16, 3), np.uint8), 8.0)
   out = tmp_path / 'out'
-  port = free_port()
   command = [sys.executable, '-m', 'eye2eye_jax.sample', f'--config={REPO}/configs/tiny.py',
              f'--checkpoint={tiny_checkpoint}', f'--input={videos}', f'--output_dir={out}',
              '--config.sample.outputs=("left","sbs")']
-  workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, env=subprocess_env(
-                                  JAX_COORDINATOR_ADDRESS=f'localhost:{port}',
-                                  JAX_NUM_PROCESSES='2', JAX_PROCESS_ID=str(i)))
-             for i in range(2)]
-  logs = [w.communicate(timeout=600)[0] for w in workers]
-  assert all(w.returncode == 0 for w in workers), logs[0][-2000:] + logs[1][-2000:]
+  logs = _as_two_processes(command)
   converted = [re.findall(r'converted: (\S+)', log) for log in logs]
   assert [f'process {i} of 2' in log for i, log in enumerate(logs)] == [True, True]
   assert all(converted), logs  # both processes took a share
@@ -94,18 +100,11 @@ def test_two_processes_evaluate_together_as_one_would(tiny_config, tiny_dataset,
                                                 checkpoint=str(tiny_checkpoint),
                                                 refiner_checkpoint='', num_clips=3,
                                                 baselines=False)
-  port = free_port()
   command = [sys.executable, '-m', 'eye2eye_jax.evaluate', f'--config={REPO}/configs/tiny.py',
              f'--checkpoint={tiny_checkpoint}', '--refiner_checkpoint=', '--num_clips=3',
              '--nobaselines', f'--output_dir={tmp_path / "together"}',
              f'--config.data.data_dir={tiny_dataset}']
-  workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, env=subprocess_env(
-                                  JAX_COORDINATOR_ADDRESS=f'localhost:{port}',
-                                  JAX_NUM_PROCESSES='2', JAX_PROCESS_ID=str(i)))
-             for i in range(2)]
-  logs = [w.communicate(timeout=600)[0] for w in workers]
-  assert all(w.returncode == 0 for w in workers), logs[0][-2000:] + logs[1][-2000:]
+  logs = _as_two_processes(command)
   assert 'process 1: sampled its share' in logs[1] and 'Report:' in logs[0]
   together = json.loads((tmp_path / 'together' / 'metrics.json').read_text())
   assert together['num_clips'] == 3
