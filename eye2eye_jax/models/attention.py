@@ -101,6 +101,8 @@ def batch_layout(sharding: jax.sharding.NamedSharding | None):
     yield
   finally:
     _BATCH_LAYOUT.reset(token)
+
+
 _FLASH_BLOCK = 128  # the Pallas kernel's block along queries and keys; sequences are padded
 
 
