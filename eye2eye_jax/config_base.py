@@ -95,6 +95,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.weight_decay = 0.0
   c.train.grad_clip_norm = 1.0
   c.train.ema_decay = 0.999
+  # Resume in a workdir whose checkpoints cannot be used (another model, unreadable) by
+  # setting them aside (renamed, not deleted) and starting over; False: stop with an error.
+  c.train.allow_fresh_start = False
   c.train.init_checkpoint = ''  # start a fresh run from these weights (e.g. 'bundled:demo')
   c.train.condition_dropout = 0.0  # chance of training without the right view (for guidance)
   c.train.caption_dropout = 0.0  # chance of training without the caption (text guidance)

@@ -5,6 +5,7 @@ starts); two processes on localhost train together through ``jax.distributed``; 
 command is killed and resumed.
 """
 
+import json
 import shutil
 import signal
 import subprocess
@@ -83,6 +84,25 @@ def test_two_processes_train_together_and_read_disjoint_shards(tiny_dataset, tmp
   # One model: both processes see the same global loss at every step.
   assert results[0]['losses'] == results[1]['losses'] and len(results[0]['losses']) == 4
   assert sorted(int(p.name) for p in (tmp_path / 'run' / 'checkpoints').iterdir()) == [2, 4]
+  _resume_with_one_process(tiny_dataset, tmp_path / 'run')
+
+
+def _resume_with_one_process(data_dir, workdir):
+  """The two processes' run goes on in one: the model resumes at step 4 and the data
+  position is re-derived from the step, as if this one process had read every batch."""
+  config = config_base.load_config_file(REPO / 'configs' / 'tiny.py')
+  config.data.data_dir = data_dir
+  config.data.batch_size, config.train.sample_every = 4, 0
+  config.train.num_steps, config.train.checkpoint_every = 6, 2
+  steps = []
+  loop.train_and_evaluate(config, str(workdir), on_metrics=lambda s, m: steps.append(s))
+  assert steps == [5, 6]
+  saved = (workdir / 'checkpoints' / '6' / 'data' / 'process_0-of-1.json').read_bytes()
+  alone = iter(input_pipeline.create_train_loader(config, data_dir))
+  for _ in range(6):
+    next(alone)
+  assert json.loads(saved)['last_seen_indices'] == json.loads(alone.get_state())[
+      'last_seen_indices']
 
 
 _STEPS = 200
@@ -168,7 +188,7 @@ def test_an_unreadable_latest_checkpoint_falls_back_to_the_one_before(tiny_confi
   abstract = jax.eval_shape(lambda: train_state.init_train_state(tiny_config))
   manager = checkpoint_manager.create_manager(str(workdir / 'checkpoints'), tiny_config)
   iterator = iter(input_pipeline.create_train_loader(tiny_config, tiny_config.data.data_dir))
-  state = checkpoint_manager.restore_training(manager, abstract, iterator)
+  state = checkpoint_manager.restore_training(manager, abstract, iterator, tiny_config)
   manager.close()
   assert int(state['step']) == steps[-2]
 

@@ -52,8 +52,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   batch_sharding = sharding.batch_shardings(mesh, rules, input_pipeline.batch_ndims(config))
   target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                         abstract, state_shardings)
-  manager = checkpoint_manager.create_manager(os.path.join(workdir, 'checkpoints'), config)
-  state = checkpoint_manager.restore_training(manager, target, data_iterator)
+  manager, state = _resume(config, os.path.join(workdir, 'checkpoints'), target, data_iterator)
   if state is not None:
     logging.info('Resumed from step %d', int(state['step']))
   elif config.train.init_checkpoint:
@@ -145,6 +144,25 @@ class Preempted(Exception):
   def __init__(self, step: int):
     super().__init__(f'preempted: saved step {step}; run the same command again to resume')
     self.step = step
+
+
+def _resume(config: ml_collections.ConfigDict, directory: str, target, data_iterator):
+  """(checkpoint manager, restored state or None). Checkpoints this run cannot use stop it,
+  unless ``train.allow_fresh_start``: then they are set aside and the run starts over."""
+  manager = checkpoint_manager.create_manager(directory, config)
+  try:
+    return manager, checkpoint_manager.restore_training(manager, target, data_iterator, config)
+  except checkpoint_manager.UnusableCheckpoints as error:
+    manager.close()
+    if not config.train.allow_fresh_start:
+      raise
+    logging.warning('%s', error)
+  if jax.process_index() == 0:
+    moved = checkpoint_manager.set_aside(directory)
+    logging.warning('train.allow_fresh_start: starting over; the checkpoints that were in '
+                    '%s are now in %s', directory, moved)
+  runtime.sync_processes('checkpoints set aside')
+  return checkpoint_manager.create_manager(directory, config), None
 
 
 def _write_text(workdir: str, name: str, text: str) -> None:
