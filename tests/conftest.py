@@ -12,6 +12,9 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parent.parent
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', str(REPO / '.cache' / 'jax'))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# gs:// paths through gcsfs (which the fake Cloud Storage server below speaks to) rather than
+# TensorFlow's own GCS client; our code reaches both through etils.epath alike.
+os.environ.setdefault('EPATH_USE_TF', 'false')
 
 from eye2eye_jax import config_base  # noqa: E402
 from eye2eye_jax.common import runtime  # noqa: E402
@@ -74,3 +77,22 @@ def tiny_checkpoint(tiny_config, tiny_dataset, tmp_path_factory):
   workdir = tmp_path_factory.mktemp('tiny_train')
   loop.train_and_evaluate(tiny_config, str(workdir))
   return workdir
+
+
+@pytest.fixture(scope='session')
+def fake_bucket():
+  """``gs://bucket`` on a fake Cloud Storage server on localhost (gcp-storage-emulator):
+  etils.epath (through gcsfs) and orbax's tensorstore reach it in this process and in
+  subprocesses started with ``subprocess_env``."""
+  from gcp_storage_emulator.server import create_server
+  port = free_port()
+  server = create_server('localhost', port, in_memory=True, default_bucket='bucket')
+  server.start()
+  url = f'http://localhost:{port}'
+  variables = {'STORAGE_EMULATOR_HOST': url, 'TENSORSTORE_GCS_HTTP_URL': url,
+               'GOOGLE_AUTH_TOKEN_FOR_TESTING': 'fake'}
+  os.environ.update(variables)
+  yield 'gs://bucket'
+  server.stop()
+  for name in variables:
+    os.environ.pop(name)

@@ -5,7 +5,8 @@ written by ``eye2eye_jax.training.checkpoint_manager``) holds ``state`` (params,
 state, EMA params, step), ``data`` and ``config``; an inference checkpoint is a directory with
 ``params`` (the EMA weights) and ``config`` only; ``eye2eye_jax/assets/demo_checkpoint`` is
 one. A stored config is merged over ``config_base.base_config()`` as it is loaded, so every
-field has a value even when the checkpoint predates it.
+field has a value even when the checkpoint predates it. Paths may be local or on a bucket
+(``gs://...``): they are read through ``etils.epath`` and orbax.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 from eye2eye_jax import config_base
 
@@ -62,7 +64,7 @@ def _save_inference_at(directory: str, params, config: ml_collections.ConfigDict
         config=ocp.args.JsonSave(config.to_dict())), force=True)
 
 
-def _restore_as_numpy(path: pathlib.Path):
+def _restore_as_numpy(path: epath.Path):
   """Restores a saved pytree as host numpy arrays, whatever devices or mesh wrote it."""
   checkpointer = ocp.PyTreeCheckpointer()
   metadata = checkpointer.metadata(path).item_metadata
@@ -71,14 +73,14 @@ def _restore_as_numpy(path: pathlib.Path):
   return checkpointer.restore(path, args=ocp.args.PyTreeRestore(restore_args=restore_args))
 
 
-def _resolve(path: str) -> tuple[pathlib.Path, str]:
+def _resolve(path: str) -> tuple[epath.Path, str]:
   """Finds the checkpoint behind ``path``; returns (directory, 'inference' | 'training')."""
   if path.startswith('bundled:'):
     name = path.split(':', 1)[1]
     if name not in BUNDLED:
       raise FileNotFoundError(f'no bundled checkpoint named {name!r}; have {sorted(BUNDLED)}')
     path = str(BUNDLED[name])
-  p = pathlib.Path(path).absolute()
+  p = epath.Path(absolute(path))
   if not p.exists():
     raise FileNotFoundError(f'checkpoint {p} does not exist')
   if (p / 'params').is_dir():
@@ -95,7 +97,7 @@ def _resolve(path: str) -> tuple[pathlib.Path, str]:
                           'step directories)')
 
 
-def read_config(directory: pathlib.Path) -> ml_collections.ConfigDict:
+def read_config(directory: epath.Path) -> ml_collections.ConfigDict:
   """The config stored in a checkpoint directory, merged over the base config."""
   try:
     with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as checkpointer:
@@ -107,6 +109,13 @@ def read_config(directory: pathlib.Path) -> ml_collections.ConfigDict:
 
 def load_for_inference(path: str, use_ema: bool = True):
   """Loads (config, params) from an inference checkpoint, a step dir or a training workdir."""
+  config, weights = load_weights_to_host(path, use_ema)
+  return config, jax.tree.map(jax.numpy.asarray, weights)
+
+
+def load_weights_to_host(path: str, use_ema: bool = True):
+  """Like ``load_for_inference``, the weights kept as host numpy arrays (for a caller that
+  places them itself, e.g. shard by shard onto a mesh)."""
   directory, kind = _resolve(path)
   config = read_config(directory)
   item = 'params' if kind == 'inference' else 'state'
@@ -116,12 +125,15 @@ def load_for_inference(path: str, use_ema: bool = True):
     raise ValueError(f'checkpoint {directory}: cannot read {item}/ ({error})') from error
   if kind == 'training':
     tree = tree['ema_params'] if use_ema else tree['params']
-  return config, jax.tree.map(jax.numpy.asarray, tree)
+  return config, tree
 
 
-def directory_bytes(directory: pathlib.Path) -> int:
-  """Bytes of every file under ``directory``."""
-  return sum(f.stat().st_size for f in pathlib.Path(directory).rglob('*') if f.is_file())
+def directory_bytes(directory: epath.Path) -> int:
+  """Bytes of every file under ``directory`` (local or on a bucket)."""
+  total = 0
+  for path in epath.Path(directory).iterdir():  # epath does not glob ** on buckets
+    total += directory_bytes(path) if path.is_dir() else path.stat().length
+  return total
 
 
 def describe(path: str) -> dict:

@@ -56,8 +56,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if state is not None:
     logging.info('Resumed from step %d', int(state['step']))
   elif config.train.init_checkpoint:
-    state, report = train_state.init_from_checkpoint(config, config.train.init_checkpoint)
-    state = jax.device_put(state, state_shardings)
+    state, report = train_state.init_from_checkpoint(config, config.train.init_checkpoint,
+                                                     state_shardings)
     if jax.process_index() == 0:
       _write_text(workdir, 'init_report.json',
                   json.dumps({'source': config.train.init_checkpoint, **report}, indent=1))

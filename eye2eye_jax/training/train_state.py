@@ -123,23 +123,31 @@ def init_train_state(config: ml_collections.ConfigDict) -> TrainState:
   return train_state_from_params(config, unet.init_params(config, config.seed))
 
 
-def init_from_checkpoint(config: ml_collections.ConfigDict, source: str
+def init_from_checkpoint(config: ml_collections.ConfigDict, source: str, state_shardings=None
                          ) -> tuple[TrainState, dict[str, list[str]]]:
   """A step-0 train state whose weights come from another checkpoint, and the surgery report.
 
   The source may be the same UNet (a refiner started from its base model) or a backbone
   (fewer input channels, no text, or an image UNet): ``eye2eye_jax.models.surgery`` maps it.
+  The weights are read and mapped in host memory; with ``state_shardings`` each device then
+  receives only its own shards and the optimizer state is created in place, so the state
+  is never whole on one accelerator.
   """
-  _, loaded = checkpoints.load_for_inference(source)
-  fresh = unet.init_params(config, config.seed)
+  _, loaded = checkpoints.load_weights_to_host(source)
+  with jax.default_device(jax.local_devices(backend='cpu')[0]):  # host memory, not a chip's
+    fresh = unet.init_params(config, config.seed)
   try:
     params, report = surgery.transplant(fresh, loaded)
   except ValueError as error:
     raise ValueError(f'train.init_checkpoint {source}: does not fit config.model: '
                      f'{error}') from error
   logging.info('Weights from %s:\n%s', source, surgery.summary(report, params))
-  params = jax.tree.map(jnp.asarray, params)
-  return train_state_from_params(config, params), report
+  if state_shardings is None:
+    return train_state_from_params(config, jax.tree.map(jnp.asarray, params)), report
+  params = jax.device_put(params, state_shardings['params'])
+  state = jax.jit(lambda p: train_state_from_params(config, p),
+                  out_shardings=state_shardings)(params)
+  return state, report
 
 
 def make_loss(config: ml_collections.ConfigDict, batch_sharding=None):
