@@ -47,13 +47,16 @@ def test_tpu_dry_run_prints_every_command_for_the_slice():
     assert command.startswith('gcloud compute tpus tpu-vm ssh stereo-v5p-64 ' + where)
   train = commands[3]
   for part in ('launch/host_train.sh', '--accelerator=tpu', 'configs/base_paper.py',
-               'gs://my-bucket/base', '--config.train.num_steps=1000'):
+               'gs://my-bucket/base', '--config.data.data_dir=gs://my-bucket/base/tfds',
+               '--config.train.num_steps=1000'):
     assert part in train
 
 
 @pytest.mark.parametrize('args, message', [
     (('--zone=z', 'configs/demo.py', 'gs://b/r'), 'usage'),
-    (('--tpu=t', '--zone=z', 'configs/demo.py', '/local/dir'), 'must be a gs:// path'),
+    (('--tpu=t', '--zone=z', 'configs/demo.py', '/local/dir'), 'must be gs:// paths'),
+    (('--tpu=t', '--zone=z', '--data_dir=/local/tfds', 'configs/demo.py', 'gs://b/r'),
+     "must be gs:// paths shared by all workers, got '/local/tfds'"),
 ])
 def test_tpu_launcher_rejects_bad_arguments(args, message):
   result = _dry_run('tpu_train.sh', '--dry_run', *args)
@@ -66,7 +69,11 @@ def test_slurm_dry_run_prints_its_commands():
   assert result.stdout.splitlines() == [
       'launch/host_train.sh --accelerator=gpu --setup_only ',
       'srun --kill-on-bad-exit=1 launch/host_train.sh --accelerator=gpu configs/base_paper.py '
-      '/shared/run ']
+      '/shared/run --config.data.data_dir=/shared/run/tfds ']
+  result = _dry_run('slurm_train.sh', '--dry_run', '--data_dir=/shared/tfds',
+                    'configs/base_paper.py', '/shared/run', '--config.train.num_steps=5')
+  assert result.stdout.splitlines()[1].endswith(
+      '--config.data.data_dir=/shared/tfds --config.train.num_steps=5 ')
 
 
 def test_host_script_needs_config_and_workdir():

@@ -105,6 +105,28 @@ def _resume_with_one_process(data_dir, workdir):
       'last_seen_indices']
 
 
+def test_hosts_that_do_not_share_the_data_dir_are_refused_before_any_work(tmp_path):
+  """Two hosts with the default data_dir (outputs/tfds, each on its own disk)."""
+  port = free_port()
+  hosts = [tmp_path / f'host{i}' for i in range(2)]
+  workers = []
+  for i, host in enumerate(hosts):
+    host.mkdir()
+    workers.append(subprocess.Popen(
+        [sys.executable, '-m', 'eye2eye_jax.train', f'--config={REPO / "configs" / "tiny.py"}',
+         f'--workdir={tmp_path / "run"}'], cwd=host, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+        env=subprocess_env(JAX_COORDINATOR_ADDRESS=f'localhost:{port}', JAX_NUM_PROCESSES='2',
+                           JAX_PROCESS_ID=str(i))))
+  outputs = [w.communicate(timeout=300)[0] for w in workers]
+  for worker, output in zip(workers, outputs):
+    assert worker.returncode == 1, output[-2000:]
+    assert ('error: data.data_dir=outputs/tfds is not shared by the processes of this run: '
+            'process(es) [1] cannot see') in output
+  assert not list((tmp_path / 'run').iterdir())  # no checkpoint, no log
+  assert [list(h.rglob('*.array_record*')) for h in hosts] == [[], []]  # nothing built
+
+
 _STEPS = 200
 
 

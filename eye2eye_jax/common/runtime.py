@@ -54,3 +54,31 @@ def sync_processes(name: str) -> None:
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
     multihost_utils.sync_global_devices(name)
+
+
+def check_shared_directory(directory: str, setting: str) -> None:
+  """Raises ValueError on every process unless all processes see ``directory`` as one
+  folder (a bucket or a network file system): process 0 writes a file with a fresh name
+  there and each process looks for it. ``setting`` names the config field to fix."""
+  if jax.process_count() == 1:
+    return
+  import numpy as np
+  from etils import epath
+  from jax.experimental import multihost_utils
+  token = int(multihost_utils.broadcast_one_to_all(np.int64(np.random.SeedSequence().entropy
+                                                            % 2**62)))
+  marker = epath.Path(directory) / f'.shared_check_{token}'
+  if jax.process_index() == 0:
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text('written by process 0')
+  sync_processes(f'wrote {marker}')
+  seen = multihost_utils.process_allgather(np.asarray(marker.exists()))
+  sync_processes(f'looked for {marker}')
+  if jax.process_index() == 0:
+    marker.unlink()
+  blind = np.flatnonzero(~np.asarray(seen)).tolist()
+  if blind:
+    raise ValueError(
+        f'{setting}={directory} is not shared by the processes of this run: process(es) '
+        f'{blind} cannot see what process 0 writes there. Set {setting} to a bucket '
+        '(gs://...) or a network file system every host mounts')

@@ -40,7 +40,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   rules = config.mesh.rules
   sharding.per_device_batch(config, mesh)  # raises if the batch does not split
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)  # local or gs://
+  runtime.check_shared_directory(workdir, '--workdir')
   data_dir = datasets.resolve_data_dir(config)
+  runtime.check_shared_directory(data_dir, 'data.data_dir')
   if jax.process_index() == 0:
     datasets.ensure_dataset(config, data_dir)
   runtime.sync_processes('dataset ready')
