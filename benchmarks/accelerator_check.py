@@ -40,7 +40,7 @@ from eye2eye_jax.common import atomic_files, runtime, sharding  # noqa: E402
 from eye2eye_jax.models import unet  # noqa: E402
 from eye2eye_jax.planning import accelerators, training_estimate  # noqa: E402
 from eye2eye_jax.sampling import stereo_sampler, window_blending  # noqa: E402
-from eye2eye_jax.training import train_state  # noqa: E402
+from eye2eye_jax.training import step_figures, train_state  # noqa: E402
 
 SIZES = {  # size -> (train config, sampling config, sampled video (width, height, frames))
     'paper': ('configs/base_paper.py', 'configs/refiner_paper.py', (512, 512, 80)),
@@ -79,7 +79,7 @@ def check_training(config_path: str, steps: int, per_device_batch: int, dtype: s
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - start
-  flops = common.compiled_flops(compiled)  # per device: the program is SPMD
+  flops = step_figures.compiled_flops(compiled)  # per device: the program is SPMD
   times, losses = [], []
   for _ in range(steps):
     start = time.perf_counter()

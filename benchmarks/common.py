@@ -38,17 +38,6 @@ def median_seconds(call, repeats: int, warmup: int = 1) -> float:
   return statistics.median(times)
 
 
-def compiled_flops(compiled) -> float:
-  """FLOPs of one call of a compiled program, by XLA's cost analysis."""
-  cost = compiled.cost_analysis()
-  if isinstance(cost, (list, tuple)):  # older JAX: one dict per program
-    cost = cost[0]
-  flops = float((cost or {}).get('flops', 0.0))
-  if not flops > 0:
-    raise ValueError(f'XLA reported no FLOPs for the program ({cost})')
-  return flops
-
-
 def machine_info() -> dict:
   """The machine and the JAX devices a run used."""
   devices = jax.devices()

@@ -90,6 +90,9 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 1000
+  # Micro-batches per optimizer step: data.batch_size clips per update, taken k at a time
+  # over the devices' share, so the activations of only batch_size / k are held at once.
+  c.train.grad_accum_steps = 1
   c.train.learning_rate = 1e-3
   c.train.warmup_steps = 100
   c.train.weight_decay = 0.0
@@ -106,6 +109,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.eval_every = 0  # steps between held-out losses (eval/loss); 0: never
   c.train.eval_batches = 4  # validation batches in each held-out loss
   c.train.log_every = 50
+  # (first, last): trace these steps with jax.profiler into the workdir (TensorBoard's
+  # Profile tab); () for none.
+  c.train.profile_steps = ()
   c.train.checkpoint_every = 500
   c.train.keep_checkpoints = 3
   c.train.sample_every = 0  # steps between validation clips sampled to TensorBoard; 0: never

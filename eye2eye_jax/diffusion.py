@@ -95,13 +95,19 @@ def to_x0_eps(prediction: str, schedule: str, x_t: jax.Array, t: jax.Array,
   return x0, eps
 
 
-def diffusion_loss(config: ml_collections.ConfigDict, denoiser: Denoiser, x0: jax.Array,
-                   rng: jax.Array) -> jax.Array:
-  """Mean squared error of the model's eps or v prediction at a random time."""
-  d = config.diffusion
+def draw_time_and_noise(rng: jax.Array, shape: tuple, dtype) -> tuple[jax.Array, jax.Array]:
+  """The loss's random diffusion time per example and its Gaussian noise of ``shape``."""
   t_rng, eps_rng = jax.random.split(rng)
-  t = jax.random.uniform(t_rng, (x0.shape[0],), minval=1e-4, maxval=1.0)
-  eps = jax.random.normal(eps_rng, x0.shape, x0.dtype)
+  t = jax.random.uniform(t_rng, (shape[0],), minval=1e-4, maxval=1.0)
+  return t, jax.random.normal(eps_rng, shape, dtype)
+
+
+def diffusion_loss(config: ml_collections.ConfigDict, denoiser: Denoiser, x0: jax.Array,
+                   rng: jax.Array | None, t_and_eps: tuple | None = None) -> jax.Array:
+  """Mean squared error of the model's eps or v prediction at a random time (drawn from
+  ``rng``, or given as ``t_and_eps`` from ``draw_time_and_noise``)."""
+  d = config.diffusion
+  t, eps = t_and_eps if t_and_eps is not None else draw_time_and_noise(rng, x0.shape, x0.dtype)
   x_t = add_noise(d.schedule, x0, eps, t)
   output = denoiser(x_t, t)
   if d.prediction == 'eps':

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import sys
 
-from absl import flags
+import jax
+from absl import flags, logging
 
 from eye2eye_jax.common import cli_flags, runtime
+from eye2eye_jax.planning import peak_flops
 from eye2eye_jax.training import loop
 
 _CONFIG = cli_flags.define_config()
@@ -33,7 +35,9 @@ def main(argv):
   runtime.initialize_distributed()
   with cli_flags.exit_on_error(FloatingPointError):
     try:
-      loop.train_and_evaluate(config, _WORKDIR.value)
+      peak, source = peak_flops.peak_flops_per_device(jax.devices()[0], config.model.dtype)
+      logging.info('MFU is measured against %.1f TFLOP/s per device: %s', peak / 1e12, source)
+      loop.train_and_evaluate(config, _WORKDIR.value, peak_flops_per_device=peak)
     except loop.Preempted as preempted:
       print(preempted, file=sys.stderr)
       sys.exit(loop.PREEMPTED_EXIT_STATUS)

@@ -133,6 +133,22 @@ def test_a_config_that_does_not_fit_gets_the_setting_that_does():
   assert less['saved'] < more['saved'] and more['recomputed_block'] == 0
 
 
+def test_gradient_accumulation_holds_fewer_activations_for_the_same_work():
+  h100 = accelerators.parse_topology(_TOPOLOGY)
+  config = _tiny(batch_size=32)  # 4 clips per device
+  whole = training_estimate.estimate_training(config, h100, 0.4)
+  config.train.grad_accum_steps = 4
+  accumulated = training_estimate.estimate_training(config, h100, 0.4)
+  assert accumulated['grad_accum_steps'] == 4 and accumulated['per_device_batch'] == 4
+  assert accumulated['memory']['activations'] < 0.5 * whole['memory']['activations']
+  # XLA counts a loop's body once; the estimate counts every micro-batch.
+  assert accumulated['flops']['train_step_per_device'] == pytest.approx(
+      whole['flops']['train_step_per_device'], rel=0.05)
+  config.train.grad_accum_steps = 3
+  with pytest.raises(ValueError, match='train.grad_accum_steps=3'):
+    training_estimate.estimate_training(config, h100, 0.4)
+
+
 def test_topologies_and_collectives():
   v5p = accelerators.parse_topology('v5p-64')
   assert (v5p.num_devices, v5p.num_hosts, v5p.chip.hbm_bytes) == (32, 8, 95 * 2**30)

@@ -18,6 +18,7 @@ import tempfile
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -404,11 +405,10 @@ def test_a_nan_or_inf_loss_stops_training_and_keeps_the_last_good_checkpoint(
 
     def step(state, batch):
       state, metrics = step_fn(state, batch)
-      if int(state['step']) >= 7:
-        state = {**state, 'params': jax.tree.map(lambda p: p * bad, state['params'])}
-        metrics = {**metrics, 'loss': metrics['loss'] * bad}
-      return state, metrics
-    return step
+      poison = jnp.where(state['step'] >= 7, bad, 1.0)
+      state = {**state, 'params': jax.tree.map(lambda p: p * poison, state['params'])}
+      return state, {**metrics, 'loss': metrics['loss'] * poison}
+    return jax.jit(step, donate_argnums=0)
 
   monkeypatch.setattr(train_state, 'make_train_step', make_poisoned_step)
   with pytest.raises(FloatingPointError, match=rf'the loss is {bad} at step 7; stopped there, '

@@ -122,9 +122,73 @@ def test_logged_figures_are_per_step_rates_without_compilation(tiny_config, tiny
     assert figures['steps_per_second'] == pytest.approx(1 / figures['seconds_per_step'])
     assert figures['clips_per_second'] == pytest.approx(
         config.data.batch_size / figures['seconds_per_step'])
-  # The first step compiles: its time is logged apart, not in the first interval's rate.
+  # The step is compiled ahead of the loop: its time is logged apart, once.
   from tensorboard.backend.event_processing import event_accumulator
   events = event_accumulator.EventAccumulator(str(tmp_path / 'run'))
   events.Reload()
   tags = events.Tags()['scalars'] + events.Tags().get('tensors', [])
   assert 'compile_seconds' in tags, tags
+
+
+def test_logged_mfu_is_compiled_flops_over_step_time_over_the_measured_cpu_peak(
+    tiny_config, tiny_dataset, tmp_path):
+  from benchmarks import train_step_flops
+  from eye2eye_jax.planning import peak_flops
+  config = tiny_config.copy_and_resolve_references()
+  config.train.update(num_steps=8, log_every=4, sample_every=0, profile_steps=(3, 5))
+  peak, source = peak_flops.peak_flops_per_device(jax.devices()[0], config.model.dtype)
+  # On a CPU the peak is measured: the matmul the benchmark measures too.
+  assert source.startswith('measured') and peak == peak_flops.measured_matmul_flops()
+  logged = {}
+  loop.train_and_evaluate(config, str(tmp_path / 'run'), peak_flops_per_device=peak,
+                          on_metrics=lambda step, m: logged.setdefault(step, {}).update(m))
+  _, flops = train_step_flops.time_train_step(config, repeats=1)  # the benchmark's FLOPs
+  assert sorted(logged) == [4, 8]
+  for figures in logged.values():
+    assert figures['tflops_per_device'] == pytest.approx(
+        flops / figures['seconds_per_step'] / 1e12, rel=1e-6)
+    assert figures['mfu'] == pytest.approx(figures['tflops_per_device'] * 1e12 / peak)
+    assert 0 < figures['mfu'] < 1
+    assert 'device_memory_gib' not in figures  # a CPU keeps no account of its memory
+  # train.profile_steps: a jax.profiler trace TensorBoard's Profile tab opens.
+  traces = list((tmp_path / 'run' / 'plugins' / 'profile').glob('*/*.xplane.pb'))
+  assert len(traces) == 1 and traces[0].stat().st_size > 0
+
+
+def test_bad_profile_steps_are_refused(tiny_config, tiny_dataset, tmp_path):
+  config = tiny_config.copy_and_resolve_references()
+  config.train.update(num_steps=2, sample_every=0, profile_steps=(3, 1))
+  with pytest.raises(ValueError, match=r'train.profile_steps must be \(first, last\)'):
+    loop.train_and_evaluate(config, str(tmp_path / 'run'))
+
+
+def test_gradient_accumulation_makes_the_update_of_the_whole_batch(tiny_config):
+  config = tiny_config.copy_and_resolve_references()
+  config.data.batch_size = 8
+  config.train.condition_dropout = 0.5  # the dropout masks follow their examples too
+  rng = np.random.default_rng(0)
+  right = rng.uniform(-1, 1, (8, 4, 8, 8, 3)).astype(np.float32)
+  batch = {'right': right, 'left': np.roll(right, 1, axis=3)}
+  results, temp_bytes = {}, {}
+  for k in (1, 4):
+    config.train.grad_accum_steps = k
+    step = train_state.make_train_step(config)
+    state = train_state.init_train_state(config)
+    compiled = step.lower(state, batch).compile()
+    temp_bytes[k] = compiled.memory_analysis().temp_size_in_bytes
+    results[k] = compiled(state, batch)
+  (one, one_metrics), (four, four_metrics) = results[1], results[4]
+  np.testing.assert_allclose(four_metrics['loss'], one_metrics['loss'], rtol=1e-5)
+  np.testing.assert_allclose(four_metrics['grad_norm'], one_metrics['grad_norm'], rtol=1e-4)
+  for a, b in zip(jax.tree.leaves(four['params']), jax.tree.leaves(one['params'])):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  # One micro-batch's activations at a time.
+  assert temp_bytes[4] < 0.5 * temp_bytes[1], temp_bytes
+
+
+def test_accumulation_that_does_not_divide_each_devices_share_is_refused(tiny_config):
+  from eye2eye_jax.common import sharding
+  config = tiny_config.copy_and_resolve_references()
+  config.data.batch_size, config.train.grad_accum_steps = 6, 4
+  with pytest.raises(ValueError, match='train.grad_accum_steps=4 must be >= 1 and divide'):
+    sharding.per_device_batch(config, sharding.create_mesh(config))

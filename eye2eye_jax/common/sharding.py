@@ -183,12 +183,17 @@ def batch_divisor(mesh: Mesh, rules) -> int:
 
 
 def per_device_batch(config: ml_collections.ConfigDict, mesh: Mesh) -> int:
-  """Examples of ``data.batch_size`` each device gets; raises if the batch does not split."""
+  """Examples of ``data.batch_size`` each device gets; raises if the batch does not split
+  over the devices, or that share into ``train.grad_accum_steps`` micro-batches."""
   ways = batch_divisor(mesh, config.mesh.rules)
   if config.data.batch_size % ways:
     raise ValueError(f'data.batch_size={config.data.batch_size} does not split over the '
                      f'{ways} ways of the mesh\'s batch axes ({dict(mesh.shape)})')
-  return config.data.batch_size // ways
+  per_device, k = config.data.batch_size // ways, config.train.grad_accum_steps
+  if k < 1 or per_device % k:
+    raise ValueError(f'train.grad_accum_steps={k} must be >= 1 and divide the {per_device} '
+                     f'clips each device gets of data.batch_size={config.data.batch_size}')
+  return per_device
 
 
 def bytes_per_device(tree) -> int:

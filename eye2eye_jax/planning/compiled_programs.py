@@ -70,10 +70,16 @@ def batch_struct(config: ml_collections.ConfigDict, batch_size: int) -> dict:
 
 
 def train_step_figures(config: ml_collections.ConfigDict, batch_size: int) -> dict:
-  """The train step compiled for one device at ``batch_size``."""
+  """The train step compiled for one device at ``batch_size`` (in ``train.grad_accum_steps``
+  micro-batches: its FLOPs count all of them; XLA counts a loop's body once)."""
   state = abstract_train_state(config)
-  return _figures('train_step', config, (batch_size,), lambda: train_state.make_train_step(
-      config).lower(state, batch_struct(config, batch_size)))
+  batch = batch_struct(config, batch_size)
+  figures = dict(_figures('train_step', config, (batch_size,),
+                          lambda: train_state.make_train_step(config).lower(state, batch)))
+  k = config.train.grad_accum_steps
+  if k > 1:
+    figures['flops'] += (k - 1) * train_state.micro_batch_flops(config, state['params'], batch)
+  return figures
 
 
 # Residuals a compiler does not keep: the elementwise intermediates of the normalisation

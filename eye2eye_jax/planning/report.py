@@ -81,9 +81,12 @@ def format_plan(p: dict) -> str:
     best = max((a for a in p['alternatives'] if a.get('max_per_device_batch') is not None),
                key=lambda a: a['max_per_device_batch'], default=None)
     if not any(a['fits'] for a in p['alternatives']) and best is not None:
-      most = best['max_per_device_batch']
+      most, per_device = best['max_per_device_batch'], tr['per_device_batch']
       need = ('no device holds one clip' if most < 1 else
               f"the global batch needs >= {math.ceil(tr['batch_size'] / most)} devices")
+      if 1 <= most < per_device:
+        need += (f', or --config.train.grad_accum_steps={_accumulation(per_device, most)} '
+                 'keeps it on these')
       row('none fits', f"{best['flags']} holds at most {most} clip(s) per device: {need} "
           '(activations scaled by the batch)')
   section(f"Sampling, {s['stage']} stage on one device: video {s['video'][0]}x{s['video'][1]}, "
@@ -134,3 +137,10 @@ def format_plan(p: dict) -> str:
   width = max(len(label) for label, value in rows if value is not None)
   return '\n'.join(label if value is None else f'{label:<{width}}  {value}'
                    for label, value in rows)
+
+
+def _accumulation(per_device: int, most: int) -> int:
+  """The fewest micro-batches that split ``per_device`` clips evenly into shares of at most
+  ``most``."""
+  return next(k for k in range(1, per_device + 1) if per_device % k == 0
+              and per_device // k <= most)

@@ -140,9 +140,14 @@ def compile_train_step(config: ml_collections.ConfigDict, topology: accelerators
                   batch_shardings)
   step = train_state.make_train_step(config, state_shardings, batch_shardings)
   lowered = step.lower(_placed(abstract, state_shardings), batch)
+  figures = compiled_figures(lowered, topology.chip.hbm_bytes)
+  k = config.train.grad_accum_steps
+  if k > 1 and figures['flops']:  # XLA counted the micro-batch loop's body once
+    figures['flops'] += (k - 1) * train_state.micro_batch_flops(
+        config, abstract['params'], batch) / len(devices)
   return {'program': 'train_step', 'topology': topology_name(topology),
           'mesh': dict(mesh.shape), 'per_device_batch': per_device,
-          **compiled_figures(lowered, topology.chip.hbm_bytes)}
+          'grad_accum_steps': k, **figures}
 
 
 def compile_sampling_stage(config: ml_collections.ConfigDict, topology: accelerators.Topology,

@@ -47,7 +47,8 @@ def estimate_training(config: ml_collections.ConfigDict, topology: accelerators.
   shardings = sharding.state_shardings(state, mesh, config.mesh.rules)
   held = {k: sharding.planned_bytes_per_device(state[k], shardings[k])
           for k in ('params', 'opt_state', 'ema_params')}
-  activations = compiled_programs.activation_bytes(config, per_device)
+  micro_batch = per_device // config.train.grad_accum_steps  # activations held at once
+  activations = compiled_programs.activation_bytes(config, micro_batch)
   memory = {'parameters': held['params'], 'optimizer': held['opt_state'],
             'ema': held['ema_params'], 'gradients': held['params'],
             'activations': activations['saved'],
@@ -74,7 +75,8 @@ def estimate_training(config: ml_collections.ConfigDict, topology: accelerators.
   return {
       'mesh': dict(mesh.shape), 'mesh_shape': list(config.mesh.shape),
       'remat': config.model.remat, 'batch_size': d.batch_size,
-      'per_device_batch': per_device, 'memory': memory,
+      'per_device_batch': per_device, 'grad_accum_steps': config.train.grad_accum_steps,
+      'memory': memory,
       'flops': {'train_step_global': whole, 'train_step_per_device': step['flops']},
       'time': {'peak_flops': peak, 'mfu': mfu, 'compute_s': compute_s,
                'collective_bytes': moved, 'collective_s': collective_s, 'step_s': step_s,

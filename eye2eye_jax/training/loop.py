@@ -7,7 +7,7 @@ shares. SIGTERM (preemption) saves a checkpoint at the current step before retur
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 import json
 import os
 import signal
@@ -24,14 +24,16 @@ from etils import epath
 from eye2eye_jax.common import atomic_files, runtime, sharding
 from eye2eye_jax.data import datasets, input_pipeline
 from eye2eye_jax.models import unet
-from eye2eye_jax.training import checkpoint_manager, train_state, validation_samples
+from eye2eye_jax.training import (checkpoint_manager, step_figures, train_state,
+                                  validation_samples)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       on_metrics=None) -> train_state.TrainState:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, on_metrics=None,
+                       peak_flops_per_device: float | None = None) -> train_state.TrainState:
   """Runs (or resumes) training to ``config.train.num_steps``; returns the final state.
 
-  ``on_metrics(step, scalars)`` is called with every logged set of scalars.
+  ``on_metrics(step, scalars)`` is called with every logged set of scalars;
+  ``peak_flops_per_device`` (``eye2eye_jax.planning.peak_flops``) adds the MFU to them.
   """
   unet.validate_model_config(config.model)
   unet.check_video_shape(config.model, config.data.num_frames, config.data.resolution,
@@ -55,84 +57,118 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                         abstract, state_shardings)
   manager, state = _resume(config, os.path.join(workdir, 'checkpoints'), target, data_iterator)
-  if state is not None:
-    logging.info('Resumed from step %d', int(state['step']))
-  elif config.train.init_checkpoint:
-    state, report = train_state.init_from_checkpoint(config, config.train.init_checkpoint,
-                                                     state_shardings)
-    if jax.process_index() == 0:
-      _write_text(workdir, 'init_report.json',
-                  json.dumps({'source': config.train.init_checkpoint, **report}, indent=1))
-  else:
-    state = train_state.init_sharded_train_state(config, state_shardings)
-  start_step = int(state['step'])
+  try:
+    if state is not None:
+      logging.info('Resumed from step %d', int(state['step']))
+    elif config.train.init_checkpoint:
+      state, report = train_state.init_from_checkpoint(config, config.train.init_checkpoint,
+                                                       state_shardings)
+      if jax.process_index() == 0:
+        _write_text(workdir, 'init_report.json',
+                    json.dumps({'source': config.train.init_checkpoint, **report}, indent=1))
+    else:
+      state = train_state.init_sharded_train_state(config, state_shardings)
+    if int(state['step']) >= config.train.num_steps:
+      return state
+    writer = metric_writers.create_default_writer(workdir,
+                                                  just_logging=jax.process_index() > 0)
+    if int(state['step']) == 0:
+      writer.write_hparams({k: str(v) for k, v in config.to_dict().items()})
+    logging.info('UNet: %.2fM parameters', unet.count_params(state['params']) / 1e6)
+    train_step = train_state.make_train_step(config, state_shardings, batch_sharding)
+    batches = (_global_batch(batch_sharding, local) for local in data_iterator)
+    try:
+      return _run_steps(config, workdir, state, train_step, batches, data_dir, batch_sharding,
+                        manager, data_iterator, writer, on_metrics, peak_flops_per_device)
+    finally:
+      writer.flush()
+  finally:
+    manager.wait_until_finished()
+    manager.close()
 
-  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
-  if start_step == 0:
-    writer.write_hparams({k: str(v) for k, v in config.to_dict().items()})
-  params = unet.count_params(state['params'])
-  logging.info('UNet: %.2fM parameters', params / 1e6)
 
-  train_step = train_state.make_train_step(config, state_shardings, batch_sharding)
+def _run_steps(config, workdir, state, train_step, batches, data_dir, batch_sharding, manager,
+               data_iterator, writer, on_metrics, peak_flops_per_device):
+  """Steps from the state's step to ``train.num_steps``: the train step compiled ahead,
+  figures logged (``step_figures``), evaluation, samples, checkpoints, a profile window
+  and preemption. Returns the final state."""
   t = config.train
-  held_out = None
-  if t.eval_every > 0:
-    held_out = _HeldOutLoss(config, data_dir, batch_sharding)
+  start_step = int(state['step'])
+  first = next(batches)
+  started = time.perf_counter()
+  compiled = train_step.lower(state, first).compile()
+  flops = step_figures.train_step_flops(config, compiled, state['params'], first)
+  setup = {'compile_seconds': time.perf_counter() - started,
+           'gflop_per_step_per_device': flops / 1e9}
+  if peak_flops_per_device:
+    setup['peak_tflops_per_device'] = peak_flops_per_device / 1e12
+  writer.write_scalars(start_step + 1, setup)
+  logging.info('Train step compiled in %.1f s: %.2f GFLOP per step per device',
+               setup['compile_seconds'], flops / 1e9)
+
+  def write(step: int, scalars: dict) -> None:
+    writer.write_scalars(step, scalars)
+    if on_metrics is not None:
+      on_metrics(step, scalars)
+
+  log = step_figures.StepLog(config, write, train_state.learning_rate_schedule(config), flops,
+                             peak_flops_per_device)
+  held_out = _HeldOutLoss(config, data_dir, batch_sharding) if t.eval_every > 0 else None
   sample_clips = None
   if t.sample_every > 0:  # on every process (the weights are global); process 0 writes
     sample_clips = validation_samples.TrainingSampler(config, data_dir)
   report = periodic_actions.ReportProgress(num_train_steps=t.num_steps, writer=writer,
                                            every_steps=t.log_every)
-  losses = []
-  learning_rate = train_state.learning_rate_schedule(config)
-  clock = _StepClock()
+  profile = _profiler(config, workdir)
   preempted = _PreemptionFlag()
-  stopped_at = None
-  for step in range(start_step + 1, t.num_steps + 1):
-    batch = _global_batch(batch_sharding, next(data_iterator))
-    state, metrics = train_step(state, batch)
-    losses.append(metrics['loss'])
-    compile_s = clock.step_done(metrics['loss'])
-    if compile_s is not None:
-      writer.write_scalars(step, {'compile_seconds': compile_s})
-    report(step)
-    if step % t.log_every == 0 or step % t.checkpoint_every == 0 or step == t.num_steps:
-      _stop_if_diverged(losses, step, manager, preempted)
-    if step % t.log_every == 0 or step == t.num_steps:
-      loss = float(np.mean(jax.device_get(losses)))
-      losses = []
-      seconds = clock.seconds_per_step()
-      scalars = {'loss': loss, 'grad_norm': float(metrics['grad_norm']),
-                 'learning_rate': float(learning_rate(step - 1)),
-                 'seconds_per_step': seconds, 'steps_per_second': 1 / seconds,
-                 'clips_per_second': config.data.batch_size / seconds}
-      writer.write_scalars(step, scalars)
-      if on_metrics is not None:
-        on_metrics(step, scalars)
-    with clock.paused():
-      if held_out is not None and (step % t.eval_every == 0 or step == t.num_steps):
-        eval_loss = held_out(state['ema_params'])
-        writer.write_scalars(step, {'eval/loss': eval_loss})
-        if on_metrics is not None:
-          on_metrics(step, {'eval/loss': eval_loss})
-      if sample_clips is not None and step % t.sample_every == 0:
-        sample_clips(step, state, writer)
-    if step % t.checkpoint_every == 0 or step == t.num_steps:
-      with clock.paused():
-        checkpoint_manager.save_training(manager, step, state, data_iterator, config)
-    elif preempted.is_set(manager, step):
-      _stop_if_diverged(losses, step, manager, preempted)
-      checkpoint_manager.save_training(manager, step, state, data_iterator, config)
-      logging.warning('Preempted: saved step %d and stopped', step)
-      stopped_at = step
-      break
-  preempted.restore()
-  manager.wait_until_finished()
-  manager.close()
-  writer.flush()
-  if stopped_at is not None:
-    raise Preempted(stopped_at)
+  try:
+    for step, batch in zip(range(start_step + 1, t.num_steps + 1),
+                           itertools.chain([first], batches)):
+      state, metrics = compiled(state, batch)
+      log.add(step, metrics)
+      report(step)
+      if profile is not None:
+        profile(step)
+      evaluate = held_out is not None and (step % t.eval_every == 0 or step == t.num_steps)
+      sample = sample_clips is not None and step % t.sample_every == 0
+      save = step % t.checkpoint_every == 0 or step == t.num_steps
+      stop = not save and preempted.is_set(manager, step)
+      if evaluate or sample or save or stop:
+        log.flush()  # raises on a NaN loss before anything is saved
+        with log.paused(metrics):
+          if evaluate:
+            write(step, {'eval/loss': held_out(state['ema_params'])})
+          if sample:
+            sample_clips(step, state, writer)
+          if save or stop:
+            checkpoint_manager.save_training(manager, step, state, data_iterator, config)
+      if stop:
+        logging.warning('Preempted: saved step %d and stopped', step)
+        raise Preempted(step)
+    log.flush()
+  except FloatingPointError as error:
+    manager.wait_until_finished()
+    kept = manager.latest_step()
+    kept = (f'the last good checkpoint (step {kept}) is kept in {manager.directory}'
+            if kept is not None else 'no checkpoint was saved before it')
+    raise FloatingPointError(f'{error}; stopped there, and {kept}') from None
+  finally:
+    preempted.restore()
   return state
+
+
+def _profiler(config: ml_collections.ConfigDict, workdir: str):
+  """A clu action that traces steps ``train.profile_steps`` = (first, last) with
+  jax.profiler into ``workdir/plugins/profile`` (TensorBoard's Profile tab); None if unset."""
+  if not config.train.profile_steps:
+    return None
+  first, last = config.train.profile_steps
+  if not 1 <= first <= last:
+    raise ValueError(f'train.profile_steps must be (first, last) with 1 <= first <= last, '
+                     f'got {tuple(config.train.profile_steps)}')
+  return periodic_actions.Profile(logdir=workdir, first_profile=first,
+                                  num_profile_steps=last - first + 1, profile_duration_ms=None,
+                                  every_steps=None, every_secs=None)
 
 
 # The exit status of a preempted run (128 + SIGTERM, as a shell reports a process that
@@ -195,60 +231,6 @@ class _HeldOutLoss:
     losses = [self._loss(params, _global_batch(self._sharding, batch), i)
               for i, batch in enumerate(self._batches)]
     return float(np.mean(jax.device_get(losses)))
-
-
-class _StepClock:
-  """Seconds per train step over the steps since the last reading, counting neither the
-  first step of the run (it compiles) nor the time spent ``paused`` (evaluation, samples,
-  checkpoints)."""
-
-  def __init__(self):
-    self._run_start = time.time()
-    self._start = None  # set when the first step is done
-    self._steps = 0
-    self._paused_s = 0.0
-
-  def step_done(self, loss) -> float | None:
-    """Counts a step; after the first one (waited for), returns its seconds: compilation."""
-    if self._start is not None:
-      self._steps += 1
-      return None
-    jax.block_until_ready(loss)
-    self._start = time.time()
-    return self._start - self._run_start
-
-  def seconds_per_step(self) -> float:
-    """Seconds per step since the last reading (the last step waited for), then restarts."""
-    now = time.time()
-    seconds = ((now - self._start - self._paused_s) / self._steps if self._steps
-               else float('nan'))  # only the compiling step so far
-    self._start, self._steps, self._paused_s = now, 0, 0.0
-    return seconds
-
-  @contextlib.contextmanager
-  def paused(self):
-    start = time.time()
-    try:
-      yield
-    finally:
-      self._paused_s += time.time() - start
-
-
-def _stop_if_diverged(losses: list, step: int, manager, preempted: _PreemptionFlag) -> None:
-  """Raises FloatingPointError naming the first step whose loss is NaN or inf (``losses``
-  are those of the steps up to ``step`` not yet checked). It is called before every
-  checkpoint, so no diverged state is saved; saves in flight are finished first."""
-  values = np.asarray(jax.device_get(losses), np.float64).reshape(-1)
-  bad = np.flatnonzero(~np.isfinite(values))
-  if not bad.size:
-    return
-  manager.wait_until_finished()
-  preempted.restore()
-  kept = manager.latest_step()
-  kept = (f'the last good checkpoint (step {kept}) is kept in {manager.directory}'
-          if kept is not None else 'no checkpoint was saved before it')
-  raise FloatingPointError(f'training diverged: the loss is {values[bad[0]]} at step '
-                           f'{step - len(values) + 1 + bad[0]}; stopped there, and {kept}')
 
 
 class _PreemptionFlag:

@@ -90,23 +90,40 @@ def split_batch(config: ml_collections.ConfigDict, batch: dict):
   return batch['left'], batch['right']
 
 
+def draw_step_noise(config: ml_collections.ConfigDict, batch: dict, rng,
+                    condition_dropout: float = 0.0, caption_dropout: float = 0.0) -> dict:
+  """Every random draw of a batch's loss, each with the examples on its first axis (so a
+  share of the examples takes the matching rows): diffusion times ``t`` and noise ``eps``,
+  and the dropout masks ``keep_condition`` and ``keep_caption`` where they apply."""
+  target, condition = split_batch(config, batch)
+  t, eps = diffusion.draw_time_and_noise(rng, target.shape, target.dtype)
+  noise = {'t': t, 'eps': eps}
+  if condition is not None and condition_dropout:
+    noise['keep_condition'] = jax.random.bernoulli(
+        jax.random.fold_in(rng, 1), 1 - condition_dropout,
+        (condition.shape[0],) + (1,) * (condition.ndim - 1))
+  if batch.get('text') is not None and caption_dropout:
+    noise['keep_caption'] = jax.random.bernoulli(jax.random.fold_in(rng, 2),
+                                                 1 - caption_dropout, (target.shape[0], 1))
+  return noise
+
+
 def batch_loss(config: ml_collections.ConfigDict, graphdef, params, batch: dict, rng,
                condition_dropout: float = 0.0, caption_dropout: float = 0.0,
-               activation_sharding=None) -> jax.Array:
+               activation_sharding=None, noise: dict | None = None) -> jax.Array:
   """The diffusion loss of one batch; the dropouts blank the right view or the caption of a
-  random share of the examples (so that guidance can be used later)."""
+  random share of the examples (so that guidance can be used later). The draws come from
+  ``rng``, or are given as ``noise`` (``draw_step_noise``)."""
+  if noise is None:
+    noise = draw_step_noise(config, batch, rng, condition_dropout, caption_dropout)
   target, condition = split_batch(config, batch)
-  if condition is not None and condition_dropout:
-    keep = jax.random.bernoulli(jax.random.fold_in(rng, 1), 1 - condition_dropout,
-                                (condition.shape[0],) + (1,) * (condition.ndim - 1))
-    condition = condition * keep
+  if 'keep_condition' in noise:
+    condition = condition * noise['keep_condition']
   text, text_mask = batch.get('text'), batch.get('text_mask')
-  if text is not None and caption_dropout:
-    keep = jax.random.bernoulli(jax.random.fold_in(rng, 2), 1 - caption_dropout,
-                                (text_mask.shape[0], 1))
-    text_mask = jnp.logical_and(text_mask, keep)
+  if 'keep_caption' in noise:
+    text_mask = jnp.logical_and(text_mask, noise['keep_caption'])
   denoiser = unet.make_denoiser(graphdef, params, condition, text, text_mask, activation_sharding)
-  return diffusion.diffusion_loss(config, denoiser, target, rng)
+  return diffusion.diffusion_loss(config, denoiser, target, None, (noise['t'], noise['eps']))
 
 
 def train_state_from_params(config: ml_collections.ConfigDict, params) -> TrainState:
@@ -151,20 +168,52 @@ def init_from_checkpoint(config: ml_collections.ConfigDict, source: str, state_s
 
 
 def make_loss(config: ml_collections.ConfigDict, batch_sharding=None):
-  """Returns the train step's loss ``(params, batch, step) -> loss`` (the step's noise, times
-  and dropouts derive from the step). ``batch_sharding``: a dict per batch key, or None."""
+  """Returns the train step's loss ``(params, batch, step, noise=None) -> loss``: the step's
+  noise, times and dropouts derive from the step, or are given (``draw_step_noise``).
+  ``batch_sharding``: a dict per batch key, or None."""
   graphdef = unet.model_graphdef(config)
   base_rng = jax.random.PRNGKey(config.seed)
   activation_sharding = None
   if batch_sharding is not None:  # the layout of the (B, T, H, W, C) videos
     activation_sharding = batch_sharding.get('left', batch_sharding.get('video'))
 
-  def loss(params: dict, batch: dict, step: jax.Array) -> jax.Array:
+  def loss(params: dict, batch: dict, step: jax.Array, noise: dict | None = None) -> jax.Array:
     return batch_loss(config, graphdef, params, batch, jax.random.fold_in(base_rng, step),
                       float(config.train.condition_dropout),
-                      float(config.train.caption_dropout), activation_sharding)
+                      float(config.train.caption_dropout), activation_sharding, noise)
 
   return loss
+
+
+def make_loss_and_grads(config: ml_collections.ConfigDict, batch_sharding=None):
+  """``(params, batch, step) -> (loss, grads)`` of the whole batch. With
+  ``train.grad_accum_steps`` = k > 1 the batch is taken in k micro-batches (example i goes
+  to micro-batch i mod k, so each device's share splits evenly) in a loop that keeps one
+  micro-batch's activations at a time; the noise is drawn for the whole batch first, so
+  the result is the whole batch's loss and gradient up to float rounding."""
+  k = config.train.grad_accum_steps
+  loss = make_loss(config, batch_sharding)
+  value_and_grad = jax.value_and_grad(loss)
+  if k == 1:
+    return value_and_grad
+  base_rng = jax.random.PRNGKey(config.seed)
+  t = config.train
+
+  def loss_and_grads(params, batch, step):
+    noise = draw_step_noise(config, batch, jax.random.fold_in(base_rng, step),
+                            float(t.condition_dropout), float(t.caption_dropout))
+    micro = jax.tree.map(lambda x: jnp.swapaxes(x.reshape((-1, k) + x.shape[1:]), 0, 1),
+                         (batch, noise))
+
+    def add_micro_batch(total, part):
+      value, grads = value_and_grad(params, part[0], step, part[1])
+      return jax.tree.map(jnp.add, total, (value, grads)), None
+
+    zero = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
+    (value, grads), _ = jax.lax.scan(add_micro_batch, zero, micro)
+    return value / k, jax.tree.map(lambda g: g / k, grads)
+
+  return loss_and_grads
 
 
 def make_train_step(config: ml_collections.ConfigDict, state_shardings=None,
@@ -173,9 +222,10 @@ def make_train_step(config: ml_collections.ConfigDict, state_shardings=None,
 
   With shardings (``eye2eye_jax.common.sharding``; ``batch_sharding`` is a dict per batch key) the
   step is compiled for that layout: the state stays where it is, the batch is split over
-  the data axes, the metrics are replicated.
+  the data axes, the metrics are replicated. ``train.grad_accum_steps`` splits the batch
+  into micro-batches (``make_loss_and_grads``).
   """
-  loss_and_grads = jax.value_and_grad(make_loss(config, batch_sharding))
+  loss_and_grads = make_loss_and_grads(config, batch_sharding)
   optimizer = make_optimizer(config)
   decay = config.train.ema_decay
 
@@ -194,6 +244,19 @@ def make_train_step(config: ml_collections.ConfigDict, state_shardings=None,
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   return jax.jit(train_step, donate_argnums=0, in_shardings=(state_shardings, batch_sharding),
                  out_shardings=(state_shardings, replicated))
+
+
+def micro_batch_flops(config: ml_collections.ConfigDict, params, batch: dict) -> float:
+  """FLOPs of one micro-batch's loss and gradient for a batch shaped like ``batch`` (XLA's
+  count on the traced program, no compilation). XLA counts a loop's body once, so a
+  compiled step with ``train.grad_accum_steps`` = k misses k - 1 of these."""
+  k = config.train.grad_accum_steps
+  micro = jax.tree.map(lambda x: jax.ShapeDtypeStruct((x.shape[0] // k,) + x.shape[1:],
+                                                      x.dtype), batch)
+  params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params)
+  lowered = jax.jit(jax.value_and_grad(make_loss(config))).lower(
+      params, micro, jax.ShapeDtypeStruct((), jnp.int32))
+  return float(lowered.cost_analysis()['flops'])
 
 
 def make_eval_loss(config: ml_collections.ConfigDict):
