@@ -11,6 +11,9 @@ grow: resumes WORKDIR (a run of the tiny config made on one device) for 4 more s
   FSDP x tensor mesh of the 8 devices.
 state_bytes: lays the tiny config's train state out on each mesh shape given as JSON
   (DATA_DIR unused) and reports the bytes per device of its parts.
+warm_start: starts an FSDP state from the checkpoint in WORKDIR (train.init_checkpoint) and
+  reports whether every array landed in the FSDP layout, its bytes per device and the
+  largest difference from the checkpoint's weights.
 """
 
 import json
@@ -117,13 +120,30 @@ def state_bytes(shapes: list) -> dict:
   return results
 
 
+def warm_start(source: str) -> dict:
+  from eye2eye_jax.models import checkpoints
+  config = tiny_config('', (1, 8, 1))
+  mesh = sharding.create_mesh(config)
+  abstract = jax.eval_shape(lambda: train_state.init_train_state(config))
+  shardings = sharding.state_shardings(abstract, mesh, config.mesh.rules)
+  state, _ = train_state.init_from_checkpoint(config, source, shardings)
+  laid_out = jax.tree.map(lambda a, s: a.sharding.is_equivalent_to(s, a.ndim), state, shardings)
+  _, weights = checkpoints.load_weights_to_host(source)
+  error = max(float(np.max(np.abs(np.asarray(a) - b))) for a, b in
+              zip(jax.tree.leaves(state['params']), jax.tree.leaves(weights)))
+  return {'laid_out': all(jax.tree.leaves(laid_out)), 'max_error': error,
+          'params_bytes_per_device': sharding.bytes_per_device(state['params']),
+          'params_bytes': sum(a.nbytes for a in jax.tree.leaves(state['params']))}
+
+
 def main():
   mode, data_dir = sys.argv[1], sys.argv[2]
   runtime.enable_compilation_cache()
   assert jax.device_count() == 8, jax.devices()
   modes = {'meshes': lambda: meshes(data_dir), 'remesh': lambda: remesh(data_dir, sys.argv[3]),
            'grow': lambda: grow(data_dir, sys.argv[3]),
-           'state_bytes': lambda: state_bytes(json.loads(sys.argv[3]))}
+           'state_bytes': lambda: state_bytes(json.loads(sys.argv[3])),
+           'warm_start': lambda: warm_start(sys.argv[3])}
   result = modes[mode]()
   print('RESULT ' + json.dumps(result))
 

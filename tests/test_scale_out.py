@@ -66,6 +66,12 @@ def test_a_one_device_run_resumes_on_eight_devices(tiny_config, tiny_checkpoint,
   np.testing.assert_allclose([l for _, l in on_eight], [l for _, l in on_one], rtol=1e-5)
 
 
+def test_a_warm_start_lands_directly_in_the_fsdp_layout(tiny_checkpoint):
+  result = on_8_devices('warm_start', '', str(tiny_checkpoint))
+  assert result['laid_out'] and result['max_error'] == 0.0
+  assert result['params_bytes_per_device'] < 0.3 * result['params_bytes']
+
+
 def test_two_processes_train_together_and_read_disjoint_shards(tiny_dataset, tmp_path):
   port = free_port()
   workers = [subprocess.Popen(
