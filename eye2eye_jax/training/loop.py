@@ -94,6 +94,7 @@ def _run_steps(config, workdir, state, train_step, batches, data_dir, batch_shar
   and preemption. Returns the final state."""
   t = config.train
   start_step = int(state['step'])
+  profile = _profiler(config, workdir)  # a bad window is refused before compiling
   first = next(batches)
   started = time.perf_counter()
   compiled = train_step.lower(state, first).compile()
@@ -119,7 +120,6 @@ def _run_steps(config, workdir, state, train_step, batches, data_dir, batch_shar
     sample_clips = validation_samples.TrainingSampler(config, data_dir)
   report = periodic_actions.ReportProgress(num_train_steps=t.num_steps, writer=writer,
                                            every_steps=t.log_every)
-  profile = _profiler(config, workdir)
   preempted = _PreemptionFlag()
   try:
     for step, batch in zip(range(start_step + 1, t.num_steps + 1),
