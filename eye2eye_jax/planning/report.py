@@ -49,7 +49,9 @@ def format_plan(p: dict) -> str:
   for name, count in m['per_module'].items():
     row(name, f'{count / 1e6:,.3f}M')
   mesh = ' x '.join(f'{k} {v}' for k, v in tr['mesh'].items())
-  section(f"Memory per device: mesh {mesh}, batch {tr['per_device_batch']} per device")
+  k = tr.get('grad_accum_steps', 1)
+  micro = f" in {k} micro-batches of {tr['per_device_batch'] // k}" if k > 1 else ''
+  section(f"Memory per device: mesh {mesh}, batch {tr['per_device_batch']} per device{micro}")
   labels = {'parameters': 'parameters', 'optimizer': 'optimizer state (AdamW)', 'ema': 'EMA',
             'gradients': 'gradients', 'activations': 'activations saved for backward',
             'recomputed_block': 'largest recomputed block (remat)', 'batch': 'input batch'}
