@@ -11,6 +11,7 @@ import os
 import pathlib
 import re
 import subprocess
+from collections.abc import Iterator
 
 import mediapy
 import numpy as np
@@ -237,3 +238,42 @@ def read_frames_at(path: str | os.PathLike, times_s) -> np.ndarray:
                      f'{len(found)} of the {len(needed)} frames asked for)')
   return np.stack([found[i] for i in wanted.tolist()]) if wanted.size else np.zeros(
       (0, info.height, info.width, 3), np.uint8)
+
+
+def iter_frames(path: str | os.PathLike, indices) -> Iterator[tuple[int, np.ndarray]]:
+  """Yields (index, frame) for each distinct frame index in ``indices``, in order, from one
+  decoding pass that starts with a seek to the first of them: the cost grows with the span
+  of frames asked for, not with where it starts, and only one frame is held at a time.
+  Raises VideoError naming the file if it cannot be read or ends before the last index."""
+  import imageio_ffmpeg
+  path = pathlib.Path(path)
+  wanted = sorted({int(i) for i in np.asarray(indices).reshape(-1)})
+  if not wanted:
+    return
+  if wanted[0] < 0:
+    raise VideoError(f'{path}: frame index {wanted[0]} is negative')
+  info = video_info(path)
+  if wanted[-1] >= info.num_frames:
+    raise VideoError(f'{path}: frame {wanted[-1]} is past the end of the video '
+                     f'({info.num_frames} frames)')
+  first = wanted[0]
+  # Half a frame before the first one wanted: ffmpeg decodes from the keyframe before it
+  # and starts its output at the first frame whose time is not earlier.
+  seek = ['-ss', f'{(first - 0.5) / info.fps:.6f}'] if first > 0 else []
+  index, pending = first, iter(wanted)
+  target = next(pending)
+  reader = imageio_ffmpeg.read_frames(str(path), input_params=seek)
+  try:
+    width, height = next(reader)['size']
+    for data in reader:
+      if index == target:
+        yield index, np.frombuffer(data, np.uint8).reshape(height, width, 3)
+        target = next(pending, None)
+        if target is None:
+          return
+      index += 1
+  except Exception as error:  # ffmpeg's failures surface as several exception types
+    raise VideoError(f'{path}: not a readable video ({_ffmpeg_reason(str(error))})') from error
+  finally:
+    reader.close()
+  raise VideoError(f'{path}: the video ends at frame {index} before frame {target}')
