@@ -41,7 +41,7 @@ def measure(eye_size: int = 1024, frames: int = 8, out_size: int = 512) -> dict:
                                   min_equirect_height=eye_size)
   with tempfile.TemporaryDirectory() as directory:
     manual = pathlib.Path(directory)
-    video_path, npz_path = vr180_sample.write_sample(manual / 'videos', num_frames=frames,
+    video_path, npz_path = vr180_sample.write_sample(manual / 'raw', num_frames=frames,
                                                      eye_hw=(eye_size, eye_size))
     start = time.perf_counter()
     decoded = video_io.read_video(video_path).frames

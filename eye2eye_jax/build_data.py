@@ -2,7 +2,7 @@
 
   python -m eye2eye_jax.build_data --config=configs/demo.py [--data_dir=outputs/tfds]
   python -m eye2eye_jax.build_data --config=configs/base_paper.py \
-      --config.data.manual_dir=/data/stereo4d   # npz/ and videos/ of the Stereo4D release
+      --config.data.manual_dir=/data/stereo4d_dataset   # the release's npz/, raw/, processed/
 """
 
 from __future__ import annotations

@@ -201,28 +201,37 @@ def test_views_of_different_shapes_are_refused():
 
 # --- Stereo4D inputs -------------------------------------------------------------------------
 
-def _rectified_manual_dir(tmp_path, left_frames=10, right_frames=10):
+def _rectified_manual_dir(tmp_path, left=(8, 32, 32), right=(8, 32, 32)):
+  """The release's tree for one npz of 8 timestamps (30 s into its source) and its rectified
+  pair of (frames, height, width) per eye; the release writes one frame per timestamp."""
   manual = tmp_path / 'manual'
   (manual / 'npz').mkdir(parents=True)
-  for eye, count in (('left', left_frames), ('right', right_frames)):
-    video_io.write_video(manual / 'videos' / f'pair-{eye}_rectified.mp4',
-                         _noise((count, 32, 32, 3)), 16.0)
+  for eye, (count, height, width) in (('left', left), ('right', right)):
+    video_io.write_video(manual / 'processed' / 'pair_0' / f'pair_0-{eye}_rectified.mp4',
+                         _noise((count, height, width, 3)), 30.0)
   npz = manual / 'npz' / 'pair_0.npz'
   np.savez(npz, name='pair_0', video_id='pair',
-           timestamps=np.round(np.arange(8) * 1e6 / 16).astype(np.int64))
+           timestamps=30_000_000 + np.round(np.arange(8) * 1e6 / 16).astype(np.int64))
   return manual, npz
 
 
 _RECTIFIED = stereo4d.Stereo4DConfig(name='test', source='rectified', size=16, clip_frames=4)
 
 
-def test_a_rectified_pair_of_different_lengths_is_skipped_and_named(tmp_path):
-  manual, npz = _rectified_manual_dir(tmp_path, left_frames=10, right_frames=8)
+@pytest.mark.parametrize('left, right, reason, named', [
+    ((8, 32, 32), (6, 32, 32), 'pair_shorter_than_timestamps',
+     'pair_0-right_rectified.mp4 has 6 frames for the 8 timestamps of pair_0.npz'),
+    ((9, 32, 32), (9, 32, 32), 'pair_longer_than_timestamps',
+     'pair_0-left_rectified.mp4 has 9 frames for the 8 timestamps'),
+    ((8, 32, 32), (8, 24, 32), 'mismatched_pair', 'pair_0-right_rectified.mp4 is 32x24'),
+])
+def test_a_rectified_pair_that_does_not_match_its_npz_or_itself_is_skipped_and_named(
+    tmp_path, left, right, reason, named):
+  manual, npz = _rectified_manual_dir(tmp_path, left, right)
   result = stereo4d.process_npz(_RECTIFIED, manual, npz)
-  assert result['clips'] == [] and result['skipped'] == {'mismatched_pair': 1}
-  assert 'pair-left_rectified.mp4 has 10 frames' in result['detail']
-  assert 'pair-right_rectified.mp4 has 8 frames' in result['detail']
-  manual, npz = _rectified_manual_dir(tmp_path / 'equal')
+  assert result['clips'] == [] and result['skipped'] == {reason: 1}
+  assert named in result['detail']
+  manual, npz = _rectified_manual_dir(tmp_path / 'good')
   assert len(stereo4d.process_npz(_RECTIFIED, manual, npz)['clips']) == 2
 
 

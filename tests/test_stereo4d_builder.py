@@ -9,22 +9,23 @@ import pytest
 
 from conftest import load_config
 from data_builders.stereo4d import clips, rectification, vr180_sample
-from eye2eye_jax.data import datasets, input_pipeline, video_io
+from eye2eye_jax.data import datasets, frame_ops, input_pipeline, video_io
 
 
 @pytest.fixture(scope='module')
 def built(tmp_path_factory):
   """A manual dir holding two good videos and one of each bad input; the built dataset."""
-  manual = tmp_path_factory.mktemp('stereo4d_manual')
+  manual = tmp_path_factory.mktemp('stereo4d_manual')  # the release's tree
   (manual / 'npz').mkdir()
-  videos = manual / 'videos'
-  # 40 frames at 30 fps = 1.3 s -> 21 frames at 16 fps -> two clips of 8 each.
+  videos = manual / 'raw'
+  # Each npz starts 8 frames into its 40-frame video (30 fps): 32 frames = 1.03 s -> 17
+  # frames at 16 fps -> two clips of 8 each.
   for seed, video_id in enumerate(('sample_1', 'clip_one')):
     video, npz = vr180_sample.write_sample(videos, video_id, num_frames=40,
-                                           eye_hw=(256, 256), seed=seed)
+                                           eye_hw=(256, 256), seed=seed, first_frame=8)
     shutil.move(npz, manual / 'npz' / npz.name)
   # Bad inputs: each must be skipped, named and counted, and the build must go on.
-  good = dict(np.load(manual / 'npz' / 'sample_1_0.npz'))
+  good = dict(np.load(manual / 'npz' / 'sample_1_266667.npz'))
   np.savez(manual / 'npz' / 'no_video_0.npz', **{**good, 'video_id': 'no_video',
                                                  'name': 'no_video_0'})
   np.savez(manual / 'npz' / 'fields_0.npz', **{k: v for k, v in good.items()
@@ -39,7 +40,7 @@ def built(tmp_path_factory):
   # (sample_1 hashes to the validation split, clip_one to train.)
   long = np.round(np.arange(130) * 1e6 / 30).astype(np.int64)
   np.savez(manual / 'npz' / 'clip_one_long.npz', **{**dict(np.load(
-      manual / 'npz' / 'clip_one_0.npz')), 'name': 'clip_one_long', 'timestamps': long})
+      manual / 'npz' / 'clip_one_266667.npz')), 'name': 'clip_one_long', 'timestamps': long})
 
   config = load_config('tiny')
   config.data.builder, config.data.builder_config = 'stereo4d', 'sample'
@@ -75,13 +76,13 @@ def test_each_video_is_in_one_split_and_clips_read_back_identically(built):
   assert {v.decode() for v in videos['train'] | videos['validation']} == {'sample_1', 'clip_one'}
   records = [r for source in splits.values() for r in source]
   assert len(records) == 6
-  record = next(r for r in records if r['name'] == b'sample_1_0_001')
+  record = next(r for r in records if r['name'] == b'sample_1_266667_001')
   assert record['right'].shape == (8, 128, 128, 3) and record['caption'] == b''
   # The stored pixels are exactly what rectifying the video at those times gives.
-  npz = np.load(manual / 'npz' / 'sample_1_0.npz')
-  plan = clips.plan_clips('sample_1_0', npz['timestamps'], 16, 8)[1]
+  npz = np.load(manual / 'npz' / 'sample_1_266667.npz')
+  plan = clips.plan_clips('sample_1_266667', npz['timestamps'], 16, 8)[1]
   np.testing.assert_array_equal(record['timestamps_us'], plan.times_us)
-  frames = video_io.read_frames_at(manual / 'videos' / 'sample_1.mp4', plan.times_us / 1e6)
+  frames = video_io.read_frames_at(manual / 'raw' / 'sample_1.mp4', plan.times_us / 1e6)
   left, right = rectification.Rectifier(rectification.FovBounds.from_array(npz['fov_bounds']),
                                         npz['rectified2rig'], 128)(frames)
   np.testing.assert_array_equal(record['left'], left)
@@ -144,32 +145,111 @@ def embed_words(caption: str) -> np.ndarray:
   return np.full((len(caption.split()), 4), len(caption), np.float32)
 
 
-def test_rectified_pairs_with_a_captioner_and_text_encoder(built, tmp_path):
-  """The release tool's rectified mp4 pairs are read directly; captions and embeddings."""
-  config, manual = built
+@pytest.fixture(scope='module')
+def release_tree(built, tmp_path_factory):
+  """A manual dir as the release's tools leave it for the rectified configs: npz/, raw/ and
+  rectify.py's processed/<name>/ output (256 px pairs at 30 fps, one frame per timestamp).
+  One npz's timestamps sit 41 s into its source, as real ones do; the pair does not care."""
+  _, manual = built
+  tree = tmp_path_factory.mktemp('stereo4d_release')
+  (tree / 'npz').mkdir()
+  shutil.copytree(manual / 'raw', tree / 'raw')
+  for name in ('clip_one_266667', 'sample_1_266667'):
+    npz = tree / 'npz' / f'{name}.npz'
+    shutil.copy(manual / 'npz' / f'{name}.npz', npz)
+    vr180_sample.write_release_output(tree / 'processed', npz,
+                                      tree / 'raw' / f'{name.rsplit("_", 1)[0]}.mp4', size=256)
+  later = dict(np.load(tree / 'npz' / 'sample_1_266667.npz'))
+  later['timestamps'] = later['timestamps'] + 41_000_000
+  np.savez(tree / 'npz' / 'sample_1_266667.npz', **later)
+  return tree
+
+
+def _rectified_builder(tree, data_dir, **overrides):
   from data_builders.stereo4d import Builder, Stereo4DConfig
   import tensorflow_datasets as tfds
-  pairs = tmp_path / 'manual'
-  (pairs / 'npz').mkdir(parents=True)
-  shutil.copy(manual / 'npz' / 'clip_one_0.npz', pairs / 'npz')
-  source = video_io.read_video(manual / 'videos' / 'clip_one.mp4')
-  npz = np.load(manual / 'npz' / 'clip_one_0.npz')
-  left, right = rectification.Rectifier(rectification.FovBounds.from_array(npz['fov_bounds']),
-                                        npz['rectified2rig'], 256)(source.frames)
-  for eye, frames in (('left', left), ('right', right)):
-    video_io.write_video(pairs / 'videos' / f'clip_one-{eye}_rectified.mp4', frames, source.fps)
-  rectified = Stereo4DConfig(name='sample_rectified', source='rectified', size=128,
-                             clip_frames=8, validation_per_mille=0,
-                             captioner=f'{__name__}:caption_by_brightness',
-                             text_encoder=f'{__name__}:embed_words', text_embed_dim=4)
-  builder = Builder(config=rectified, data_dir=str(tmp_path / 'tfds'),
-                    file_format='array_record')
+  config = Stereo4DConfig(**{'name': 'sample_rectified', 'source': 'rectified', 'size': 128,
+                             'clip_frames': 8, 'validation_per_mille': 0, **overrides})
+  builder = Builder(config=config, data_dir=str(data_dir), file_format='array_record')
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=str(pairs)))
+      manual_dir=str(tree)))
+  return builder
+
+
+def test_the_release_tools_output_builds_every_clip_its_npz_describes(release_tree, tmp_path):
+  records = {r['name'].decode(): r for r in _rectified_builder(
+      release_tree, tmp_path / 'tfds').as_data_source()['train']}
+  assert sorted(records) == ['clip_one_266667_000', 'clip_one_266667_001',
+                             'sample_1_266667_000', 'sample_1_266667_001']
+  for name, record in records.items():
+    npz_name, clip = name.rsplit('_', 1)
+    timestamps = np.load(release_tree / 'npz' / f'{npz_name}.npz')['timestamps']
+    plan = clips.plan_clips(npz_name, timestamps, 16, 8)[int(clip)]
+    np.testing.assert_array_equal(record['timestamps_us'], plan.times_us)
+    # Frame k of the pair is the npz's k-th timestamp, whatever its time.
+    indices = np.searchsorted(timestamps, plan.times_us)
+    for eye in ('left', 'right'):
+      pair = video_io.read_video(
+          release_tree / 'processed' / npz_name / f'{npz_name}-{eye}_rectified.mp4').frames
+      expected = frame_ops.resize_clip(pair[indices], 128, 128)
+      np.testing.assert_array_equal(record[eye], expected)
+
+
+def caption_by_brightness(frame: np.ndarray) -> str:
+  return 'a bright scene' if frame.mean() > 100 else 'a dark scene'
+
+
+def embed_words(caption: str) -> np.ndarray:
+  return np.full((len(caption.split()), 4), len(caption), np.float32)
+
+
+def test_rectified_pairs_with_a_captioner_and_text_encoder(release_tree, tmp_path):
+  builder = _rectified_builder(release_tree, tmp_path / 'tfds', name='captioned',
+                               captioner=f'{__name__}:caption_by_brightness',
+                               text_encoder=f'{__name__}:embed_words', text_embed_dim=4)
   records = list(builder.as_data_source()['train'])
-  assert len(records) == 2
+  assert len(records) == 4
   for record in records:
     assert record['right'].shape == (8, 128, 128, 3)  # 256 px pairs resized to the config's
     assert record['caption'] in (b'a bright scene', b'a dark scene')
     assert record['text_embedding'].shape == (3, 4)
     assert record['disparity_median_px'] > 0
+
+
+def _counting_decoded_frames(monkeypatch) -> list:
+  """Counts the frames ffmpeg decodes and hands over, for every video read."""
+  import imageio_ffmpeg
+  counts, read_frames = [], imageio_ffmpeg.read_frames
+
+  def counting(*args, **kwargs):
+    reader = read_frames(*args, **kwargs)
+    yield next(reader)  # the metadata
+    slot = len(counts)
+    counts.append(0)
+    for frame in reader:
+      counts[slot] += 1
+      yield frame
+  monkeypatch.setattr(imageio_ffmpeg, 'read_frames', counting)
+  return counts
+
+
+@pytest.mark.parametrize('source', ['rectified', 'vr180'])
+def test_each_video_is_decoded_once_from_the_first_frame_an_npz_uses(release_tree, source,
+                                                                    monkeypatch):
+  from data_builders.stereo4d import Stereo4DConfig
+  from data_builders.stereo4d.stereo4d_dataset_builder import process_npz
+  config = Stereo4DConfig(name='count', source=source, size=64, clip_frames=4,
+                          min_equirect_height=256)
+  npz = release_tree / 'npz' / 'clip_one_266667.npz'
+  counts = _counting_decoded_frames(monkeypatch)
+  result = process_npz(config, release_tree, npz)
+  timestamps = np.load(npz)['timestamps']
+  plans = clips.plan_clips('clip_one_266667', timestamps, 16, 4)
+  assert len(result['clips']) == len(plans) == 4
+  # One pass per video over exactly the span of frames the clips use: from a seek to the
+  # first (the npz starts 8 frames into the raw video) to the last.
+  first, last = ((np.searchsorted(timestamps, plans[0].times_us[0]),
+                  np.searchsorted(timestamps, plans[-1].times_us[-1])) if source == 'rectified'
+                 else (round(plans[0].times_us[0] * 30e-6), round(plans[-1].times_us[-1] * 30e-6)))
+  per_video = last - first + 1
+  assert counts == [per_video] * (2 if source == 'rectified' else 1), counts

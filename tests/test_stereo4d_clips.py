@@ -18,9 +18,6 @@ def test_clips_are_resampled_to_16_fps_and_cut_into_80_frames():
     assert len(plan.times_us) == 80 and np.isin(plan.times_us, timestamps).all()
     steps = np.diff(plan.times_us) / 1e3
     assert np.all(np.abs(steps - 62.5) <= 1e3 / 30)  # 16 fps, to the nearest source frame
-  inside, past_end = clips.split_by_video_end(plans, duration_s=8.0)
-  assert [p.name for p in inside] == ['vid_0_000'] and [p.name for p in past_end] == [
-      'vid_0_001']
 
 
 def test_bad_timestamps_are_named():
@@ -40,6 +37,13 @@ def test_frames_are_fetched_by_time(tmp_path):
   np.testing.assert_allclose(got.mean(axis=(1, 2, 3)), [0, 75, 175, 75], atol=2)
   with pytest.raises(video_io.VideoError, match='grey.mp4.*past the end'):
     video_io.read_frames_at(path, [1.5])
+  # By index, in one pass from a seek to the first index asked for: the same pixels.
+  got = dict(video_io.iter_frames(path, [7, 3, 3, 4]))
+  assert sorted(got) == [3, 4, 7]
+  for index, frame in got.items():
+    np.testing.assert_array_equal(frame, video_io.read_frames_at(path, [index / 10])[0])
+  with pytest.raises(video_io.VideoError, match='grey.mp4: frame 10 is past the end'):
+    list(video_io.iter_frames(path, [2, 10]))
 
 
 def _pair(disparity: float, size: int = 128, frames: int = 2):

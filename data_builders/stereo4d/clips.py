@@ -42,9 +42,3 @@ def plan_clips(name: str, timestamps_us, fps: float = 16.0,
   return [ClipPlan(f'{name}_{k:03d}', snapped[k * clip_frames:(k + 1) * clip_frames])
           for k in range(len(snapped) // clip_frames)]
 
-
-def split_by_video_end(plans: list[ClipPlan], duration_s: float
-                       ) -> tuple[list[ClipPlan], list[ClipPlan]]:
-  """(clips inside the video, clips running past its end)."""
-  inside = [p for p in plans if p.times_us[-1] / 1e6 < duration_s]
-  return inside, [p for p in plans if p.times_us[-1] / 1e6 >= duration_s]

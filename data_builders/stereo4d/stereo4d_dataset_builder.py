@@ -1,20 +1,24 @@
-"""TFDS builder for Stereo4D: VR180 videos (or rectified pairs) + npz -> ArrayRecord clips.
+"""TFDS builder for Stereo4D: the release's dataset tree -> ArrayRecord clips.
 
-Inputs, under the manual directory (``--manual_dir`` / ``config.data.manual_dir``):
-  npz/*.npz                           the release's annotations, one per clip
-  videos/<video_id>.mp4               VR180 side-by-side videos (configs ``vr180_*``), or
-  videos/<video_id>-left_rectified.mp4 and -right_rectified.mp4 (configs ``rectified_*``)
-  captions.json                       optional: {clip, npz name or video id: caption}
+The manual directory (``--manual_dir`` / ``config.data.manual_dir``) is the release's tree
+as its tools leave it (``data_builders/stereo4d/frame_sources.py`` gives every convention):
+  npz/<name>.npz                                   the annotations, one per clip
+  raw/<video_id>.mp4                               VR180 videos (configs ``vr180_*``)
+  processed/<name>/<name>-{left,right}_rectified.mp4   rectify.py's output (``rectified_*``)
+  captions.json                                    optional: {clip, npz name or video id: caption}
+(the folder names are the builder config's ``npz_folder``, ``raw_folder`` and
+``processed_folder``).
 
 Per npz: frames are taken at its timestamps resampled to ``fps`` and cut into
 ``clip_frames``-frame clips (clips past the video's end are dropped), rectified to
 ``size`` x ``size`` pinhole pairs, measured for disparity (clips above the paper's 60 px at
-512 are dropped), captioned from the middle frame, and written with their statistics.
-Videos are split into train / validation by a hash of the video id, so no video is in
-both. Each npz's result is cached (atomically) in the download directory, so an
-interrupted build continues where it stopped, and npz files are processed by
-``num_workers`` processes. Bad inputs are skipped with a logged reason and counted in
-``build_report.json`` beside the cache; the build goes on.
+512 are dropped), captioned from the middle frame, and written with their statistics. All
+clips of an npz come from one decoding pass per video. Videos are split into train /
+validation by a hash of the video id, so no video is in both. Each npz's result is cached
+(atomically) in the download directory, so an interrupted build continues where it
+stopped, and npz files are processed by ``num_workers`` processes. Bad inputs are skipped
+with a logged reason and counted in ``build_report.json`` beside the cache; the build goes
+on.
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from data_builders.stereo4d import captions, clips, disparity_filter, rectification
+from data_builders.stereo4d import captions, clips, disparity_filter, frame_sources
+from data_builders.stereo4d.frame_sources import Skip
 from eye2eye_jax.common import atomic_files
-from eye2eye_jax.data import frame_ops, text_encoding, video_io
+from eye2eye_jax.data import text_encoding
 
 REQUIRED_FIELDS = {'vr180': ('name', 'video_id', 'timestamps', 'rectified2rig', 'fov_bounds'),
                    'rectified': ('name', 'video_id', 'timestamps')}
@@ -47,7 +52,10 @@ class Stereo4DConfig(tfds.core.BuilderConfig):
   hfov_degrees: float = 60.0
   fps: float = 16.0
   clip_frames: int = 80
-  min_equirect_height: int = 1440  # below this the annotations do not line up
+  min_equirect_height: int = 1920  # the release's tool refuses VR180 videos below this
+  npz_folder: str = 'npz'  # the release tree's folders, under the manual directory
+  raw_folder: str = 'raw'
+  processed_folder: str = 'processed'
   max_disparity_at_512: float = 60.0
   disparity_percentile: float = 98.0
   validation_per_mille: int = 50  # share of videos in the validation split
@@ -55,14 +63,6 @@ class Stereo4DConfig(tfds.core.BuilderConfig):
   text_encoder: str = ''  # "package.module:function" (caption -> (N, text_embed_dim))
   text_embed_dim: int = 0
   num_workers: int = 0  # processes working on npz files at once (0: this process)
-
-
-class Skip(Exception):
-  """An input that cannot be used; the message is the reason's name and detail."""
-
-  def __init__(self, reason: str, detail: str):
-    super().__init__(f'{reason}: {detail}')
-    self.reason = reason
 
 
 def _split_of(video_id: str, per_mille: int) -> str:
@@ -81,47 +81,17 @@ def _load_npz(path: pathlib.Path, source: str) -> dict:
   return fields
 
 
-def _clip_frames(c: Stereo4DConfig, manual_dir: pathlib.Path, npz: dict, path: pathlib.Path):
-  """(video duration in s, function times_us -> (left, right)) for one npz's video."""
-  video_id = str(npz['video_id'])
-  videos = manual_dir / 'videos'
+def _frame_source(c: Stereo4DConfig, manual_dir: pathlib.Path, npz: dict,
+                  path: pathlib.Path) -> frame_sources.RawVR180 | frame_sources.RectifiedPair:
+  """Where one npz's frames come from, by ``c.source``."""
+  name, video_id = str(npz['name']), str(npz['video_id'])
   if c.source == 'vr180':
-    video = videos / f'{video_id}.mp4'
-    if not video.is_file():
-      raise Skip('missing_video', f'{path.name}: {video} does not exist')
-    info = _info(video)
-    if info.height < c.min_equirect_height:
-      raise Skip('below_vr180_resolution', f'{video}: {info.width}x{info.height}, needs a '
-                 f'height of at least {c.min_equirect_height}')
-    rectifier = rectification.Rectifier(rectification.FovBounds.from_array(npz['fov_bounds']),
-                                        npz['rectified2rig'], c.size, c.hfov_degrees)
-    return info.duration_s, lambda times: rectifier(_frames(video, times))
-  pair = [videos / f'{video_id}-{eye}_rectified.mp4' for eye in ('left', 'right')]
-  for video in pair:
-    if not video.is_file():
-      raise Skip('missing_video', f'{path.name}: {video} does not exist')
-  infos = [_info(v) for v in pair]
-  describe = lambda i: f'{i.num_frames} frames at {i.fps:g} fps of {i.width}x{i.height}'
-  if describe(infos[0]) != describe(infos[1]):
-    raise Skip('mismatched_pair', f'{pair[0]} has {describe(infos[0])}, {pair[1]} has '
-               f'{describe(infos[1])}')
-  resize = lambda x: frame_ops.resize_clip(x, c.size, c.size)
-  return (min(i.duration_s for i in infos),
-          lambda times: tuple(resize(_frames(v, times)) for v in pair))
-
-
-def _info(video: pathlib.Path) -> video_io.VideoInfo:
-  try:
-    return video_io.video_info(video)
-  except video_io.VideoError as error:
-    raise Skip('unreadable_video', str(error)) from error
-
-
-def _frames(video: pathlib.Path, times_us: np.ndarray) -> np.ndarray:
-  try:
-    return video_io.read_frames_at(video, times_us / 1e6)
-  except video_io.VideoError as error:
-    raise Skip('unreadable_video', str(error)) from error
+    return frame_sources.RawVR180(manual_dir / c.raw_folder / f'{video_id}.mp4', npz, path,
+                                  c.size, c.hfov_degrees, c.min_equirect_height)
+  folder = manual_dir / c.processed_folder / name
+  return frame_sources.RectifiedPair(folder / f'{name}-left_rectified.mp4',
+                                     folder / f'{name}-right_rectified.mp4',
+                                     np.asarray(npz['timestamps'], np.int64), path, c.size)
 
 
 def process_npz(c: Stereo4DConfig, manual_dir: pathlib.Path, path: pathlib.Path) -> dict:
@@ -131,43 +101,52 @@ def process_npz(c: Stereo4DConfig, manual_dir: pathlib.Path, path: pathlib.Path)
     npz = _load_npz(path, c.source)
     name, video_id = str(npz['name']), str(npz['video_id'])
     plans = clips.plan_clips(name, npz['timestamps'], c.fps, c.clip_frames)
-    duration, read_pair = _clip_frames(c, manual_dir, npz, path)
+    source = _frame_source(c, manual_dir, npz, path)
   except Skip as skip:
     logging.warning('Skipping %s', skip)
     return {'clips': [], 'skipped': {skip.reason: 1}, 'detail': str(skip)}
   except ValueError as error:  # bad timestamps and other malformed annotations
     logging.warning('Skipping %s: %s', path, error)
     return {'clips': [], 'skipped': {'bad_annotations': 1}, 'detail': f'{path}: {error}'}
-  inside, past_end = clips.split_by_video_end(plans, duration)
-  skipped['past_video_end'] += len(past_end)
+  inside = [p for p in plans if source.indices(p).max() < source.num_frames]
+  skipped['past_video_end'] += len(plans) - len(inside)
   captioner = captions.Captioner(c.captioner, manual_dir / 'captions.json'
                                  if (manual_dir / 'captions.json').is_file() else None)
   encoder = (text_encoding.TextEncoder.from_spec(c.text_encoder, c.text_embed_dim)
              if c.text_encoder else None)
   measure = disparity_filter.DisparityFilter(c.max_disparity_at_512, c.disparity_percentile)
-  records = []
-  for plan in inside:
-    try:
-      left, right = read_pair(plan.times_us)
-    except Skip as skip:
-      logging.warning('Skipping clip %s: %s', plan.name, skip)
-      skipped[skip.reason] += 1
-      continue
-    statistics = measure.measure(left, right)
-    keep, reason = measure.keep(statistics, c.size)
-    if not keep:
-      skipped[reason] += 1
-      continue
-    caption = captioner(plan.name, name, video_id, right[len(right) // 2])
-    record = {'right': right, 'left': left, 'caption': caption, 'video_id': video_id,
-              'name': plan.name, 'timestamps_us': plan.times_us.astype(np.int64),
-              'disparity_median_px': np.float32(statistics['median_px']),
-              'disparity_high_px': np.float32(statistics['high_percentile_px']),
-              'disparity_valid_fraction': np.float32(statistics['valid_fraction'])}
-    if encoder is not None:
-      record['text_embedding'] = encoder(caption)
-    records.append(record)
+  records, cut = [], 0
+  try:
+    for plan, left, right in frame_sources.cut_clips(source, inside):
+      cut += 1
+      record = _record(plan, left, right, measure, c, captioner, encoder, name, video_id)
+      if isinstance(record, str):
+        skipped[record] += 1
+      else:
+        records.append(record)
+  except Skip as skip:  # the video failed part-way: the clips not cut yet are lost
+    logging.warning('Skipping the last %d clips of %s: %s', len(inside) - cut, path, skip)
+    skipped[skip.reason] += len(inside) - cut
   return {'clips': records, 'skipped': dict(skipped), 'video_id': video_id}
+
+
+def _record(plan: clips.ClipPlan, left: np.ndarray, right: np.ndarray,
+            measure: disparity_filter.DisparityFilter, c: Stereo4DConfig,
+            captioner: captions.Captioner, encoder, name: str, video_id: str) -> dict | str:
+  """One clip's record, or the reason it is dropped."""
+  statistics = measure.measure(left, right)
+  keep, reason = measure.keep(statistics, c.size)
+  if not keep:
+    return reason
+  caption = captioner(plan.name, name, video_id, right[len(right) // 2])
+  record = {'right': right, 'left': left, 'caption': caption, 'video_id': video_id,
+            'name': plan.name, 'timestamps_us': plan.times_us.astype(np.int64),
+            'disparity_median_px': np.float32(statistics['median_px']),
+            'disparity_high_px': np.float32(statistics['high_percentile_px']),
+            'disparity_valid_fraction': np.float32(statistics['valid_fraction'])}
+  if encoder is not None:
+    record['text_embedding'] = encoder(caption)
+  return record
 
 
 def _process_to_cache(c: Stereo4DConfig, manual_dir: str, npz_path: str, cache: str) -> str:
@@ -198,8 +177,11 @@ def _read_cache(cache: pathlib.Path) -> tuple[dict, list[dict]]:
 class Builder(tfds.core.GeneratorBasedBuilder):
   """Stereo4D clips as rectified (right, left) pairs with captions and disparity statistics."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {'1.0.0': 'Initial release.',
+                   '1.1.0': 'Reads the release\'s own tree (npz/, raw/, processed/<name>/); a '
+                            'rectified pair\'s frames by timestamp index; one decoding pass '
+                            'per video.'}
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
   BUILDER_CONFIGS = [
       Stereo4DConfig(name='vr180_512', description='The paper: VR180 videos, 512 px, 80 '
@@ -237,9 +219,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     if c.source not in REQUIRED_FIELDS:
       raise ValueError(f'stereo4d/{c.name}: source must be one of {sorted(REQUIRED_FIELDS)}')
     manual_dir = pathlib.Path(dl_manager.manual_dir)
-    npz_files = sorted((manual_dir / 'npz').glob('*.npz'))
+    npz_files = sorted((manual_dir / c.npz_folder).glob('*.npz'))
     if not npz_files:
-      raise FileNotFoundError(f'{manual_dir / "npz"}: no npz files (see the builder\'s '
+      raise FileNotFoundError(f'{manual_dir / c.npz_folder}: no npz files (see the builder\'s '
                               'manual download instructions)')
     work = pathlib.Path(dl_manager.download_dir) / 'stereo4d_work' / c.name
     work.mkdir(parents=True, exist_ok=True)

@@ -137,9 +137,11 @@ def pinhole_position(point, eye_x: float, size: int, hfov_degrees: float) -> tup
 
 def write_sample(directory: str | pathlib.Path, video_id: str = 'synthetic_vr180',
                  num_frames: int = 24, fps: float = 30.0, eye_hw: tuple[int, int] = (384, 384),
-                 scene: Scene | None = None, seed: int = 0) -> tuple[pathlib.Path, pathlib.Path]:
+                 scene: Scene | None = None, seed: int = 0, first_frame: int = 0
+                 ) -> tuple[pathlib.Path, pathlib.Path]:
   """Writes ``<video_id>.mp4`` (VR180 side by side) and ``<video_id>_<t0>.npz`` with the
-  release's field names; returns their paths."""
+  release's field names; returns their paths. The npz's clip starts at ``first_frame``
+  of the video (as a real one starts somewhere inside its source video)."""
   directory = pathlib.Path(directory)
   scene = scene or default_scene()
   rotations = rig_rotations(seed)
@@ -147,10 +149,10 @@ def write_sample(directory: str | pathlib.Path, video_id: str = 'synthetic_vr180
   frames = np.stack([render_sbs(scene, rotations, eye_hw, scene.pan_m_per_s * t)
                      for t in times_s])
   video = video_io.write_video(directory / f'{video_id}.mp4', frames, fps, crf=12)
-  timestamps = np.round(times_s * 1e6).astype(np.int64)
-  camera2world = np.zeros((num_frames, 3, 4), np.float32)
+  timestamps = np.round(times_s[first_frame:] * 1e6).astype(np.int64)
+  camera2world = np.zeros((len(timestamps), 3, 4), np.float32)
   camera2world[:, :, :3] = np.eye(3)
-  camera2world[:, 0, 3] = scene.pan_m_per_s * times_s
+  camera2world[:, 0, 3] = scene.pan_m_per_s * times_s[first_frame:]
   name = f'{video_id}_{timestamps[0]}'
   npz = directory / f'{name}.npz'
   np.savez(npz, name=name, video_id=video_id, timestamps=timestamps,
@@ -160,3 +162,25 @@ def write_sample(directory: str | pathlib.Path, video_id: str = 'synthetic_vr180
            track_lengths=np.zeros((0,), np.int32), track_indices=np.zeros((0,), np.int32),
            track_coordinates=np.zeros((0, 3), np.float32))
   return video, npz
+
+
+def write_release_output(processed: str | pathlib.Path, npz_path: str | pathlib.Path,
+                         raw_video: str | pathlib.Path, size: int = 512,
+                         hfov_degrees: float = 60.0) -> dict[str, pathlib.Path]:
+  """What the release's ``rectify.py`` leaves for one npz, in its layout and conventions:
+  ``<processed>/<name>/<name>-{left,right}_rectified.mp4`` holding one pinhole frame per
+  entry of the npz's timestamps, in order, written at 30 fps from time 0, beside
+  ``<name>-raw_equirect.mp4`` (the source frames it read). Returns the paths by kind."""
+  with np.load(npz_path) as npz:
+    name, timestamps = str(npz['name']), npz['timestamps']
+    rectify = rectification.Rectifier(rectification.FovBounds.from_array(npz['fov_bounds']),
+                                      npz['rectified2rig'], size, hfov_degrees)
+  frames = video_io.read_frames_at(raw_video, timestamps / 1e6)
+  left, right = rectify(frames)
+  folder = pathlib.Path(processed) / name
+  paths = {'raw_equirect': folder / f'{name}-raw_equirect.mp4',
+           'left': folder / f'{name}-left_rectified.mp4',
+           'right': folder / f'{name}-right_rectified.mp4'}
+  for kind, video in (('raw_equirect', frames), ('left', left), ('right', right)):
+    video_io.write_video(paths[kind], video, 30.0)
+  return paths
