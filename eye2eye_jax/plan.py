@@ -53,8 +53,9 @@ _COMPRESSION = flags.DEFINE_float('compression_ratio', None,
                                   'measured on a sample the project renders.')
 _BUILDER_MS = flags.DEFINE_float(
     'builder_ms_per_frame', data_estimate.BUILDER_MS_PER_FRAME,
-    'Stereo4D builder time per VR180 frame on 2 cores; default: 54 ms decoding + 2.7 ms '
-    'rectifying a 2048x1024 frame, measured by benchmarks/rectification_throughput.py.')
+    'Stereo4D builder time per stored frame on 2 cores; default: the whole builder from '
+    f'{data_estimate.BUILDER_MEASURED_SOURCE} sources, measured by '
+    'benchmarks/rectification_throughput.py.')
 _BUILDER_CORES = flags.DEFINE_integer('builder_cores', data_estimate.BUILDER_MEASURED_CORES,
                                       'CPU cores building the dataset (linear scaling).')
 

@@ -65,6 +65,15 @@ def test_the_disparity_filter_keeps_and_drops_the_right_clips(disparity, kept):
   assert f.keep(statistics, 128) == ((True, '') if kept else (False, 'disparity_too_large'))
 
 
+@pytest.mark.parametrize('disparity, kept', [(20.0, True), (80.0, False)])
+def test_a_512_px_clip_matched_at_half_size_is_judged_in_its_own_pixels(disparity, kept):
+  f = disparity_filter.DisparityFilter()  # matches at 256 px, reports at 512
+  left, right = _pair(disparity, size=512, frames=1)
+  statistics = f.measure(left, right)
+  assert statistics['median_px'] == pytest.approx(disparity, abs=1.0)
+  assert f.keep(statistics, 512) == ((True, '') if kept else (False, 'disparity_too_large'))
+
+
 def describe(frame: np.ndarray) -> str:
   return f'a {frame.shape[1]}x{frame.shape[0]} frame'
 

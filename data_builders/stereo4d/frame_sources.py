@@ -58,7 +58,8 @@ class RawVR180:
   def __init__(self, video: pathlib.Path, npz: dict, npz_path: pathlib.Path, size: int,
                hfov_degrees: float, min_height: int):
     _require(video, npz_path)
-    self.video, info = video, _info(video)
+    self.video, self._info = video, _info(video)
+    info = self._info
     if info.height < min_height:
       raise Skip('below_vr180_resolution', f'{video}: {info.width}x{info.height}, needs a '
                  f'height of at least {min_height}')
@@ -71,7 +72,7 @@ class RawVR180:
     return np.round(plan.times_us / 1e6 * self._fps).astype(np.int64)
 
   def frames(self, indices) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]]:
-    for index, frame in video_io.iter_frames(self.video, indices):
+    for index, frame in video_io.iter_frames(self.video, indices, self._info):
       left, right = self._rectify(frame[None])
       yield index, (left[0], right[0])
 
@@ -93,7 +94,8 @@ class RectifiedPair:
             'pair_longer_than_timestamps')
         raise Skip(reason, f'{video} has {info.num_frames} frames for the '
                    f'{len(timestamps)} timestamps of {npz_path.name}')
-    self._videos, self._timestamps, self._size = (left, right), timestamps, size
+    self._videos, self._infos = (left, right), infos
+    self._timestamps, self._size = timestamps, size
     self.num_frames = len(timestamps)
 
   def indices(self, plan: clips.ClipPlan) -> np.ndarray:
@@ -101,8 +103,8 @@ class RectifiedPair:
 
   def frames(self, indices) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]]:
     resize = lambda frame: frame_ops.resize_clip(frame[None], self._size, self._size)[0]
-    for (index, left), (_, right) in zip(*(video_io.iter_frames(v, indices)
-                                           for v in self._videos)):
+    for (index, left), (_, right) in zip(*(video_io.iter_frames(v, indices, i)
+                                           for v, i in zip(self._videos, self._infos))):
       yield index, (resize(left), resize(right))
 
 

@@ -240,11 +240,14 @@ def read_frames_at(path: str | os.PathLike, times_s) -> np.ndarray:
       (0, info.height, info.width, 3), np.uint8)
 
 
-def iter_frames(path: str | os.PathLike, indices) -> Iterator[tuple[int, np.ndarray]]:
+def iter_frames(path: str | os.PathLike, indices, info: VideoInfo | None = None
+                ) -> Iterator[tuple[int, np.ndarray]]:
   """Yields (index, frame) for each distinct frame index in ``indices``, in order, from one
   decoding pass that starts with a seek to the first of them: the cost grows with the span
   of frames asked for, not with where it starts, and only one frame is held at a time.
-  Raises VideoError naming the file if it cannot be read or ends before the last index."""
+  Raises VideoError naming the file if it cannot be read or ends before the last index.
+  ``info``: the file's ``video_info``, when the caller has it (probing a large video takes
+  a second)."""
   import imageio_ffmpeg
   path = pathlib.Path(path)
   wanted = sorted({int(i) for i in np.asarray(indices).reshape(-1)})
@@ -252,7 +255,7 @@ def iter_frames(path: str | os.PathLike, indices) -> Iterator[tuple[int, np.ndar
     return
   if wanted[0] < 0:
     raise VideoError(f'{path}: frame index {wanted[0]} is negative')
-  info = video_info(path)
+  info = info or video_info(path)
   if wanted[-1] >= info.num_frames:
     raise VideoError(f'{path}: frame {wanted[-1]} is past the end of the video '
                      f'({info.num_frames} frames)')

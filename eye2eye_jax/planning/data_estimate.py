@@ -17,10 +17,13 @@ from eye2eye_jax.data import datasets, synthetic_scenes, video_io
 from eye2eye_jax.planning import accelerators
 
 
-# The Stereo4D builder's measured cost (benchmarks/rectification_throughput.py, 2 CPU cores):
-# 54 ms to decode and 2.7 ms to rectify one 2048x1024 VR180 frame.
-BUILDER_MS_PER_FRAME = 54.0 + 2.7
+# The Stereo4D builder's whole work per stored frame (decode pass, rectification, disparity
+# filter, cache, record encoding), measured by benchmarks/rectification_throughput.py on 2
+# CPU cores from a 3840x1920 VR180 source at 30 fps (1.9 source frames decoded per stored
+# 16 fps frame): 155 ms, of which 100 ms is decoding.
+BUILDER_MS_PER_FRAME = 155.0
 BUILDER_MEASURED_CORES = 2
+BUILDER_MEASURED_SOURCE = '3840x1920 VR180 at 30 fps'
 
 
 def _views_sample(config: ml_collections.ConfigDict, builder_config,
@@ -59,9 +62,10 @@ def estimate_data(config: ml_collections.ConfigDict, topology: accelerators.Topo
 
   A record holds both eyes at the builder's full size (the loader downsamples or crops after
   reading); captions and statistics are small and not counted. Each host reads its share of
-  every batch. The build time scales the measured per-frame time (``builder_ms_per_frame``,
-  measured on ``BUILDER_MEASURED_CORES`` cores) linearly to ``builder_cores``, one decoded
-  VR180 frame per stored frame (a video above the clips' 16 fps decodes proportionally more).
+  every batch. The build time scales the measured time per stored frame
+  (``builder_ms_per_frame``, measured on ``BUILDER_MEASURED_CORES`` cores from
+  ``BUILDER_MEASURED_SOURCE`` sources: larger or faster sources decode proportionally more)
+  linearly to ``builder_cores``.
   """
   builder = datasets.create_builder(config, datasets.resolve_data_dir(config))
   view = builder.info.features['right']

@@ -135,7 +135,8 @@ def format_plan(p: dict) -> str:
   if 'build_s' in d:
     row('Stereo4D build', f"{duration(d['build_s'])} on {d['builder_cores']} cores "
         f"({d['build_core_hours']:,.0f} core-hours at {d['builder_ms_per_frame']:g} ms per "
-        f"frame on {data_estimate.BUILDER_MEASURED_CORES} cores)")
+        f"stored frame on {data_estimate.BUILDER_MEASURED_CORES} cores, from "
+        f"{data_estimate.BUILDER_MEASURED_SOURCE} sources)")
   width = max(len(label) for label, value in rows if value is not None)
   return '\n'.join(label if value is None else f'{label:<{width}}  {value}'
                    for label, value in rows)
