@@ -1,4 +1,4 @@
-"""Evaluates a checkpoint against the baselines on held-out synthetic stereo clips.
+"""Evaluates a checkpoint against the baselines on held-out stereo clips (synthetic or real).
 
   python -m eye2eye_jax.evaluate --config=configs/demo.py --checkpoint=bundled:demo \
       --output_dir=outputs/eval [--refiner_checkpoint=bundled:demo_refiner] [--num_clips=32]
@@ -6,7 +6,10 @@
 Runs the sampler (base + refiner when one is named) and the baselines (true left view,
 copy-right, global shift, warp-and-inpaint) on the first ``--num_clips`` clips of the
 dataset's validation split, and writes DIR/metrics.json (every figure), DIR/report.md (a
-table per layer type, disparity statistics, plots) and DIR/plots/*.png. Every device of a
+table per layer type, disparity statistics, plots) and DIR/plots/*.png. On a dataset of
+real rectified pairs (``data.builder='stereo4d'``) the figures are those that need no true
+depth: image metrics, disparity statistics and agreement with the true pair's disparity
+(``evaluation/pair_eval.py``). Every device of a
 process is used (``sample.mesh_shape``); several processes (as for ``sample``) sample a
 share of the clips each, and process 0 scores them all and writes the report (DIR must be
 shared by them).
@@ -47,9 +50,13 @@ def main(argv):
     return
   for method in metrics['methods']:
     image = metrics['image'].get(method, {})
-    geometry = metrics['geometry'][method]['all']
     psnr = f'{image["psnr"]:6.2f} dB' if image else '   -     '
-    print(f'{method:13s} PSNR {psnr}  disparity scale {geometry["scale"]:.2f}')
+    if 'geometry' in metrics:  # synthetic clips: scale from the true layer disparities
+      scale = f'disparity scale {metrics["geometry"][method]["all"]["scale"]:.2f}'
+    else:  # real pairs: scale against the disparity of the true pair
+      agreement = metrics['agreement'][method]['scale']
+      scale = 'agreement scale ' + ('-' if agreement is None else f'{agreement:.2f}')
+    print(f'{method:13s} PSNR {psnr}  {scale}')
   print(f'Report: {output_dir / "report.md"}; figures: {output_dir / "metrics.json"}')
 
 

@@ -253,3 +253,27 @@ def test_each_video_is_decoded_once_from_the_first_frame_an_npz_uses(release_tre
                  else (round(plans[0].times_us[0] * 30e-6), round(plans[-1].times_us[-1] * 30e-6)))
   per_video = last - first + 1
   assert counts == [per_video] * (2 if source == 'rectified' else 1), counts
+
+
+def test_evaluate_scores_a_checkpoint_on_real_stereo_pairs(built, tiny_checkpoint, tmp_path):
+  from eye2eye_jax.evaluation import checkpoint_report
+  config, _ = built
+  metrics = checkpoint_report.evaluate_checkpoint(config, tmp_path, checkpoint=str(
+      tiny_checkpoint), refiner_checkpoint='', num_clips=2)
+  assert metrics['kind'] == 'pairs' and metrics['num_clips'] == 2
+  assert metrics['methods'] == ['generated', 'true_left', 'copy_right', 'global_shift',
+                                'warp_stereo']
+  for method in ('generated', 'copy_right', 'warp_stereo'):
+    assert 0 < metrics['image'][method]['psnr'] < 60
+  # The sample's boards sit 1.5-6 m away: the true pair has positive disparity, the copied
+  # right view none; the true pair agrees with itself exactly.
+  assert metrics['disparity_statistics']['true_left']['median_px'] > 0.5
+  assert abs(metrics['disparity_statistics']['copy_right']['median_px']) < 0.5
+  assert metrics['agreement']['true_left'] == {
+      'scale': 1.0, 'error_px': 0.0, 'pixels': metrics['agreement']['true_left']['pixels']}
+  # The oracle warp follows the true disparity far better than a flat copy.
+  assert metrics['agreement']['warp_stereo']['error_px'] < metrics['agreement'][
+      'copy_right']['error_px']
+  report = (tmp_path / 'report.md').read_text()
+  assert 'rectified pairs' in report and '| warp_stereo |' in report
+  assert json.loads((tmp_path / 'metrics.json').read_text())['agreement']

@@ -13,7 +13,7 @@ import tqdm
 
 from eye2eye_jax.common import atomic_files, runtime
 from eye2eye_jax.data import datasets
-from eye2eye_jax.evaluation import metrics_report, synthetic_eval
+from eye2eye_jax.evaluation import metrics_report, pair_eval, synthetic_eval
 from eye2eye_jax.sampling import video_conversion
 
 
@@ -31,7 +31,8 @@ def evaluate_checkpoint(config, output_dir: pathlib.Path, checkpoint: str | None
   if num_clips < 1:
     raise ValueError(f'--num_clips must be >= 1, got {num_clips}')
   pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)  # unwritable: fail before work
-  params = synthetic_eval.scene_params(config)
+  synthetic = config.data.builder == 'synthetic_stereo'
+  params = synthetic_eval.scene_params(config) if synthetic else None
   data_dir = datasets.resolve_data_dir(config)
   if process_index == 0:  # one process builds it, the others wait for it
     datasets.ensure_dataset(config, data_dir)
@@ -46,10 +47,17 @@ def evaluate_checkpoint(config, output_dir: pathlib.Path, checkpoint: str | None
     if converted is None:
       return None
   examples = []
+  clips = (records[i] for i in range(count))
   with tqdm.tqdm(total=count, unit='clip', desc='evaluating') as bar:
-    metrics = synthetic_eval.evaluate(
-        sampler, (records[i] for i in range(count)), params, baselines=baselines,
-        progress=lambda done: bar.update(1), examples=examples, converted=converted)
+    progress = lambda done: bar.update(1)
+    if synthetic:
+      metrics = synthetic_eval.evaluate(sampler, clips, params, baselines=baselines,
+                                        progress=progress, examples=examples,
+                                        converted=converted)
+    else:  # real rectified pairs: Stereo4D, or any dataset of (left, right) clips
+      metrics = pair_eval.evaluate(sampler, clips, _search_range(records),
+                                   baselines=baselines, progress=progress, examples=examples,
+                                   converted=converted)
   metrics['checkpoint'] = checkpoint or config.sample.checkpoint
   metrics['refiner_checkpoint'] = (config.sample.refiner_checkpoint
                                    if refiner_checkpoint is None else refiner_checkpoint)
@@ -58,6 +66,13 @@ def evaluate_checkpoint(config, output_dir: pathlib.Path, checkpoint: str | None
   if converted is not None:
     shutil.rmtree(pathlib.Path(output_dir) / _SHARED_VIEWS, ignore_errors=True)
   return metrics
+
+
+def _search_range(records) -> float:
+  """Disparity searched on real pairs: the paper's data filter keeps clips under 60 px at
+  512, so twice that, scaled to the clips' width."""
+  width = records[0]['right'].shape[2]
+  return 2 * 60.0 * width / 512
 
 
 _SHARED_VIEWS = '.views_by_process'  # under output_dir, while several processes evaluate

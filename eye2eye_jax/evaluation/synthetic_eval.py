@@ -128,7 +128,7 @@ def evaluate(sampler: StereoSampler | None, records, params: SceneParams, *,
       'descriptions': {m: DESCRIPTIONS[m] for m in methods},
       'image': {m: {k: float(np.mean(v)) for k, v in f.items()} for m, f in image.items()},
       'geometry': geometry,
-      'disparity_statistics': {m: _mean_statistics(v) for m, v in statistics.items()},
+      'disparity_statistics': {m: mean_statistics(v) for m, v in statistics.items()},
       'disparity_histogram': {'edges_px': edges.tolist(),
                               **{m: h.tolist() for m, h in histograms.items()}},
       'layers': [{'clip': l.clip, 'kind': l.kind, 'true_disparity': l.true_disparity,
@@ -150,7 +150,7 @@ def _surface_disparity(generator: SceneGenerator, record: dict) -> np.ndarray:
   return clip.surface_disparity
 
 
-def _mean_statistics(per_clip: list[dict]) -> dict:
+def mean_statistics(per_clip: list[dict]) -> dict:
   """The mean over clips of each disparity statistic (clips without a value skipped)."""
   keys = {k for s in per_clip for k in s}
   mean = {}
