@@ -277,3 +277,30 @@ def test_evaluate_scores_a_checkpoint_on_real_stereo_pairs(built, tiny_checkpoin
   report = (tmp_path / 'report.md').read_text()
   assert 'rectified pairs' in report and '| warp_stereo |' in report
   assert json.loads((tmp_path / 'metrics.json').read_text())['agreement']
+
+
+def test_training_samples_real_pairs_into_tensorboard(built):
+  from eye2eye_jax.training import train_state, validation_samples
+  config, _ = built
+  config = config.copy_and_resolve_references()
+  config.train.sample_clips = 1
+
+  class Writer:
+    def __init__(self):
+      self.scalars, self.images = {}, {}
+
+    def write_scalars(self, step, scalars):
+      self.scalars.update(scalars)
+
+    def write_images(self, step, images):
+      self.images.update(images)
+
+  writer = Writer()
+  sampler = validation_samples.TrainingSampler(config, config.data.data_dir)
+  scalars = sampler(1, train_state.init_train_state(config), writer)
+  assert set(scalars) == {'samples/psnr', 'samples/ssim', 'samples/stereo_iou',
+                          'samples/disparity_scale', 'samples/disparity_error_after_scale_px',
+                          'samples/median_disparity_px', 'samples/frame_median_change_px'}
+  assert writer.scalars == scalars and 0 < scalars['samples/psnr'] < 60
+  [anaglyphs] = writer.images.values()
+  assert anaglyphs.shape == (1, 128, 256, 3)  # middle frames: generated | true

@@ -55,7 +55,7 @@ def evaluate_checkpoint(config, output_dir: pathlib.Path, checkpoint: str | None
                                         progress=progress, examples=examples,
                                         converted=converted)
     else:  # real rectified pairs: Stereo4D, or any dataset of (left, right) clips
-      metrics = pair_eval.evaluate(sampler, clips, _search_range(records),
+      metrics = pair_eval.evaluate(sampler, clips, pair_eval.search_range(records[0]),
                                    baselines=baselines, progress=progress, examples=examples,
                                    converted=converted)
   metrics['checkpoint'] = checkpoint or config.sample.checkpoint
@@ -66,13 +66,6 @@ def evaluate_checkpoint(config, output_dir: pathlib.Path, checkpoint: str | None
   if converted is not None:
     shutil.rmtree(pathlib.Path(output_dir) / _SHARED_VIEWS, ignore_errors=True)
   return metrics
-
-
-def _search_range(records) -> float:
-  """Disparity searched on real pairs: the paper's data filter keeps clips under 60 px at
-  512, so twice that, scaled to the clips' width."""
-  width = records[0]['right'].shape[2]
-  return 2 * 60.0 * width / 512
 
 
 _SHARED_VIEWS = '.views_by_process'  # under output_dir, while several processes evaluate

@@ -23,6 +23,12 @@ from eye2eye_jax.evaluation import (disparity_estimation, stereo_metrics, synthe
 BASELINES = ('true_left', 'copy_right', 'global_shift', 'warp_stereo')
 
 
+def search_range(record: dict) -> float:
+  """Disparity searched on a dataset's pairs, from one of its records: the paper's data
+  filter keeps clips under 60 px at 512, so twice that, scaled to the clips' width."""
+  return 2 * 60.0 * record['right'].shape[2] / 512
+
+
 def evaluate(sampler, records, max_disparity: float, *, baselines: bool = True,
              progress=None, examples: list | None = None, converted: dict | None = None
              ) -> dict:

@@ -5,7 +5,9 @@ Every ``train.sample_every`` steps the model being trained (its EMA weights when
 its training resolution. Their middle frames go to TensorBoard as anaglyphs (generated and
 true, side by side), with PSNR, SSIM, stereo-IoU, the fitted disparity scale, depth-order
 accuracy and the estimated disparity's median and frame-to-frame change: a run that loses
-its 3D effect shows as a falling scale and a flat anaglyph.
+its 3D effect shows as a falling scale and a flat anaglyph. On real stereo pairs (no true
+depth) the scale and its error are those of the agreement with the true pair's disparity
+(``evaluation/pair_eval.py``) and there is no depth order.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from eye2eye_jax.data import datasets
-from eye2eye_jax.evaluation import synthetic_eval
+from eye2eye_jax.evaluation import pair_eval, synthetic_eval
 from eye2eye_jax.sampling import stereo_formats, stereo_sampler
 
 
@@ -25,7 +27,8 @@ class TrainingSampler:
     if t.sample_clips < 1:
       raise ValueError(f'train.sample_clips must be >= 1 when train.sample_every > 0, got '
                        f'{t.sample_clips}')
-    self.scene_params = synthetic_eval.scene_params(config)
+    self.scene_params = (synthetic_eval.scene_params(config)
+                         if config.data.builder == 'synthetic_stereo' else None)
     source = datasets.data_source(config, 'validation', data_dir)
     self.records = [source[i] for i in range(min(t.sample_clips, len(source)))]
     self.use_ema = bool(config.sample.use_ema)
@@ -40,20 +43,28 @@ class TrainingSampler:
     self.stage.params = state['ema_params'] if self.use_ema else state['params']
     sampler = stereo_sampler.StereoSampler(self.stage, None, self.sample_config)
     examples = []
-    metrics = synthetic_eval.evaluate(sampler, self.records, self.scene_params,
-                                      baselines=False, examples=examples)
+    if self.scene_params is not None:
+      metrics = synthetic_eval.evaluate(sampler, self.records, self.scene_params,
+                                        baselines=False, examples=examples)
+      geometry = metrics['geometry']['generated']['all']
+      scalars = {'samples/disparity_scale': geometry.get('scale', 0.0),
+                 'samples/depth_order_accuracy': geometry.get('depth_order_accuracy') or 0.0}
+    else:
+      metrics = pair_eval.evaluate(sampler, self.records,
+                                   pair_eval.search_range(self.records[0]), baselines=False,
+                                   examples=examples)
+      agreement = metrics['agreement']['generated']
+      scalars = {'samples/disparity_scale': agreement['scale'] or 0.0,
+                 'samples/disparity_error_after_scale_px': agreement['error_px'] or 0.0}
     image = metrics['image']['generated']
-    geometry = metrics['geometry']['generated']['all']
     statistics = metrics['disparity_statistics']['generated']
-    scalars = {
+    scalars.update({
         'samples/psnr': image['psnr'],
         'samples/ssim': image['ssim'],
         'samples/stereo_iou': image['stereo_iou'],
-        'samples/disparity_scale': geometry.get('scale', 0.0),
-        'samples/depth_order_accuracy': geometry.get('depth_order_accuracy') or 0.0,
         'samples/median_disparity_px': statistics.get('median_px') or 0.0,
         'samples/frame_median_change_px': statistics.get('frame_median_change_px') or 0.0,
-    }
+    })
     writer.write_scalars(step, scalars)
     writer.write_images(step, {'samples/anaglyph_generated_vs_true': np.stack(
         [self._side_by_side(example) for example in examples])})
