@@ -189,6 +189,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                      'frames at 16 fps.'),
       Stereo4DConfig(name='rectified_512', source='rectified',
                      description='Pairs already rectified by the release\'s tool.'),
+      Stereo4DConfig(name='middlebury', source='rectified', size=64, clip_frames=16,
+                     validation_per_mille=1000,
+                     description='A pan across Middlebury\'s real motorcycle pair '
+                                 '(middlebury_clip.py), at the demo model\'s size.'),
       Stereo4DConfig(name='sample', size=128, clip_frames=8, min_equirect_height=256,
                      validation_per_mille=500,
                      description='The project\'s synthetic VR180 sample, for tests.'),
