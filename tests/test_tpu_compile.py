@@ -84,6 +84,16 @@ def test_compile_errors_are_one_line_and_exit_1(args, message, tmp_path):
   assert last.startswith('error: ') and message in last, result.stderr[-2000:]
 
 
+def _run_with_libtpu(script: str) -> dict:
+  """The RESULT of a Python script run from the repository root with libtpu importable."""
+  env = subprocess_env(JAX_PLATFORMS='cpu')
+  env['PYTHONPATH'] = os.pathsep.join([env['PYTHONPATH'], str(_LIBTPU_DIR)])
+  result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                          timeout=900, env=env, cwd=REPO)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return worker_result(result.stdout)
+
+
 _FLASH_AND_MESH = '''
 import json
 from jax.experimental.pallas.ops.tpu import flash_attention as flash
@@ -105,12 +115,7 @@ print('RESULT ' + json.dumps({'step': step, 'rows': rows, 'kernel_calls': len(ca
 
 @pytest.mark.skipif(not _HAS_LIBTPU, reason=f'libtpu is not installed: {tpu_compile.LIBTPU_HINT}')
 def test_the_pallas_kernel_and_a_row_split_window_compile_for_a_tpu_slice():
-  env = subprocess_env(JAX_PLATFORMS='cpu')
-  env['PYTHONPATH'] = os.pathsep.join([env['PYTHONPATH'], str(_LIBTPU_DIR)])
-  result = subprocess.run([sys.executable, '-c', _FLASH_AND_MESH], capture_output=True,
-                          text=True, timeout=900, env=env, cwd=REPO)
-  assert result.returncode == 0, result.stderr[-3000:]
-  figures = worker_result(result.stdout)
+  figures = _run_with_libtpu(_FLASH_AND_MESH)
   # The flash kernel runs per chip inside the data-parallel train step (shard_map).
   assert figures['kernel_calls'] >= 2  # traced in the train step and in the sampling stage
   assert figures['step']['fits'] and figures['step']['mesh']['data'] == 4
@@ -135,12 +140,8 @@ print('RESULT ' + json.dumps(steps))
 
 @pytest.mark.skipif(not _HAS_LIBTPU, reason=f'libtpu is not installed: {tpu_compile.LIBTPU_HINT}')
 def test_gradient_accumulation_compiles_for_a_tpu_slice_in_less_memory():
-  env = subprocess_env(JAX_PLATFORMS='cpu')
-  env['PYTHONPATH'] = os.pathsep.join([env['PYTHONPATH'], str(_LIBTPU_DIR)])
-  result = subprocess.run([sys.executable, '-c', _ACCUMULATION], capture_output=True,
-                          text=True, timeout=900, env=env, cwd=REPO)
-  assert result.returncode == 0, result.stderr[-3000:]
-  whole, accumulated = worker_result(result.stdout)['1'], worker_result(result.stdout)['4']
+  steps = _run_with_libtpu(_ACCUMULATION)
+  whole, accumulated = steps['1'], steps['4']
   assert accumulated['grad_accum_steps'] == 4 and accumulated['per_device_batch'] == 4
   assert accumulated['temp_bytes'] < 0.7 * whole['temp_bytes'], (accumulated, whole)
   assert accumulated['flops'] == pytest.approx(whole['flops'], rel=0.1)
