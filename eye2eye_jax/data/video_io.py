@@ -1,4 +1,5 @@
-"""Reading and writing videos through mediapy, with the ffmpeg binary of imageio-ffmpeg.
+"""Reading and writing videos with the ffmpeg binary of imageio-ffmpeg (through mediapy and
+imageio-ffmpeg's frame reader).
 
 No system ffmpeg is needed. Writes are atomic: a video is encoded to a temporary file next
 to its destination and renamed into place, so a failure never leaves a half-written file.
@@ -9,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import queue
 import re
 import subprocess
+import threading
 from collections.abc import Iterator
 
 import mediapy
@@ -101,13 +104,18 @@ def video_header(path: str | os.PathLike) -> VideoInfo:
   path = pathlib.Path(path)
   probe = subprocess.run([ffmpeg_path(), '-hide_banner', '-nostdin', '-i', str(path)],
                          capture_output=True, text=True)
-  stream = re.search(r'Stream #\d+:\d+.*: Video: .*', probe.stderr)
+  return _parse_header(path, probe.stderr)
+
+
+def _parse_header(path: pathlib.Path, log: str) -> VideoInfo:
+  """The VideoInfo of ffmpeg's description of its input (what it prints on stderr)."""
+  stream = re.search(r'Stream #\d+:\d+.*: Video: .*', log)
   size = stream and re.search(r', (\d+)x(\d+)', stream.group(0))
   if not size:
-    raise VideoError(f'{path}: not a readable video ({_ffmpeg_reason(probe.stderr)})')
+    raise VideoError(f'{path}: not a readable video ({_ffmpeg_reason(log)})')
   rate = re.search(r', ([\d.]+)(k?) (fps|tbr)', stream.group(0))
   fps = float(rate.group(1)) * (1000 if rate.group(2) else 1) if rate else 0.0
-  duration = re.search(r'Duration: (\d+):(\d+):([\d.]+)', probe.stderr)
+  duration = re.search(r'Duration: (\d+):(\d+):([\d.]+)', log)
   num_frames = -1
   if duration and fps > 0:
     hours, minutes, seconds = duration.groups()
@@ -197,23 +205,28 @@ def _mux_audio(video: str, audio_from: str | os.PathLike, output: str,
 
 
 def video_info(path: str | os.PathLike) -> VideoInfo:
-  """Size, frame rate and frame count of a video, without decoding it."""
-  _ensure_ffmpeg()
+  """Size, frame rate and exact frame count of a video, without decoding it: the count is
+  of the video stream's packets (one per frame), read from the file as ffmpeg demuxes it,
+  so it costs a read of the file, not a decode (mediapy's count decodes every frame)."""
   path = pathlib.Path(path)
   if not path.is_file() or path.stat().st_size == 0:
     raise VideoError(f'{path}: no such video file, or it is empty')
-  try:
-    with mediapy.VideoReader(path) as reader:
-      height, width = reader.shape
-      return VideoInfo(width, height, float(reader.fps), int(reader.num_images))
-  except Exception as error:
-    raise VideoError(f'{path}: not a readable video ({_ffmpeg_reason(str(error))})') from error
+  listing = subprocess.run([ffmpeg_path(), '-hide_banner', '-nostdin', '-i', str(path),
+                            '-map', '0:v:0', '-c', 'copy', '-f', 'framecrc', '-'],
+                           capture_output=True, text=True)
+  header = _parse_header(path, listing.stderr)
+  packets = sum(1 for line in listing.stdout.splitlines() if line and not line.startswith('#'))
+  if listing.returncode != 0 or packets == 0:
+    raise VideoError(f'{path}: not a readable video ({_ffmpeg_reason(listing.stderr)})')
+  if 'partial file' in listing.stderr:
+    raise VideoError(f'{path}: truncated: the file ends before the video data its index '
+                     'lists')
+  return dataclasses.replace(header, num_frames=packets)
 
 
 def read_frames_at(path: str | os.PathLike, times_s) -> np.ndarray:
-  """The frames shown at ``times_s`` (seconds; the nearest frame each), streaming through
-  the video once and keeping only those: (len(times_s), H, W, 3) uint8."""
-  _ensure_ffmpeg()
+  """The frames shown at ``times_s`` (seconds; the nearest frame each), in the order asked,
+  from one decoding pass (``iter_frames``): (len(times_s), H, W, 3) uint8."""
   path = pathlib.Path(path)
   times_s = np.asarray(times_s, np.float64)
   info = video_info(path)
@@ -221,34 +234,20 @@ def read_frames_at(path: str | os.PathLike, times_s) -> np.ndarray:
   if wanted.size and wanted.max() >= info.num_frames:
     raise VideoError(f'{path}: time {times_s.max():.3f} s is past the end of the video '
                      f'({info.duration_s:.3f} s)')
-  needed = set(wanted.tolist())
-  found = {}
-  try:
-    with mediapy.VideoReader(path) as reader:
-      for index, frame in enumerate(reader):
-        if index in needed:
-          found[index] = np.asarray(frame[..., :3], np.uint8)
-        if len(found) == len(needed):
-          break
-  except Exception as error:
-    raise VideoError(f'{path}: not a readable video ({_ffmpeg_reason(str(error))})') from error
-  missing = needed - set(found)
-  if missing:
-    raise VideoError(f'{path}: the video ends before frame {min(missing)} (it decodes '
-                     f'{len(found)} of the {len(needed)} frames asked for)')
+  found = dict(iter_frames(path, wanted, info))
   return np.stack([found[i] for i in wanted.tolist()]) if wanted.size else np.zeros(
       (0, info.height, info.width, 3), np.uint8)
 
 
-def iter_frames(path: str | os.PathLike, indices, info: VideoInfo | None = None
-                ) -> Iterator[tuple[int, np.ndarray]]:
+def iter_frames(path: str | os.PathLike, indices, info: VideoInfo | None = None,
+                read_ahead: int = 3) -> Iterator[tuple[int, np.ndarray]]:
   """Yields (index, frame) for each distinct frame index in ``indices``, in order, from one
   decoding pass that starts with a seek to the first of them: the cost grows with the span
-  of frames asked for, not with where it starts, and only one frame is held at a time.
+  of frames asked for, not with where it starts. A thread keeps up to ``read_ahead`` frames
+  decoded ahead of the caller, so ffmpeg decodes while the caller works on the last frame
+  (at most that many frames are held, whatever the video's length).
   Raises VideoError naming the file if it cannot be read or ends before the last index.
-  ``info``: the file's ``video_info``, when the caller has it (probing a large video takes
-  a second)."""
-  import imageio_ffmpeg
+  ``info``: the file's ``video_info``, when the caller has it."""
   path = pathlib.Path(path)
   wanted = sorted({int(i) for i in np.asarray(indices).reshape(-1)})
   if not wanted:
@@ -259,6 +258,12 @@ def iter_frames(path: str | os.PathLike, indices, info: VideoInfo | None = None
   if wanted[-1] >= info.num_frames:
     raise VideoError(f'{path}: frame {wanted[-1]} is past the end of the video '
                      f'({info.num_frames} frames)')
+  yield from _ahead(_decode(path, wanted, info), max(read_ahead, 1))
+
+
+def _decode(path: pathlib.Path, wanted: list[int], info: VideoInfo
+            ) -> Iterator[tuple[int, np.ndarray]]:
+  import imageio_ffmpeg
   first = wanted[0]
   # Half a frame before the first one wanted: ffmpeg decodes from the keyframe before it
   # and starts its output at the first frame whose time is not earlier.
@@ -280,3 +285,43 @@ def iter_frames(path: str | os.PathLike, indices, info: VideoInfo | None = None
   finally:
     reader.close()
   raise VideoError(f'{path}: the video ends at frame {index} before frame {target}')
+
+
+_END = object()
+
+
+def _ahead(items: Iterator, depth: int) -> Iterator:
+  """``items``, pulled by a thread at most ``depth`` ahead of the consumer; an exception
+  there is raised here, in order. Stopping early stops the thread and closes ``items``."""
+  pending, stop = queue.Queue(depth), threading.Event()
+
+  def put(item) -> bool:
+    while not stop.is_set():
+      try:
+        pending.put(item, timeout=0.05)
+        return True
+      except queue.Full:
+        continue
+    return False
+
+  def pull():
+    try:
+      for item in items:
+        if not put(item):
+          return
+      put(_END)
+    except BaseException as error:  # handed to the consumer, which raises it
+      put(error)
+    finally:
+      items.close()
+
+  thread = threading.Thread(target=pull, daemon=True)
+  thread.start()
+  try:
+    while (item := pending.get()) is not _END:
+      if isinstance(item, BaseException):
+        raise item
+      yield item
+  finally:
+    stop.set()
+    thread.join()

@@ -8,6 +8,7 @@ own code), so the estimate follows the builder if its encoding changes.
 from __future__ import annotations
 
 import math
+import pathlib
 import tempfile
 
 import ml_collections
@@ -17,11 +18,12 @@ from eye2eye_jax.data import datasets, synthetic_scenes, video_io
 from eye2eye_jax.planning import accelerators
 
 
-# The Stereo4D builder's whole work per stored frame (decode pass, rectification, disparity
-# filter, cache, record encoding), measured by benchmarks/rectification_throughput.py on 2
-# CPU cores from a 3840x1920 VR180 source at 30 fps (1.9 source frames decoded per stored
-# 16 fps frame): 155 ms, of which 100 ms is decoding.
-BUILDER_MS_PER_FRAME = 155.0
+# The Stereo4D builder's whole work per stored frame, from the release's tree to finished
+# ArrayRecord shards (probe, decode pass, rectification, disparity filter, cache, record
+# encoding and writing), measured by benchmarks/rectification_throughput.py on 2 CPU cores
+# from a 3840x1920 VR180 source at 30 fps (1.9 source frames decoded per stored 16 fps
+# frame): 77 ms, of which 48 ms is decoding.
+BUILDER_MS_PER_FRAME = 77.0
 BUILDER_MEASURED_CORES = 2
 BUILDER_MEASURED_SOURCE = '3840x1920 VR180 at 30 fps'
 
@@ -30,13 +32,14 @@ def _views_sample(config: ml_collections.ConfigDict, builder_config,
                   shape: tuple[int, ...]) -> np.ndarray:
   """One eye's clip of ``shape`` as the dataset's builder stores it. Stereo4D: the project's
   VR180 sample (photographs at known depths, H.264-encoded as 2048x1024 side-by-side frames)
-  decoded and rectified; two frames are rendered and repeated to the clip's length, which
-  leaves zlib's ratio as it is (its 32 KiB window is shorter than a frame). synthetic_stereo:
-  a generated clip."""
+  decoded and rectified; enough distinct frames are rendered that the ones repeated to fill
+  the clip lie beyond zstd's 1 MiB window (ArrayRecord's compressor), so repeats do not
+  flatter the ratio. synthetic_stereo: a generated clip."""
   if config.data.builder == 'stereo4d':
     from data_builders.stereo4d import rectification, vr180_sample
+    distinct = int(min(shape[0], 2 + 2**20 // int(np.prod(shape[1:]))))
     with tempfile.TemporaryDirectory() as directory:
-      path, _ = vr180_sample.write_sample(directory, num_frames=2, eye_hw=(1024, 1024))
+      path, _ = vr180_sample.write_sample(directory, num_frames=distinct, eye_hw=(1024, 1024))
       frames = video_io.read_video(path).frames
     rectifier = rectification.Rectifier(vr180_sample.VR180_FOV, vr180_sample.rig_rotations(0),
                                         builder_config.size, builder_config.hfov_degrees)
@@ -47,12 +50,26 @@ def _views_sample(config: ml_collections.ConfigDict, builder_config,
 
 
 def measure_compression_ratio(config: ml_collections.ConfigDict) -> float:
-  """Raw / stored bytes of one eye's clip, encoded by the dataset builder's own feature
-  (a zlib-compressed uint8 tensor)."""
+  """Raw / stored bytes of one eye's clip as the dataset holds it: encoded by the builder's
+  own feature and written to an ArrayRecord file by TFDS's own writer (which compresses
+  each record with zstd)."""
+  from tensorflow_datasets import features as tfds_features
+  from tensorflow_datasets.core import file_adapters
   builder = datasets.create_builder(config, datasets.resolve_data_dir(config))
-  feature = builder.info.features['right']
-  views = np.ascontiguousarray(_views_sample(config, builder.builder_config, feature.shape))
-  return views.nbytes / len(feature.encode_example(views))
+  feature = tfds_features.FeaturesDict({'right': builder.info.features['right']})
+  views = np.ascontiguousarray(_views_sample(config, builder.builder_config,
+                                             feature['right'].shape))
+  serialized = feature.serialize_example({'right': views})
+  # A file grows in blocks of 64 KiB: the size difference between 1 and 1 + n copies, with
+  # n copies spanning megabytes, over n is one record's share.
+  extra = max(16, 2**22 // len(serialized))
+  sizes = []
+  with tempfile.TemporaryDirectory() as directory:
+    for copies in (1, 1 + extra):
+      path = pathlib.Path(directory) / f'{copies}.array_record'
+      file_adapters.ArrayRecordFileAdapter.write_examples(path, [(0, serialized)] * copies)
+      sizes.append(path.stat().st_size)
+  return views.nbytes * extra / (sizes[1] - sizes[0])
 
 
 def estimate_data(config: ml_collections.ConfigDict, topology: accelerators.Topology,

@@ -127,7 +127,7 @@ def format_plan(p: dict) -> str:
   section(f"Data: {d['num_clips']:,} clips of {'x'.join(map(str, d['stored_view_shape']))} "
           'per eye')
   row('record (2 eyes)', f"{_bytes(d['raw_bytes_per_record'])} raw, "
-      f"{_bytes(d['bytes_per_record'])} stored (zlib ratio "
+      f"{_bytes(d['bytes_per_record'])} stored (compression ratio "
       f"{d['compression_ratio']:.2f}, {d['compression_ratio_source']})")
   row('dataset', f"{d['dataset_bytes'] / 1e12:,.3f} TB; {d['epochs']:,.1f} epochs")
   row('input per host', f"{d['records_per_step_per_host']:g} records per step, "
