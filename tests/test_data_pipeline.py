@@ -1,3 +1,4 @@
+import dataclasses
 import itertools
 
 import grain
@@ -88,3 +89,37 @@ def test_loader_shards_without_overlap(tiny_config, tiny_dataset):
 def test_missing_dataset_is_a_clear_error(tiny_config, tmp_path):
   with pytest.raises(FileNotFoundError, match='not found under'):
     datasets.data_source(tiny_config, 'train', str(tmp_path))
+
+
+def test_held_out_texture_families_appear_only_in_validation_unseen(tiny_config, tmp_path):
+  config = tiny_config.copy_and_resolve_references()
+  config.data.builder_config = 'tiny_diverse'
+  data_dir = str(tmp_path / 'tfds')
+  datasets.ensure_dataset(config, data_dir)
+  builder_config = next(c for c in Builder.BUILDER_CONFIGS if c.name == 'tiny_diverse')
+  drawn = {}
+  for split, count in builder_config.splits().items():
+    source = datasets.data_source(config, split, data_dir)
+    assert len(source) == count
+    generator = synthetic_scenes.SceneGenerator(builder_config.scene_params(split))
+    drawn[split] = set()
+    for index in range(len(source)):
+      record = source[index]
+      families = record['texture_families']
+      families = (families.decode() if isinstance(families, bytes) else families).split(',')
+      drawn[split] |= set(families)
+      clip = generator.generate(int(record['seed']))  # the split's own scenes
+      np.testing.assert_array_equal(record['right'], clip.right)
+      assert families == list(clip.texture_families)
+  assert drawn['validation_unseen'] <= set(builder_config.unseen_texture_families)
+  assert len(drawn['validation_unseen']) >= 2
+  assert not drawn['validation_unseen'] & (drawn['train'] | drawn['validation'])
+  assert len(drawn['train']) >= 3
+
+
+def test_a_family_both_trained_on_and_held_out_is_refused():
+  config = dataclasses.replace(
+      next(c for c in Builder.BUILDER_CONFIGS if c.name == 'tiny_diverse'),
+      unseen_texture_families=('periodic', 'noise'))
+  with pytest.raises(ValueError, match=r"tiny_diverse: texture families \['noise'\]"):
+    config.scene_params('validation_unseen')

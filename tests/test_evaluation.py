@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO
 from eye2eye_jax.data import synthetic_scenes
-from eye2eye_jax.evaluation import checkpoint_report, synthetic_eval
+from eye2eye_jax.evaluation import checkpoint_report, split_comparison, synthetic_eval
 
 
 @pytest.fixture(scope='module')
@@ -73,6 +73,29 @@ def test_evaluate_command_writes_a_report(tiny_config, tiny_dataset, tiny_checkp
   assert '### background' in report and '## Disparity without ground truth' in report
   assert sorted(p.name for p in (tmp_path / 'plots').iterdir()) == [
       'anaglyphs.png', 'disparity_histogram.png', 'layer_error.png', 'layer_shift.png']
+
+
+def test_seen_and_held_out_splits_are_reported_side_by_side(tiny_config, tiny_checkpoint,
+                                                           tmp_path):
+  config = tiny_config.copy_and_resolve_references()
+  config.data.builder_config = 'tiny_diverse'
+  config.data.data_dir = str(tmp_path / 'tfds')
+  splits = split_comparison.default_splits(config)
+  assert splits == ['validation', 'validation_unseen']
+  by_split = {split: checkpoint_report.evaluate_checkpoint(
+      config, tmp_path / split, checkpoint=str(tiny_checkpoint), refiner_checkpoint='',
+      num_clips=2, split=split, baselines=False) for split in splits}
+  report = split_comparison.write_comparison(tmp_path, by_split).read_text()
+  assert '| method | validation | validation_unseen |' in report
+  psnr = {s: m['image']['generated']['psnr'] for s, m in by_split.items()}
+  assert f'| generated | {psnr["validation"]:.2f} | {psnr["validation_unseen"]:.2f} |' in report
+  headline = json.loads((tmp_path / 'splits.json').read_text())
+  copy = {s: m['image']['copy_right']['psnr'] for s, m in by_split.items()}
+  assert headline['generalisation_gap_db'] == pytest.approx(
+      (psnr['validation'] - psnr['validation_unseen']) -
+      (copy['validation'] - copy['validation_unseen']))
+  assert (tmp_path / 'validation_unseen' / 'report.md').is_file()
+  assert split_comparison.default_splits(tiny_config) == ['validation']
 
 
 def test_evaluate_command_rejects_bad_arguments(tmp_path):

@@ -2,8 +2,13 @@
 
 Every example is one clip of ``eye2eye_jax.data.synthetic_scenes``; its seed is derived from the
 split and the index, so train and validation clips never coincide and a rebuild gives the
-same bytes. Arrays are stored as zlib-compressed tensors so that they decode without
-TensorFlow (``tfds.data_source`` + grain).
+same bytes. Arrays are stored as raw-byte tensors, compressed by ArrayRecord's zstd, so
+that they decode without TensorFlow (``tfds.data_source`` + grain).
+
+A config may hold texture families out (``unseen_texture_families``): ``train`` and
+``validation`` never draw them, and a third split, ``validation_unseen``, draws only them,
+so evaluating both validation splits shows whether a model learned stereo or the look of
+the textures it was trained on. Each record names the families its surfaces were drawn from.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import tensorflow_datasets as tfds
 
 from eye2eye_jax.data import synthetic_scenes
 
-_SPLIT_SEED_OFFSET = {'train': 0, 'validation': 1_000_000_000}
+_SPLIT_SEED_OFFSET = {'train': 0, 'validation': 1_000_000_000,
+                      'validation_unseen': 2_000_000_000}
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -27,10 +33,33 @@ class SyntheticStereoConfig(tfds.core.BuilderConfig):
   max_disparity: float = 8.0
   num_train: int = 2000
   num_validation: int = 64
+  # scene_textures' names: the families train and validation draw, the shapes every split
+  # draws, and the families held out for validation_unseen (num_validation clips).
+  texture_families: tuple[str, ...] = ('photo',)
+  shapes: tuple[str, ...] = ('ellipse', 'box')
+  unseen_texture_families: tuple[str, ...] = ()
 
-  def scene_params(self) -> synthetic_scenes.SceneParams:
-    return synthetic_scenes.SceneParams(num_frames=self.num_frames, height=self.height,
-                                        width=self.width, max_disparity=self.max_disparity)
+  def splits(self) -> dict[str, int]:
+    """Split name -> number of clips."""
+    counts = {'train': self.num_train, 'validation': self.num_validation}
+    if self.unseen_texture_families:
+      counts['validation_unseen'] = self.num_validation
+    return counts
+
+  def scene_params(self, split: str = 'train') -> synthetic_scenes.SceneParams:
+    """The scenes of ``split``: held-out families only in validation_unseen."""
+    shared = set(self.texture_families) & set(self.unseen_texture_families)
+    if shared:
+      raise ValueError(f'synthetic_stereo/{self.name}: texture families {sorted(shared)} are '
+                       'both drawn in train and held out')
+    families = (self.unseen_texture_families if split == 'validation_unseen'
+                else self.texture_families)
+    params = synthetic_scenes.SceneParams(
+        num_frames=self.num_frames, height=self.height, width=self.width,
+        max_disparity=self.max_disparity, texture_families=tuple(families),
+        shapes=tuple(self.shapes))
+    params.validate()
+    return params
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -40,12 +69,26 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version('1.2.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release.', '1.1.0': 'A caption per clip.',
                    '1.2.0': ('Views stored as raw bytes, compressed once by ArrayRecord\'s '
-                             'zstd: smaller than zlib, in a third of the time.')}
+                             'zstd: smaller than zlib, in a third of the time. Texture '
+                             'families and shapes per config, a validation_unseen split of '
+                             'held-out families, and the families of each clip.')}
   BUILDER_CONFIGS = [
       SyntheticStereoConfig(name='demo', description='64x64, 8 frames, disparity 0-8 px.'),
       SyntheticStereoConfig(name='tiny', description='16x16, 4 frames; for tests.',
                             num_frames=4, height=16, width=16, max_disparity=3.0,
                             num_train=16, num_validation=4),
+      SyntheticStereoConfig(name='diverse', description='64x64, 8 frames, disparity 0-8 px; '
+                            'photographs, jittered photographs, noise and gradients in '
+                            'train, periodic patterns and text held out; every shape.',
+                            texture_families=('photo', 'photo_jitter', 'noise', 'gradient'),
+                            shapes=('ellipse', 'box', 'polygon', 'soft'),
+                            unseen_texture_families=('periodic', 'text')),
+      SyntheticStereoConfig(name='tiny_diverse', description='tiny, with held-out families; '
+                            'for tests.', num_frames=4, height=16, width=16,
+                            max_disparity=3.0, num_train=8, num_validation=4,
+                            texture_families=('photo', 'noise', 'gradient'),
+                            shapes=('ellipse', 'box', 'polygon', 'soft'),
+                            unseen_texture_families=('periodic', 'text')),
   ]
   DEFAULT_CONFIG_NAME = 'demo'
 
@@ -65,20 +108,18 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             'camera_speed': tfds.features.Scalar(dtype=np.float32),
             'seed': tfds.features.Scalar(dtype=np.int64),
             'caption': tfds.features.Text(),
+            'texture_families': tfds.features.Text(),
         }),
         description=__doc__,
     )
 
   def _split_generators(self, dl_manager):
     del dl_manager  # Nothing to download: clips are made from scikit-image's photographs.
-    c = self.builder_config
-    return {
-        'train': self._generate_examples('train', c.num_train),
-        'validation': self._generate_examples('validation', c.num_validation),
-    }
+    return {split: self._generate_examples(split, count)
+            for split, count in self.builder_config.splits().items()}
 
   def _generate_examples(self, split: str, count: int):
-    generator = synthetic_scenes.SceneGenerator(self.builder_config.scene_params())
+    generator = synthetic_scenes.SceneGenerator(self.builder_config.scene_params(split))
     for index in range(count):
       seed = _SPLIT_SEED_OFFSET[split] + index
       clip = generator.generate(seed)
@@ -91,4 +132,5 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           'camera_speed': np.float32(clip.camera_speed),
           'seed': np.int64(seed),
           'caption': synthetic_scenes.describe(clip),
+          'texture_families': ','.join(clip.texture_families),
       }

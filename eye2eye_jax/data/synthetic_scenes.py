@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
 
 import numpy as np
 from scipy import ndimage
+
+from eye2eye_jax.data import scene_textures
 
 MAX_LAYERS = 8
 
@@ -50,6 +51,9 @@ class SceneParams:
   max_opaque_objects: int = 2
   transparent_probability: float = 0.5
   mirror_probability: float = 0.5
+  # Named choices of scene_textures.TEXTURES and scene_textures.SHAPES, drawn per surface.
+  texture_families: tuple[str, ...] = ('photo',)
+  shapes: tuple[str, ...] = ('ellipse', 'box')
 
   def validate(self) -> None:
     if self.num_frames < 1 or self.height < 8 or self.width < 8:
@@ -61,6 +65,7 @@ class SceneParams:
       raise ValueError(f'SceneParams: bad camera_speed_range {self.camera_speed_range}')
     if self.max_opaque_objects + 4 > MAX_LAYERS:
       raise ValueError(f'SceneParams: at most {MAX_LAYERS - 4} opaque objects')
+    scene_textures.check_names(self.texture_families, self.shapes, 'SceneParams')
 
 
 @dataclasses.dataclass
@@ -81,6 +86,8 @@ class StereoClip:
   # (T, H, W) disparity of the nearest surface at each right-view pixel (a pane's own,
   # a mirror's own): the single depth an ideal monocular depth estimator would give.
   surface_disparity: np.ndarray | None = None
+  # The texture family of each surface drawn, in drawing order.
+  texture_families: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass
@@ -108,59 +115,6 @@ def _plain_layer(texture, alpha, top, left, disparity, kind) -> _Layer:
 # Visibility weight above which a layer counts as what a pixel shows. A pane's alpha is at
 # most 0.55, so what is behind a pane (weight <= 0.65) does not count there.
 _VISIBLE = 0.7
-
-_COLOR_PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket', 'immunohistochemistry',
-                 'hubble_deep_field', 'retina')
-_GRAY_PHOTOS = ('brick', 'grass', 'gravel', 'camera', 'coins', 'moon', 'page', 'text', 'clock')
-
-
-@functools.lru_cache(maxsize=None)
-def _photo(name: str, max_side: int = 256) -> np.ndarray:
-  """A scikit-image sample photograph as float RGB in [0, 1], longest side <= max_side."""
-  import skimage.data
-  import skimage.transform
-  image = getattr(skimage.data, name)()
-  if image.ndim == 2:
-    image = np.stack([image] * 3, axis=-1)
-  image = image[..., :3].astype(np.float32) / 255.0
-  scale = max_side / max(image.shape[:2])
-  if scale < 1:
-    image = skimage.transform.rescale(image, scale, channel_axis=-1, anti_aliasing=True)
-  return image.astype(np.float32)
-
-
-def _random_crop(rng: np.random.Generator, names, height: int, width: int) -> np.ndarray:
-  """A crop of a random photograph, resized to (height, width, 3)."""
-  import skimage.transform
-  photo = _photo(str(rng.choice(names)))
-  ph, pw = photo.shape[:2]
-  # Take a crop with the target aspect ratio covering 30-90% of the photo's short side.
-  aspect = width / height
-  side = rng.uniform(0.3, 0.9) * min(ph, pw / aspect)
-  ch, cw = max(int(side), 4), max(int(side * aspect), 4)
-  ch, cw = min(ch, ph), min(cw, pw)
-  y = rng.integers(0, ph - ch + 1)
-  x = rng.integers(0, pw - cw + 1)
-  crop = photo[y:y + ch, x:x + cw]
-  return skimage.transform.resize(crop, (height, width), anti_aliasing=True).astype(np.float32)
-
-
-def _tinted_gray(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-  texture = _random_crop(rng, _GRAY_PHOTOS, height, width)
-  tint = rng.uniform(0.4, 1.0, size=3).astype(np.float32)
-  return texture * tint
-
-
-def _shape_alpha(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-  """An anti-aliased ellipse or rounded rectangle filling the (height, width) box."""
-  yy, xx = np.meshgrid(np.linspace(-1, 1, height * 4), np.linspace(-1, 1, width * 4),
-                       indexing='ij')
-  if rng.random() < 0.5:
-    inside = xx**2 + yy**2 <= 1.0
-  else:
-    inside = np.maximum(np.abs(xx), np.abs(yy)) <= 0.95
-  return inside.reshape(height, 4, width, 4).mean(axis=(1, 3)).astype(np.float32)
-
 
 def _place_shifted(texture: np.ndarray, top: int, left: float, height: int,
                    width: int) -> np.ndarray:
@@ -203,7 +157,8 @@ class SceneGenerator:
     speed = rng.uniform(*p.camera_speed_range) * rng.choice([-1.0, 1.0])
     # Camera position (in baselines) at each frame, centred on the clip's middle.
     camera = speed * (np.arange(p.num_frames, dtype=np.float32) - (p.num_frames - 1) / 2)
-    layers = self._make_layers(rng, camera)
+    drawn = []
+    layers = self._make_layers(rng, camera, drawn)
     right = np.empty((p.num_frames, p.height, p.width, 3), np.float32)
     left = np.empty_like(right)
     masks = np.zeros((MAX_LAYERS, p.num_frames, p.height, p.width), bool)
@@ -229,10 +184,12 @@ class SceneGenerator:
     to_uint8 = lambda x: np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
     return StereoClip(right=to_uint8(right), left=to_uint8(left), layer_masks=masks,
                       layer_disparity=disparity, layer_kind=kind, camera_speed=float(speed),
-                      surface_disparity=surface)
+                      surface_disparity=surface, texture_families=tuple(drawn))
 
-  def _make_layers(self, rng: np.random.Generator, camera: np.ndarray) -> list[_Layer]:
-    """Layers ordered back to front, placed so they are in view in the middle frame."""
+  def _make_layers(self, rng: np.random.Generator, camera: np.ndarray,
+                   drawn: list[str]) -> list[_Layer]:
+    """Layers ordered back to front, placed so they are in view in the middle frame; the
+    texture family of each surface is appended to ``drawn``."""
     p = self.params
     h, w, dmax = p.height, p.width, p.max_disparity
     travel = float(np.abs(camera).max())
@@ -254,7 +211,7 @@ class SceneGenerator:
     d_bg = rng.uniform(0.0, 0.15) * dmax
     margin = int(np.ceil(travel * d_bg + d_bg)) + 2
     bg_w = w + 2 * margin
-    layers.append(_plain_layer(_random_crop(rng, _COLOR_PHOTOS, h, bg_w),
+    layers.append(_plain_layer(self._texture(rng, 'background', h, bg_w, drawn),
                                np.ones((h, bg_w), np.float32), 0, -margin, d_bg,
                                LayerKind.BACKGROUND))
 
@@ -272,15 +229,14 @@ class SceneGenerator:
       d = depth01 * dmax
       if what == 'opaque':
         oh, ow, top = size_and_top(depth01, 1.0)
-        names = _COLOR_PHOTOS if rng.random() < 0.5 else _GRAY_PHOTOS
-        texture = (_random_crop(rng, names, oh, ow)
-                   if names is _COLOR_PHOTOS else _tinted_gray(rng, oh, ow))
-        layers.append(_plain_layer(texture, _shape_alpha(rng, oh, ow), top, centred_left(ow),
+        texture = self._texture(rng, 'object', oh, ow, drawn)
+        layers.append(_plain_layer(texture, self._shape(rng, oh, ow), top, centred_left(ow),
                                    d, LayerKind.OPAQUE))
       elif what == 'pane':
         oh, ow, top = size_and_top(depth01, 1.1)
         alpha = np.full((oh, ow), rng.uniform(0.35, 0.55), np.float32)
-        layers.append(_plain_layer(_tinted_gray(rng, oh, ow), alpha, top, centred_left(ow), d,
+        layers.append(_plain_layer(self._texture(rng, 'pane', oh, ow, drawn), alpha, top,
+                                   centred_left(ow), d,
                                    LayerKind.TRANSPARENT))
       else:
         oh, ow, top = size_and_top(depth01, 1.1)
@@ -291,16 +247,38 @@ class SceneGenerator:
         inner_h, inner_w = oh - 2 * border, ow - 2 * border
         # The content is wider than the window so it fills it as it slides behind.
         slack = int(np.ceil(travel * abs(d - d_virtual) + d)) + 2
-        content = _random_crop(rng, _COLOR_PHOTOS, inner_h, inner_w + 2 * slack)
+        content = self._texture(rng, 'reflection', inner_h, inner_w + 2 * slack, drawn)
         layers.append(_Layer(content, x + border - slack, np.ones((inner_h, inner_w), np.float32),
                              x + border, top + border, d_virtual, d, LayerKind.REFLECTION))
         frame_alpha = np.ones((oh, ow), np.float32)
         frame_alpha[border:-border, border:-border] = 0.0
-        frame_texture = _tinted_gray(rng, oh, ow)
+        frame_texture = self._texture(rng, 'pane', oh, ow, drawn)
         layers.append(_plain_layer(frame_texture, frame_alpha, top, x, d, LayerKind.OPAQUE))
     if len(layers) > MAX_LAYERS:
       raise AssertionError(f'{len(layers)} layers exceed MAX_LAYERS={MAX_LAYERS}')
     return layers
+
+  def _pick(self, rng: np.random.Generator, names: tuple[str, ...]) -> str:
+    # One uniform draw (none for a single name), so two shapes draw as they always have.
+    return names[0] if len(names) == 1 else names[int(rng.random() * len(names))]
+
+  def _texture(self, rng: np.random.Generator, role: str, height: int, width: int,
+               drawn: list[str]) -> np.ndarray:
+    """A surface's texture from one of the params' families. The photo family draws by
+    role as the scenes always have: a colour photograph for the background and mirror
+    content, a tinted grey one for panes and frames, either for objects."""
+    family = self._pick(rng, self.params.texture_families)
+    drawn.append(family)
+    if family != 'photo':
+      return scene_textures.TEXTURES[family](rng, height, width)
+    if role in ('background', 'reflection'):
+      return scene_textures.photo_crop(rng, scene_textures.COLOR_PHOTOS, height, width)
+    if role == 'pane':
+      return scene_textures.tinted_gray(rng, height, width)
+    return scene_textures.photo(rng, height, width)
+
+  def _shape(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    return scene_textures.SHAPES[self._pick(rng, self.params.shapes)](rng, height, width)
 
   def _render(self, layers: list[_Layer], eye: float, camera: float):
     """Composites layers back to front for one eye (0 right, 1 left) and camera position.

@@ -32,7 +32,7 @@ def evaluate_checkpoint(config, output_dir: pathlib.Path, checkpoint: str | None
     raise ValueError(f'--num_clips must be >= 1, got {num_clips}')
   pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)  # unwritable: fail before work
   synthetic = config.data.builder == 'synthetic_stereo'
-  params = synthetic_eval.scene_params(config) if synthetic else None
+  params = synthetic_eval.scene_params(config, split) if synthetic else None
   data_dir = datasets.resolve_data_dir(config)
   if process_index == 0:  # one process builds it, the others wait for it
     datasets.ensure_dataset(config, data_dir)

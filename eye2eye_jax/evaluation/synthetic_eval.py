@@ -44,14 +44,14 @@ _HISTOGRAM_BINS = 40
 _MIN_COMPARISON_SCALE = 0.1
 
 
-def scene_params(config) -> SceneParams:
-  """The scene parameters of the synthetic_stereo dataset a config reads."""
+def scene_params(config, split: str = 'validation') -> SceneParams:
+  """The scene parameters of ``split`` of the synthetic_stereo dataset a config reads."""
   if config.data.builder != 'synthetic_stereo':
     raise ValueError(f'synthetic evaluation needs the synthetic_stereo dataset, not '
                      f'{config.data.builder!r}')
   for builder_config in datasets.builder_class('synthetic_stereo').BUILDER_CONFIGS:
     if builder_config.name == config.data.builder_config:
-      return builder_config.scene_params()
+      return builder_config.scene_params(split)
   raise ValueError(f'unknown synthetic_stereo config {config.data.builder_config!r}')
 
 
