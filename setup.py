@@ -32,6 +32,7 @@ setuptools.setup(
         # newer ones ship ffmpeg 9, whose read path rejects mediapy's -vsync flag.
         'imageio-ffmpeg==0.6.0',
         'scikit-image>=0.26.0',  # photographs for the synthetic scenes
+        'pillow>=13.0.0',  # text textures for the synthetic scenes
         'opencv-python-headless>=5.0.0',
         'absl-py',
     ],

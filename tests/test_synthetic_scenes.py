@@ -150,3 +150,59 @@ def test_unknown_texture_families_and_shapes_are_named():
     SceneParams(texture_families=('photo', 'marble')).validate()
   with pytest.raises(ValueError, match='shapes'):
     SceneParams(shapes=()).validate()
+
+
+def test_a_still_camera_with_moving_objects_keeps_every_layer_shift_exact():
+  params = dataclasses.replace(PARAMS, static_camera_probability=1.0, object_speed_max=1.0,
+                               mirror_probability=0.0)
+  moved, checked = [], 0
+  for seed in range(4):
+    clip = SceneGenerator(params).generate(seed)
+    assert clip.camera_speed == 0 and describe_ends(clip, 'the camera is still')
+    left, right = clip.left.astype(np.float32), clip.right.astype(np.float32)
+    for i, kind in enumerate(clip.layer_kind):
+      mask = clip.layer_masks[i]
+      if kind not in (LayerKind.BACKGROUND, LayerKind.OPAQUE) or mask[0].sum() < 40:
+        continue
+      assert stereo_metrics.measure_layer_shift(left, right, mask, 8.0) == pytest.approx(
+          clip.layer_disparity[i], abs=0.3)
+      shift = stereo_metrics.measure_layer_shift(right[1:2], right[0:1], mask[0:1], 3.0)
+      if kind == LayerKind.BACKGROUND:
+        assert shift == pytest.approx(0.0, abs=0.1)  # the camera is still
+      else:
+        moved.append(abs(shift))
+      checked += 1
+  assert checked >= 6 and max(moved) > 0.3  # objects move on their own
+
+
+def describe_ends(clip, text: str) -> bool:
+  return synthetic_scenes.describe(clip).endswith(text)
+
+
+def test_several_panes_and_mirrors_whose_content_is_nearer_or_farther():
+  params = dataclasses.replace(PARAMS, max_opaque_objects=1, max_panes=2, max_mirrors=2,
+                               mirror_virtual_range=(1.2, 1.5), disparity_range=(0.5, 1.0))
+  nearer = 0
+  largest = []
+  for seed in range(3):
+    clip = SceneGenerator(params).generate(seed)
+    kinds = list(clip.layer_kind)
+    assert kinds.count(LayerKind.TRANSPARENT) == 2 and kinds.count(LayerKind.REFLECTION) == 2
+    assert 'two glass panes and two mirrors' in synthetic_scenes.describe(clip)
+    real = clip.layer_kind != LayerKind.PADDING
+    largest.append(clip.layer_disparity[real].max())
+    left, right = clip.left.astype(np.float32), clip.right.astype(np.float32)
+    for i, kind in enumerate(kinds):
+      if kind != LayerKind.REFLECTION:
+        continue
+      mirror = clip.layer_disparity[i + 1]  # the frame follows its content
+      assert clip.layer_disparity[i] > mirror or clip.layer_disparity[i] == PARAMS.max_disparity
+      if clip.layer_masks[i].sum() >= 40:
+        assert stereo_metrics.measure_layer_shift(
+            left, right, clip.layer_masks[i], 8.0) == pytest.approx(
+                clip.layer_disparity[i], abs=0.3)
+        nearer += 1
+  assert nearer >= 2
+  assert max(largest) <= PARAMS.max_disparity and np.ptp(largest) > 0.3
+  with pytest.raises(ValueError, match='is 9 layers; at most 8'):
+    dataclasses.replace(params, max_opaque_objects=2).validate()

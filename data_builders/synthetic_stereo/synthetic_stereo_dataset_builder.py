@@ -38,6 +38,8 @@ class SyntheticStereoConfig(tfds.core.BuilderConfig):
   texture_families: tuple[str, ...] = ('photo',)
   shapes: tuple[str, ...] = ('ellipse', 'box')
   unseen_texture_families: tuple[str, ...] = ()
+  # Other SceneParams fields, as (name, value) pairs: motions, panes, mirrors, ranges.
+  scene: tuple[tuple[str, object], ...] = ()
 
   def splits(self) -> dict[str, int]:
     """Split name -> number of clips."""
@@ -57,9 +59,15 @@ class SyntheticStereoConfig(tfds.core.BuilderConfig):
     params = synthetic_scenes.SceneParams(
         num_frames=self.num_frames, height=self.height, width=self.width,
         max_disparity=self.max_disparity, texture_families=tuple(families),
-        shapes=tuple(self.shapes))
+        shapes=tuple(self.shapes), **dict(self.scene))
     params.validate()
     return params
+
+
+_DIVERSE_SCENES = (('camera_speed_range', (0.1, 0.6)), ('static_camera_probability', 0.2),
+                   ('object_speed_max', 0.5), ('disparity_range', (0.4, 1.0)),
+                   ('max_opaque_objects', 1), ('max_panes', 2), ('max_mirrors', 2),
+                   ('mirror_virtual_range', (0.0, 1.5)))
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -79,16 +87,21 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                             num_train=16, num_validation=4),
       SyntheticStereoConfig(name='diverse', description='64x64, 8 frames, disparity 0-8 px; '
                             'photographs, jittered photographs, noise and gradients in '
-                            'train, periodic patterns and text held out; every shape.',
+                            'train, periodic patterns and text held out; every shape; '
+                            'still and moving cameras, moving objects, up to two panes and '
+                            'two mirrors (reflections behind or in front), a largest '
+                            'disparity of 3-8 px per clip.',
                             texture_families=('photo', 'photo_jitter', 'noise', 'gradient'),
                             shapes=('ellipse', 'box', 'polygon', 'soft'),
-                            unseen_texture_families=('periodic', 'text')),
+                            unseen_texture_families=('periodic', 'text'),
+                            scene=_DIVERSE_SCENES),
       SyntheticStereoConfig(name='tiny_diverse', description='tiny, with held-out families; '
                             'for tests.', num_frames=4, height=16, width=16,
                             max_disparity=3.0, num_train=8, num_validation=4,
                             texture_families=('photo', 'noise', 'gradient'),
                             shapes=('ellipse', 'box', 'polygon', 'soft'),
-                            unseen_texture_families=('periodic', 'text')),
+                            unseen_texture_families=('periodic', 'text'),
+                            scene=_DIVERSE_SCENES),
   ]
   DEFAULT_CONFIG_NAME = 'demo'
 

@@ -49,8 +49,20 @@ class SceneParams:
   # |camera translation| per frame, in baselines; the sign is random per clip.
   camera_speed_range: tuple[float, float] = (0.3, 0.4)
   max_opaque_objects: int = 2
-  transparent_probability: float = 0.5
-  mirror_probability: float = 0.5
+  transparent_probability: float = 0.5  # for each of max_panes panes
+  mirror_probability: float = 0.5  # for each of max_mirrors mirrors
+  max_panes: int = 1
+  max_mirrors: int = 1
+  # The disparity of what a mirror shows over the mirror's own: below 1 it lies behind the
+  # mirror (a plane mirror's image), above 1 in front of it (drawn for breadth).
+  mirror_virtual_range: tuple[float, float] = (0.0, 0.4)
+  # Clips with a still camera, where only occlusion and object motion carry depth.
+  static_camera_probability: float = 0.0
+  # Each object's own horizontal speed is drawn from +-this (pixels per frame; 0: objects
+  # move only with the camera).
+  object_speed_max: float = 0.0
+  # This clip's largest disparity, as a fraction of max_disparity.
+  disparity_range: tuple[float, float] = (1.0, 1.0)
   # Named choices of scene_textures.TEXTURES and scene_textures.SHAPES, drawn per surface.
   texture_families: tuple[str, ...] = ('photo',)
   shapes: tuple[str, ...] = ('ellipse', 'box')
@@ -63,8 +75,16 @@ class SceneParams:
     lo, hi = self.camera_speed_range
     if not 0 <= lo <= hi:
       raise ValueError(f'SceneParams: bad camera_speed_range {self.camera_speed_range}')
-    if self.max_opaque_objects + 4 > MAX_LAYERS:
-      raise ValueError(f'SceneParams: at most {MAX_LAYERS - 4} opaque objects')
+    layers = 1 + self.max_opaque_objects + self.max_panes + 2 * self.max_mirrors
+    if layers > MAX_LAYERS or min(self.max_opaque_objects, self.max_panes,
+                                  self.max_mirrors) < 0:
+      raise ValueError(f'SceneParams: 1 background + {self.max_opaque_objects} objects + '
+                       f'{self.max_panes} panes + 2 x {self.max_mirrors} mirrors (frame and '
+                       f'content) is {layers} layers; at most {MAX_LAYERS}')
+    lo, hi = self.disparity_range
+    if not 0 < lo <= hi <= 1:
+      raise ValueError(f'SceneParams: disparity_range must be within (0, 1], got '
+                       f'{self.disparity_range}')
     scene_textures.check_names(self.texture_families, self.shapes, 'SceneParams')
 
 
@@ -106,6 +126,7 @@ class _Layer:
   disparity: float
   alpha_disparity: float
   kind: LayerKind
+  velocity: float = 0.0  # its own horizontal motion, pixels per frame, in both eyes
 
 
 def _plain_layer(texture, alpha, top, left, disparity, kind) -> _Layer:
@@ -155,6 +176,8 @@ class SceneGenerator:
     p = self.params
     rng = np.random.default_rng(seed)
     speed = rng.uniform(*p.camera_speed_range) * rng.choice([-1.0, 1.0])
+    if p.static_camera_probability > 0 and rng.random() < p.static_camera_probability:
+      speed = 0.0
     # Camera position (in baselines) at each frame, centred on the clip's middle.
     camera = speed * (np.arange(p.num_frames, dtype=np.float32) - (p.num_frames - 1) / 2)
     drawn = []
@@ -164,8 +187,9 @@ class SceneGenerator:
     masks = np.zeros((MAX_LAYERS, p.num_frames, p.height, p.width), bool)
     surface = np.zeros((p.num_frames, p.height, p.width), np.float32)
     for t, cam in enumerate(camera):
-      right[t], right_visibility, right_alpha = self._render(layers, eye=0.0, camera=cam)
-      left[t], left_visibility, _ = self._render(layers, eye=baseline, camera=cam)
+      time = t - (p.num_frames - 1) / 2  # objects are where they were placed mid-clip
+      right[t], right_visibility, right_alpha = self._render(layers, 0.0, cam, time)
+      left[t], left_visibility, _ = self._render(layers, baseline, cam, time)
       for layer, alpha in zip(layers, right_alpha):  # back to front: nearer surfaces win
         surface[t][alpha > 0.3] = baseline * layer.alpha_disparity
       for i, layer in enumerate(layers):
@@ -192,6 +216,8 @@ class SceneGenerator:
     texture family of each surface is appended to ``drawn``."""
     p = self.params
     h, w, dmax = p.height, p.width, p.max_disparity
+    if p.disparity_range != (1.0, 1.0):
+      dmax *= rng.uniform(*p.disparity_range)
     travel = float(np.abs(camera).max())
 
     def centred_left(width_px: float) -> float:
@@ -219,14 +245,17 @@ class SceneGenerator:
     items = []
     for _ in range(rng.integers(1, p.max_opaque_objects + 1)):
       items.append(('opaque', rng.uniform(0.35, 1.0)))
-    if rng.random() < p.transparent_probability:
-      items.append(('pane', rng.uniform(0.5, 1.0)))
-    if rng.random() < p.mirror_probability:
-      items.append(('mirror', rng.uniform(0.45, 0.9)))
+    for _ in range(p.max_panes):
+      if rng.random() < p.transparent_probability:
+        items.append(('pane', rng.uniform(0.5, 1.0)))
+    for _ in range(p.max_mirrors):
+      if rng.random() < p.mirror_probability:
+        items.append(('mirror', rng.uniform(0.45, 0.9)))
     items.sort(key=lambda item: item[1])
 
     for what, depth01 in items:
       d = depth01 * dmax
+      first = len(layers)
       if what == 'opaque':
         oh, ow, top = size_and_top(depth01, 1.0)
         texture = self._texture(rng, 'object', oh, ow, drawn)
@@ -242,11 +271,12 @@ class SceneGenerator:
         oh, ow, top = size_and_top(depth01, 1.1)
         x = centred_left(ow)
         border = max(2, min(oh, ow) // 8)
-        # The reflected object is farther than the mirror (smaller disparity).
-        d_virtual = d * rng.uniform(0.0, 0.4)
+        # What the mirror shows: by default farther than the mirror (smaller disparity).
+        d_virtual = min(d * rng.uniform(*p.mirror_virtual_range), p.max_disparity)
         inner_h, inner_w = oh - 2 * border, ow - 2 * border
         # The content is wider than the window so it fills it as it slides behind.
         slack = int(np.ceil(travel * abs(d - d_virtual) + d)) + 2
+        slack += int(np.ceil((travel + 1) * max(d_virtual - d, 0.0)))
         content = self._texture(rng, 'reflection', inner_h, inner_w + 2 * slack, drawn)
         layers.append(_Layer(content, x + border - slack, np.ones((inner_h, inner_w), np.float32),
                              x + border, top + border, d_virtual, d, LayerKind.REFLECTION))
@@ -254,6 +284,10 @@ class SceneGenerator:
         frame_alpha[border:-border, border:-border] = 0.0
         frame_texture = self._texture(rng, 'pane', oh, ow, drawn)
         layers.append(_plain_layer(frame_texture, frame_alpha, top, x, d, LayerKind.OPAQUE))
+      if p.object_speed_max > 0:  # the item moves as a whole (a mirror with its content)
+        velocity = rng.uniform(-p.object_speed_max, p.object_speed_max)
+        for layer in layers[first:]:
+          layer.velocity = velocity
     if len(layers) > MAX_LAYERS:
       raise AssertionError(f'{len(layers)} layers exceed MAX_LAYERS={MAX_LAYERS}')
     return layers
@@ -280,8 +314,9 @@ class SceneGenerator:
   def _shape(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return scene_textures.SHAPES[self._pick(rng, self.params.shapes)](rng, height, width)
 
-  def _render(self, layers: list[_Layer], eye: float, camera: float):
-    """Composites layers back to front for one eye (0 right, 1 left) and camera position.
+  def _render(self, layers: list[_Layer], eye: float, camera: float, time: float):
+    """Composites layers back to front for one eye (0 right, 1 left), camera position and
+    time (frames from mid-clip).
 
     Returns the image (H, W, 3), each layer's visibility weight (L, H, W) and its alpha.
     """
@@ -290,11 +325,13 @@ class SceneGenerator:
     alphas = []
     for layer in layers:
       shift = eye - camera
+      moved = layer.velocity * time
       texture = _place_shifted(layer.texture, layer.top,
-                               layer.texture_left + layer.disparity * shift, p.height, p.width)
+                               layer.texture_left + layer.disparity * shift + moved, p.height,
+                               p.width)
       alpha = _place_shifted(layer.alpha[..., None], layer.top,
-                             layer.alpha_left + layer.alpha_disparity * shift, p.height,
-                             p.width)[..., 0]
+                             layer.alpha_left + layer.alpha_disparity * shift + moved,
+                             p.height, p.width)[..., 0]
       alpha = np.clip(alpha, 0.0, 1.0)
       image = image * (1 - alpha[..., None]) + texture * alpha[..., None]
       alphas.append(alpha)
@@ -316,13 +353,23 @@ def describe(clip: StereoClip) -> str:
   """A caption of the clip's content and camera motion, e.g. 'a photograph behind two
   objects, a glass pane and a mirror; the camera moves left'."""
   kinds = [LayerKind(k) for k in clip.layer_kind if k != LayerKind.PADDING]
-  has_mirror = LayerKind.REFLECTION in kinds
-  objects = kinds.count(LayerKind.OPAQUE) - has_mirror  # a mirror's frame is opaque too
-  parts = [f'{["one", "two", "three", "four"][objects - 1]} object{"s" * (objects > 1)}'
-           ] if objects else []
-  parts += ['a glass pane'] * (LayerKind.TRANSPARENT in kinds) + ['a mirror'] * has_mirror
-  scene = 'a photograph'
+  mirrors, panes = kinds.count(LayerKind.REFLECTION), kinds.count(LayerKind.TRANSPARENT)
+  objects = kinds.count(LayerKind.OPAQUE) - mirrors  # a mirror's frame is opaque too
+  count = lambda n, one, many: one if n == 1 else f'{_NUMBERS[n - 1]} {many}'
+  parts = [count(objects, 'one object', 'objects')] if objects else []
+  parts += [count(panes, 'a glass pane', 'glass panes')] if panes else []
+  parts += [count(mirrors, 'a mirror', 'mirrors')] if mirrors else []
+  background = clip.texture_families[0] if clip.texture_families else 'photo'
+  scene = _BACKGROUND_WORDS[background]
   if parts:
     scene += ' behind ' + (', '.join(parts[:-1]) + ' and ' if len(parts) > 1 else '') + parts[-1]
+  if clip.camera_speed == 0:
+    return f'{scene}; the camera is still'
   # Content shifts by -camera * disparity: a camera moving right moves the scene left.
   return f'{scene}; the camera moves {"right" if clip.camera_speed > 0 else "left"}'
+
+
+_NUMBERS = ('one', 'two', 'three', 'four', 'five', 'six', 'seven')
+_BACKGROUND_WORDS = {'photo': 'a photograph', 'photo_jitter': 'a photograph',
+                     'noise': 'a noise pattern', 'periodic': 'a regular pattern',
+                     'gradient': 'a colour gradient', 'text': 'a page of text'}
