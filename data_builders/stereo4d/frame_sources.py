@@ -17,8 +17,8 @@ A clip's frames are found by index: in the raw video, the frame shown at each ti
 timestamp's position in the npz's list (the pair's own frame rate says nothing about the
 source's). Every clip of an npz is cut from one decoding pass per video that starts with a
 seek to the first frame needed, so the work grows with the frames used, and only the
-frames of the clip being assembled are held (an 8K frame is rectified as soon as it is
-decoded).
+frames of the clip being assembled are held, with the few ``video_io.iter_frames`` decodes
+ahead (an 8K frame is rectified as soon as it is handed over).
 """
 
 from __future__ import annotations
