@@ -62,7 +62,7 @@ def measure_compression_ratio(config: ml_collections.ConfigDict) -> float:
   serialized = feature.serialize_example({'right': views})
   # A file grows in blocks of 64 KiB: the size difference between 1 and 1 + n copies, with
   # n copies spanning megabytes, over n is one record's share.
-  extra = max(16, 2**22 // len(serialized))
+  extra = max(1, 2**22 // len(serialized))
   sizes = []
   with tempfile.TemporaryDirectory() as directory:
     for copies in (1, 1 + extra):
