@@ -1,7 +1,7 @@
 """The data side of a run: dataset size, input bandwidth per host, Stereo4D build time.
 
-The compression ratio is measured with the dataset builder's own feature encoder on a clip
-like the ones it stores (for Stereo4D, the project's VR180 sample rectified by the builder's
+The compression ratio is measured with the dataset builder's own feature encoder and
+TFDS's ArrayRecord writer on a clip like the ones it stores (for Stereo4D, the project's VR180 sample rectified by the builder's
 own code), so the estimate follows the builder if its encoding changes.
 """
 
@@ -60,8 +60,8 @@ def measure_compression_ratio(config: ml_collections.ConfigDict) -> float:
   views = np.ascontiguousarray(_views_sample(config, builder.builder_config,
                                              feature['right'].shape))
   serialized = feature.serialize_example({'right': views})
-  # A file grows in blocks of 64 KiB: the size difference between 1 and 1 + n copies, with
-  # n copies spanning megabytes, over n is one record's share.
+  # A file grows in blocks of 64 KiB: the size difference between 1 and 1 + n copies (n
+  # enough for 4 MiB, at least one), over n, is one record's share.
   extra = max(1, 2**22 // len(serialized))
   sizes = []
   with tempfile.TemporaryDirectory() as directory:
