@@ -8,7 +8,9 @@
 3. converts held-out clips with the bundled demo checkpoint (or ``--checkpoint``) through
    the same path as ``eye2eye_jax.sample``, writing left, side-by-side and anaglyph videos;
 4. measures the 3D effect on held-out clips, next to the baselines (copy-right, global
-   shift, warp-and-inpaint), and writes ``metrics.json``, ``report.md`` and ``plots/``;
+   shift, warp-and-inpaint), and writes ``metrics.json``, ``report.md`` and ``plots/``; where
+   the dataset holds texture families out (``diverse``), the same for ``validation_unseen``
+   in its own folder, and ``splits.md`` / ``splits.json`` setting the two side by side;
 5. measures how the base sampling resolution (the 3D-strength control) changes the disparity.
 """
 
@@ -21,7 +23,7 @@ from absl import flags, logging
 
 from eye2eye_jax.common import cli_flags, runtime
 from eye2eye_jax.data import datasets, video_io
-from eye2eye_jax.evaluation import metrics_report, synthetic_eval
+from eye2eye_jax.evaluation import metrics_report, split_comparison, synthetic_eval
 from eye2eye_jax.sampling import stereo_formats, stereo_sampler, video_conversion
 from eye2eye_jax.training import loop
 
@@ -40,7 +42,8 @@ _FPS = 8.0  # frame rate of the demo's videos
 
 def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | None,
         num_videos: int, num_eval_clips: int, refiner_checkpoint: str | None = None,
-        num_strength_clips: int = 0) -> dict:
+        num_strength_clips: int = 0) -> dict[str, dict]:
+  """Runs the five steps; returns each evaluated split's metrics."""
   output_dir.mkdir(parents=True, exist_ok=True)
   data_dir = datasets.resolve_data_dir(config)
   print(f'[1/5] Dataset {config.data.builder}/{config.data.builder_config} in {data_dir}')
@@ -81,19 +84,28 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
     written = video_conversion.convert_file(sampler, right_path, videos_dir)
     print(f'      {right_path.name} -> {", ".join(p.name for p in written.values())}')
 
-  count = min(num_eval_clips, len(validation))
-  print(f'[4/5] Measuring the 3D effect on {count} held-out clips, with the baselines')
-  examples = []
-  metrics = synthetic_eval.evaluate(
-      sampler, (validation[i] for i in range(count)), synthetic_eval.scene_params(config),
-      progress=lambda done: done % 8 == 0 and print(f'      {done}/{count} clips'),
-      examples=examples)
-  metrics['strength'] = _strength_sweep(config, sampler, validation, num_strength_clips)
-  metrics['checkpoint'] = source
-  metrics['refiner_checkpoint'] = refiner
-  metrics['training'] = training_summary
-  metrics_report.write_report(output_dir, metrics, examples)
-  return metrics
+  by_split = {}
+  for split in split_comparison.default_splits(config):
+    split_dir = output_dir if split == 'validation' else output_dir / split
+    clips = validation if split == 'validation' else datasets.data_source(config, split,
+                                                                           data_dir)
+    count = min(num_eval_clips, len(clips))
+    print(f'[4/5] Measuring the 3D effect on {count} clips of {split}, with the baselines')
+    examples = []
+    metrics = synthetic_eval.evaluate(
+        sampler, (clips[i] for i in range(count)), synthetic_eval.scene_params(config, split),
+        progress=lambda done: done % 8 == 0 and print(f'      {done}/{count} clips'),
+        examples=examples)
+    if split == 'validation':
+      metrics['strength'] = _strength_sweep(config, sampler, validation, num_strength_clips)
+      metrics['training'] = training_summary
+    metrics['checkpoint'] = source
+    metrics['refiner_checkpoint'] = refiner
+    metrics_report.write_report(split_dir, metrics, examples)
+    by_split[split] = metrics
+  if len(by_split) > 1:
+    split_comparison.write_comparison(output_dir, by_split, report_name='splits.md')
+  return by_split
 
 
 def _strength_sweep(config, sampler, validation, count: int) -> list[dict]:
@@ -130,17 +142,20 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   output_dir = pathlib.Path(_OUTPUT_DIR.value)
   with cli_flags.exit_on_error(FloatingPointError):
-    metrics = run(_CONFIG.value, output_dir, _TRAIN_STEPS.value, _CHECKPOINT.value,
-                  _NUM_VIDEOS.value, _NUM_EVAL.value, _REFINER.value, _STRENGTH_CLIPS.value)
-  g = metrics['geometry']['generated']['all']
-  image = metrics['image']
-  print(f'\nPSNR vs true left: generated {image["generated"]["psnr"]:.2f} dB, warp-and-inpaint '
-        f'(true surface depth) {image["warp_depth"]["psnr"]:.2f} dB, copy-right '
-        f'{image["copy_right"]["psnr"]:.2f} dB')
-  print(f'Disparity scale {g["scale"]:.2f}, Spearman {g["spearman"]}, depth order '
-        f'{g["depth_order_accuracy"]}')
-  print(f'Videos in {output_dir / "videos"}; figures in {output_dir / "metrics.json"} and '
-        f'{output_dir / "report.md"}')
+    by_split = run(_CONFIG.value, output_dir, _TRAIN_STEPS.value, _CHECKPOINT.value,
+                   _NUM_VIDEOS.value, _NUM_EVAL.value, _REFINER.value, _STRENGTH_CLIPS.value)
+  for split, metrics in by_split.items():
+    g = metrics['geometry']['generated']['all']
+    image = metrics['image']
+    print(f'\n{split}: PSNR vs true left: generated {image["generated"]["psnr"]:.2f} dB, '
+          f'warp-and-inpaint (true surface depth) {image["warp_depth"]["psnr"]:.2f} dB, '
+          f'copy-right {image["copy_right"]["psnr"]:.2f} dB')
+    print(f'  disparity scale {g["scale"]:.2f}, Spearman {g["spearman"]}, depth order '
+          f'{g["depth_order_accuracy"]}')
+  reports = ['report.md'] + [f'{s}/report.md' for s in by_split if s != 'validation']
+  if len(by_split) > 1:
+    reports.append('splits.md (the splits side by side)')
+  print(f'\nVideos in {output_dir / "videos"}; reports in {output_dir}: {", ".join(reports)}')
 
 
 if __name__ == '__main__':

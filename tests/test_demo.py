@@ -6,13 +6,16 @@ from eye2eye_jax import demo
 from eye2eye_jax.data import video_io
 
 
-def test_main_job_writes_videos_metrics_and_report(tiny_config, tiny_dataset, tiny_checkpoint,
-                                                   tmp_path):
-  metrics = demo.run(tiny_config, tmp_path, train_steps=4, checkpoint=str(tiny_checkpoint),
-                     num_videos=1, num_eval_clips=2, refiner_checkpoint=str(tiny_checkpoint),
-                     num_strength_clips=1)
+def test_main_job_writes_videos_metrics_and_report(tiny_config, tiny_checkpoint, tmp_path):
+  config = tiny_config.copy_and_resolve_references()
+  config.data.builder_config = 'tiny_diverse'  # seen and held-out texture families
+  config.data.data_dir = str(tmp_path / 'tfds')
+  by_split = demo.run(config, tmp_path, train_steps=4, checkpoint=str(tiny_checkpoint),
+                      num_videos=1, num_eval_clips=2, refiner_checkpoint=str(tiny_checkpoint),
+                      num_strength_clips=1)
+  assert list(by_split) == ['validation', 'validation_unseen']
   saved = json.loads((tmp_path / 'metrics.json').read_text())
-  assert saved['num_clips'] == 2 == metrics['num_clips']
+  assert saved['num_clips'] == 2 == by_split['validation']['num_clips']
   assert set(saved['image']) == {'generated', 'base_only', 'copy_right', 'global_shift',
                                  'warp_depth', 'warp_stereo'}
   # The true left view is the sanity ceiling: its measured shifts are the true disparities.
@@ -30,3 +33,10 @@ def test_main_job_writes_videos_metrics_and_report(tiny_config, tiny_dataset, ti
                'validation_000_anaglyph.mp4', 'validation_000_truth_LRF_Full_SBS.mp4'):
     video = video_io.read_video(tmp_path / 'videos' / name)
     assert video.frames.shape[0] == 4
+  # The held-out textures: their own report, and both splits side by side.
+  unseen = json.loads((tmp_path / 'validation_unseen' / 'metrics.json').read_text())
+  assert unseen['num_clips'] == 2 and 'strength' not in unseen
+  assert (tmp_path / 'validation_unseen' / 'plots' / 'layer_shift.png').is_file()
+  splits = (tmp_path / 'splits.md').read_text()
+  assert '| method | validation | validation_unseen |' in splits
+  assert json.loads((tmp_path / 'splits.json').read_text())['generalisation_gap_db'] is not None

@@ -95,16 +95,16 @@ def generalisation_gap(metrics_by_split: dict[str, dict]) -> float | None:
   return (seen_generated - unseen_generated) - (seen_copy - unseen_copy)
 
 
-def write_comparison(output_dir: str | pathlib.Path,
-                     metrics_by_split: dict[str, dict]) -> pathlib.Path:
-  """Writes report.md (the tables) and splits.json (each split's headline figures)."""
+def write_comparison(output_dir: str | pathlib.Path, metrics_by_split: dict[str, dict],
+                     report_name: str = 'report.md') -> pathlib.Path:
+  """Writes ``report_name`` (the tables) and splits.json (each split's headline figures)."""
   output_dir = pathlib.Path(output_dir)
   headline = {split: {title: {m: read(metrics, m) for m in metrics['methods']}
                       for title, read, _ in _COLUMNS}
               for split, metrics in metrics_by_split.items()}
   headline['generalisation_gap_db'] = generalisation_gap(metrics_by_split)
   atomic_files.write_text(output_dir / 'splits.json', json.dumps(headline, indent=2))
-  report = output_dir / 'report.md'
+  report = output_dir / report_name
   atomic_files.write_text(report, comparison_markdown(metrics_by_split))
   return report
 
