@@ -14,6 +14,6 @@ def get_config():
   c.data.resolution = 32
   # Same architecture as the base: start from its weights, which already know stereo.
   c.train.init_checkpoint = 'bundled:demo'
-  c.train.num_steps = 2000
+  c.train.num_steps = 1500
   c.train.warmup_steps = 100
   return c

@@ -58,18 +58,20 @@ def test_left_input_is_mirrored_through_the_model(stage):
 
 
 def test_long_videos_have_no_seam_at_window_boundaries():
-  """A 3x-longer-than-clip still video: frame-to-frame change at window edges is as elsewhere.
+  """A still video 3 windows long: frame-to-frame change at window edges is as elsewhere.
 
   A trained model is needed (the bundled demo base): within a window its temporal layers
   make the frames agree, so independent windows show a jump where they meet.
   """
   from eye2eye_jax.data import synthetic_scenes
   stage = stereo_sampler.Stage(*checkpoints.load_for_inference('bundled:demo'))
+  window = stage.num_frames
+  total = 3 * window
   scene = synthetic_scenes.SceneGenerator(synthetic_scenes.SceneParams(
       num_frames=1, height=32, width=32)).generate(5)
-  video = np.repeat(scene.right, 12, axis=0)  # a still scene: any jump comes from the sampler
-  starts = window_blending.window_starts(12, 4, 2)
-  seams = [3, 7]  # where non-overlapping windows of 4 frames meet
+  video = np.repeat(scene.right, total, axis=0)  # a still scene: any jump comes from the sampler
+  starts = window_blending.window_starts(total, window, 2)
+  seams = [window - 1, 2 * window - 1]  # where non-overlapping windows meet
 
   def seam_ratio(overlap: int) -> float:
     sample_config = load_config('demo').sample
@@ -77,9 +79,9 @@ def test_long_videos_have_no_seam_at_window_boundaries():
     sampler = stereo_sampler.StereoSampler(stage, None, sample_config)
     change = np.mean([np.abs(np.diff(sampler.convert(video, seed=seed).astype(np.float32),
                                      axis=0)).mean(axis=(1, 2, 3)) for seed in (0, 1)], axis=0)
-    edges = seams if overlap == 0 else sorted({s + 3 for s in starts[:-1]} |
+    edges = seams if overlap == 0 else sorted({s + window - 1 for s in starts[:-1]} |
                                               {s - 1 for s in starts[1:]})
-    inside = [i for i in range(11) if i not in edges]
+    inside = [i for i in range(total - 1) if i not in edges]
     return float(change[seams].mean() / change[inside].mean())
 
   blended, independent = seam_ratio(2), seam_ratio(0)
