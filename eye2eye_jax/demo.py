@@ -84,25 +84,25 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
     written = video_conversion.convert_file(sampler, right_path, videos_dir)
     print(f'      {right_path.name} -> {", ".join(p.name for p in written.values())}')
 
-  by_split = {}
+  by_split, examples = {}, {}
   for split in split_comparison.default_splits(config):
-    split_dir = output_dir if split == 'validation' else output_dir / split
     clips = validation if split == 'validation' else datasets.data_source(config, split,
                                                                            data_dir)
     count = min(num_eval_clips, len(clips))
     print(f'[4/5] Measuring the 3D effect on {count} clips of {split}, with the baselines')
-    examples = []
-    metrics = synthetic_eval.evaluate(
+    examples[split] = []
+    by_split[split] = synthetic_eval.evaluate(
         sampler, (clips[i] for i in range(count)), synthetic_eval.scene_params(config, split),
         progress=lambda done: done % 8 == 0 and print(f'      {done}/{count} clips'),
-        examples=examples)
-    if split == 'validation':
-      metrics['strength'] = _strength_sweep(config, sampler, validation, num_strength_clips)
-      metrics['training'] = training_summary
+        examples=examples[split])
+  by_split['validation']['strength'] = _strength_sweep(config, sampler, validation,
+                                                       num_strength_clips)
+  by_split['validation']['training'] = training_summary
+  for split, metrics in by_split.items():
     metrics['checkpoint'] = source
     metrics['refiner_checkpoint'] = refiner
-    metrics_report.write_report(split_dir, metrics, examples)
-    by_split[split] = metrics
+    metrics_report.write_report(output_dir if split == 'validation' else output_dir / split,
+                                metrics, examples[split])
   if len(by_split) > 1:
     split_comparison.write_comparison(output_dir, by_split, report_name='splits.md')
   return by_split
