@@ -58,6 +58,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.shuffle_seed = 0
   c.data.num_workers = 0  # grain worker processes (0: in the main process)
   c.data.mirror_augment = True  # mirror both views and swap eyes; keeps disparity >= 0
+  # Zoom by resampling: a square of side (the view's usual side) / z, z drawn log-uniformly
+  # from this range, resized to data.resolution multiplies every disparity by z; the
+  # example's strength is z times its record's baseline. Only down-sampling is done (no
+  # up-sampled blur to read the zoom from), so z <= 1 for 'crop' and z >= 1 for
+  # 'downsample'. (1, 1): off.
+  c.data.zoom_range = (1.0, 1.0)
 
   c.model = ml_collections.ConfigDict()
   c.model.channels = 32
@@ -78,6 +84,12 @@ def base_config() -> ml_collections.ConfigDict:
   # Self-attention kernel: 'xla' (materialised, or chunked above), 'cudnn' (fused, NVIDIA
   # GPUs, bf16) or 'pallas_flash' (the Pallas flash kernel, TPUs); models/attention.py.
   c.model.attention_kernel = 'xla'
+  # The 3D strength (the disparity scale asked for) as an input of the UNet, added to the
+  # time embedding; trained on examples whose scale is known (data.zoom_range, records with
+  # a baseline). False: the model makes its training data's own disparity scale.
+  c.model.strength_conditioning = False
+  # Strengths a strength-conditioned model was trained for; the sampler accepts these only.
+  c.model.strength_range = (0.25, 2.5)
 
   # Captions -> embeddings for models with text (eye2eye_jax/data/text_encoding.py).
   c.text = ml_collections.ConfigDict()
@@ -128,6 +140,13 @@ def base_config() -> ml_collections.ConfigDict:
   # The base output is noised to this level, then refined: a time of the cosine schedule
   # (0.9: signal alpha 0.156), met on the refiner's own schedule (diffusion.noise_level_time).
   c.sample.refiner_t_start = 0.9
+  # The 3D strength: the disparity scale asked of strength-conditioned models (1: their
+  # training data's own scale), within their model.strength_range.
+  c.sample.strength = 1.0
+  # Where the screen plane sits: this disparity (a fraction of the frame width) is moved to
+  # zero by shifting the two eyes apart, and the borders this uncovers are cropped and the
+  # frames scaled back to their size. 0: as generated.
+  c.sample.convergence = 0.0
   # The refiner on overlapping spatial tiles of this many px (0: whole frames), blended;
   # bounds its memory on large frames (one tile's activations at a time).
   c.sample.refiner_tile = 0

@@ -9,6 +9,12 @@ A config may hold texture families out (``unseen_texture_families``): ``train`` 
 ``validation`` never draw them, and a third split, ``validation_unseen``, draws only them,
 so evaluating both validation splits shows whether a model learned stereo or the look of
 the textures it was trained on. Each record names the families its surfaces were drawn from.
+
+A config may also render its training clips at many baselines (``train_baseline_range``):
+each clip's distance between the eyes, and so every disparity, is scaled by a factor drawn
+log-uniformly from the range and stored as the record's ``baseline``; a model with strength
+conditioning learns from them to make the disparity scale it is asked for. Validation
+clips stay at baseline 1, the scale strength 1 means.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ class SyntheticStereoConfig(tfds.core.BuilderConfig):
   unseen_texture_families: tuple[str, ...] = ()
   # Other SceneParams fields, as (name, value) pairs: motions, panes, mirrors, ranges.
   scene: tuple[tuple[str, object], ...] = ()
+  # (low, high): each train clip's baseline, drawn log-uniformly; (1, 1): all at 1.
+  train_baseline_range: tuple[float, float] = (1.0, 1.0)
 
   def splits(self) -> dict[str, int]:
     """Split name -> number of clips."""
@@ -63,6 +71,17 @@ class SyntheticStereoConfig(tfds.core.BuilderConfig):
     params.validate()
     return params
 
+  def baseline(self, split: str, seed: int) -> float:
+    """The baseline clip ``seed`` of ``split`` is rendered at (a function of the seed)."""
+    low, high = self.train_baseline_range
+    if not 0 < low <= high:
+      raise ValueError(f'synthetic_stereo/{self.name}: train_baseline_range must be '
+                       f'0 < low <= high, got {self.train_baseline_range}')
+    if split != 'train':
+      return 1.0
+    draw = np.random.default_rng([seed, 7]).uniform(np.log(low), np.log(high))
+    return float(np.exp(draw))
+
 
 _DIVERSE_SCENES = (('camera_speed_range', (0.1, 0.6)), ('static_camera_probability', 0.2),
                    ('object_speed_max', 0.5), ('disparity_range', (0.4, 1.0)),
@@ -74,12 +93,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   """Procedural stereo clips: right view, left view, per-layer masks and disparities, and a
   caption (what is in the scene, which way the camera moves)."""
 
-  VERSION = tfds.core.Version('1.2.0')
+  VERSION = tfds.core.Version('1.3.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release.', '1.1.0': 'A caption per clip.',
                    '1.2.0': ('Views stored as raw bytes, compressed once by ArrayRecord\'s '
                              'zstd: smaller than zlib, in a third of the time. Texture '
                              'families and shapes per config, a validation_unseen split of '
-                             'held-out families, and the families of each clip.')}
+                             'held-out families, and the families of each clip.'),
+                   '1.3.0': 'The baseline each clip is rendered at; configs of many baselines.'}
   BUILDER_CONFIGS = [
       SyntheticStereoConfig(name='demo', description='64x64, 8 frames, disparity 0-8 px.'),
       SyntheticStereoConfig(name='tiny', description='16x16, 4 frames; for tests.',
@@ -102,6 +122,17 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                             shapes=('ellipse', 'box', 'polygon', 'soft'),
                             unseen_texture_families=('periodic', 'text'),
                             scene=_DIVERSE_SCENES),
+      SyntheticStereoConfig(name='diverse_strength', description='diverse, its train clips '
+                            'rendered at baselines of 0.25-2.5 (disparities up to 20 px); '
+                            'for models with strength conditioning.',
+                            texture_families=('photo', 'photo_jitter', 'noise', 'gradient'),
+                            shapes=('ellipse', 'box', 'polygon', 'soft'),
+                            unseen_texture_families=('periodic', 'text'),
+                            scene=_DIVERSE_SCENES, train_baseline_range=(0.25, 2.5)),
+      SyntheticStereoConfig(name='tiny_strength', description='tiny, train clips at '
+                            'baselines of 0.25-2.5; for tests.', num_frames=4, height=16,
+                            width=16, max_disparity=3.0, num_train=16, num_validation=4,
+                            train_baseline_range=(0.25, 2.5)),
   ]
   DEFAULT_CONFIG_NAME = 'demo'
 
@@ -119,6 +150,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             'layer_disparity': tfds.features.Tensor(shape=(layers,), dtype=np.float32),
             'layer_kind': tfds.features.Tensor(shape=(layers,), dtype=np.int32),
             'camera_speed': tfds.features.Scalar(dtype=np.float32),
+            'baseline': tfds.features.Scalar(dtype=np.float32),
             'seed': tfds.features.Scalar(dtype=np.int64),
             'caption': tfds.features.Text(),
             'texture_families': tfds.features.Text(),
@@ -135,7 +167,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     generator = synthetic_scenes.SceneGenerator(self.builder_config.scene_params(split))
     for index in range(count):
       seed = _SPLIT_SEED_OFFSET[split] + index
-      clip = generator.generate(seed)
+      baseline = self.builder_config.baseline(split, seed)
+      clip = generator.generate(seed, baseline=baseline)
       yield index, {
           'right': clip.right,
           'left': clip.left,
@@ -143,6 +176,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           'layer_disparity': clip.layer_disparity,
           'layer_kind': clip.layer_kind,
           'camera_speed': np.float32(clip.camera_speed),
+          'baseline': np.float32(baseline),
           'seed': np.int64(seed),
           'caption': synthetic_scenes.describe(clip),
           'texture_families': ','.join(clip.texture_families),

@@ -12,6 +12,13 @@ With ``mirror_augment``, a clip is mirrored horizontally and its eyes swapped: t
 left view becomes the right view and vice versa, which keeps every disparity >= 0.
 Batches hold float32 arrays in [-1, 1]: ``right`` (the condition) and ``left`` (the target).
 
+Models with strength conditioning also get ``strength`` (B,): the example's disparity scale,
+its record's ``baseline`` (1 where the records have none, as real stereo) times the zoom of
+``data.zoom_range``. The zoom resamples a smaller square than the view's usual one (a whole
+frame, or a ``resolution`` crop) to the same size, multiplying every disparity by z; it
+only ever down-samples, so the model cannot read the zoom from up-sampling blur, and real
+clips, whose baseline is fixed, still teach every scale.
+
 For a backbone (``data.task='video'``) the batch is ``video`` alone: the dataset's
 ``data.video_field`` (the right views of a stereo dataset, or ``video`` of the
 ``video_folder`` builder's clips of any directory of videos). Models that read text also
@@ -52,6 +59,14 @@ def check_records_fit(config: ml_collections.ConfigDict, source) -> None:
   if d.view == 'crop' and d.resolution > min(height, width):
     raise ValueError(f'data.resolution={d.resolution}: a crop of that size does not fit the '
                      f'{height}x{width} clips of {name}')
+  low, high = d.zoom_range
+  largest = min(height, width) / d.resolution
+  accepted = (1.0, largest) if d.view == 'downsample' else (1 / largest, 1.0)
+  if not accepted[0] <= low <= high <= accepted[1]:
+    raise ValueError(f'data.zoom_range={tuple(d.zoom_range)}: the {d.view!r} view of the '
+                     f'{height}x{width} clips of {name} at data.resolution={d.resolution} '
+                     f'accepts zooms in [{accepted[0]:.3g}, {accepted[1]:.3g}] (it only '
+                     'down-samples)')
 
 
 def batch_ndims(config: ml_collections.ConfigDict) -> dict[str, int]:
@@ -60,6 +75,8 @@ def batch_ndims(config: ml_collections.ConfigDict) -> dict[str, int]:
                                                                              'left': 5}
   if text_encoding.uses_text(config):
     keys.update(text=3, text_mask=2)
+  if config.model.strength_conditioning:
+    keys['strength'] = 1
   return keys
 
 
@@ -68,7 +85,8 @@ class TrainingView(grain.transforms.RandomMap):
   """Makes one training example (the configured view) from a stored clip.
 
   ``task='stereo'``: ``right`` and ``left`` from the record's two views; ``task='video'``:
-  ``video`` from the record's ``video_field`` (mirroring then just flips it).
+  ``video`` from the record's ``video_field`` (mirroring then just flips it). With
+  ``with_strength``, also the example's ``strength`` (baseline x zoom).
   """
   view: str
   resolution: int
@@ -76,6 +94,30 @@ class TrainingView(grain.transforms.RandomMap):
   mirror_augment: bool
   task: str = 'stereo'
   video_field: str = 'right'
+  zoom_range: tuple[float, float] = (1.0, 1.0)
+  with_strength: bool = False
+
+  def _zoomed_square(self, views, rng: np.random.Generator):
+    """A random square of the usual side / z, resized to ``resolution``; and the zoom made
+    (the ratio of sides after rounding to whole pixels)."""
+    h, w = views[0].shape[1:3]
+    if self.view == 'downsample':
+      usual = (h, w)  # the whole frame
+    elif self.view == 'crop':
+      if h < self.resolution or w < self.resolution:
+        raise ValueError(f'crop of {self.resolution} px does not fit clips of {h}x{w}')
+      usual = (self.resolution, self.resolution)
+    else:
+      raise ValueError(f"data.view must be 'downsample' or 'crop', got {self.view!r}")
+    low, high = self.zoom_range
+    zoom = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if low != high else low
+    ch, cw = (min(max(int(round(side / zoom)), self.resolution), limit)
+              for side, limit in zip(usual, (h, w)))
+    y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+    views = [v[:, y:y + ch, x:x + cw] for v in views]
+    if (ch, cw) != (self.resolution, self.resolution):
+      views = [frame_ops.resize_clip(v, self.resolution, self.resolution) for v in views]
+    return views, usual[1] / cw
 
   def random_map(self, element, rng: np.random.Generator):
     if self.task == 'video':
@@ -92,19 +134,11 @@ class TrainingView(grain.transforms.RandomMap):
     views = [v[start:start + self.num_frames] for v in views]
     if self.mirror_augment and rng.random() < 0.5:
       views = [v[:, :, ::-1] for v in reversed(views)]  # mirrored, eyes swapped
-    if self.view == 'downsample':
-      views = [frame_ops.resize_clip(v, self.resolution, self.resolution) for v in views]
-    elif self.view == 'crop':
-      h, w = views[0].shape[1:3]
-      if h < self.resolution or w < self.resolution:
-        raise ValueError(f'crop of {self.resolution} px does not fit clips of {h}x{w}')
-      y = rng.integers(0, h - self.resolution + 1)
-      x = rng.integers(0, w - self.resolution + 1)
-      views = [v[:, y:y + self.resolution, x:x + self.resolution] for v in views]
-    else:
-      raise ValueError(f"data.view must be 'downsample' or 'crop', got {self.view!r}")
+    views, zoom = self._zoomed_square(views, rng)
     names = ['video'] if self.task == 'video' else ['right', 'left']
     example = {name: frame_ops.to_model_range(v) for name, v in zip(names, views)}
+    if self.with_strength:
+      example['strength'] = np.float32(float(element.get('baseline', 1.0)) * zoom)
     for key in ('text', 'text_mask'):
       if key in element:
         example[key] = element[key]
@@ -139,7 +173,8 @@ def clip_operations(config: ml_collections.ConfigDict, batch_size: int) -> list:
                                    int(config.text.max_tokens)))
   operations += [
       TrainingView(d.view, d.resolution, d.num_frames, d.mirror_augment,
-                   d.task, d.video_field),
+                   d.task, d.video_field, tuple(d.zoom_range),
+                   bool(config.model.strength_conditioning)),
       grain.transforms.Batch(batch_size, drop_remainder=True),
   ]
   return operations

@@ -15,7 +15,8 @@ a different but related UNet, parameter by parameter (matched by path):
 * **new, identity**: temporal layers the source lacks (temporal convolutions, temporal
   attention): their residual branch ends in a zero-initialised layer, so they start as the
   identity (as Lumiere inflates its text-to-image backbone) and the model's per-frame output
-  equals the image model's;
+  equals the image model's; likewise the strength embedding of a model given strength
+  conditioning (its last layer starts at zero, so it adds nothing yet);
 * **new, random**: anything else the source lacks (e.g. text cross-attention added to an
   unconditional backbone: its output layer is zero-initialised too, so it adds nothing yet);
 * **unused**: source parameters with no place in the target.
@@ -32,7 +33,7 @@ import jax
 import numpy as np
 
 # Parameters inside residual branches whose last layer starts at zero (eye2eye_jax/models/unet.py).
-_IDENTITY_AT_INIT = re.compile(r'(^|/)temporal(_norm|_conv)?/')
+_IDENTITY_AT_INIT = re.compile(r'(^|/)temporal(_norm|_conv)?/|^strength_mlp')
 _CONV_IN = 'conv_in/conv/kernel'
 _TEMPORAL_DOWNSAMPLE = re.compile(r'^downsamplers/(\d+)/conv/(kernel|bias)$')
 

@@ -18,7 +18,6 @@ Videos are laid out (batch, frames, height, width, channels).
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -26,16 +25,9 @@ import ml_collections
 from flax import nnx
 
 from eye2eye_jax.models import attention
+from eye2eye_jax.models.embeddings import strength_embedding, timestep_embedding
 
 _zeros = nnx.initializers.zeros_init()
-
-
-def timestep_embedding(t: jax.Array, dim: int, max_period: float = 10_000.0) -> jax.Array:
-  """Sinusoidal embedding of diffusion times ``t`` in [0, 1], shape (B,) -> (B, dim)."""
-  half = dim // 2
-  freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
-  args = (t.astype(jnp.float32) * 1000.0)[:, None] * freqs[None]
-  return jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
 
 
 class SpatialConv(nnx.Module):
@@ -188,7 +180,10 @@ class SpaceTimeUNet(nnx.Module):
   frame), norm_per_frame (group norms over each frame rather than the clip; what a model
   inflated from an image UNet needs to start with its outputs), dtype (of the computation;
   weights stay float32), remat (what the backward pass recomputes), attention_chunk (queries
-  per block of the attention layers, 0: all at once; ``eye2eye_jax/models/attention.py``).
+  per block of the attention layers, 0: all at once; ``eye2eye_jax/models/attention.py``),
+  strength_conditioning (the 3D strength, the disparity scale asked for, is embedded and
+  added to the time embedding; its last layer starts at zero, so a model started from one
+  without it begins with that model's outputs).
   """
 
   def __init__(self, config: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
@@ -206,6 +201,12 @@ class SpaceTimeUNet(nnx.Module):
                          norm_per_frame=not temporal or config.norm_per_frame)
     self.time_mlp1 = nnx.Linear(ch, embed_dim, dtype=dtype, rngs=rngs)
     self.time_mlp2 = nnx.Linear(embed_dim, embed_dim, dtype=dtype, rngs=rngs)
+    if config.strength_conditioning:
+      self.strength_mlp1 = nnx.Linear(ch, embed_dim, dtype=dtype, rngs=rngs)
+      self.strength_mlp2 = nnx.Linear(embed_dim, embed_dim, kernel_init=_zeros, dtype=dtype,
+                                      rngs=rngs)
+    else:
+      self.strength_mlp1 = self.strength_mlp2 = None
     in_channels = config.video_channels + config.condition_channels
     self.conv_in = SpatialConv(in_channels, ch, dtype=dtype, rngs=rngs)
 
@@ -255,11 +256,13 @@ class SpaceTimeUNet(nnx.Module):
 
   def __call__(self, noisy: jax.Array, condition: jax.Array | None, t: jax.Array,
                text: jax.Array | None = None, text_mask: jax.Array | None = None,
-               activation_sharding: jax.sharding.Sharding | None = None) -> jax.Array:
+               activation_sharding: jax.sharding.Sharding | None = None,
+               strength: jax.Array | None = None) -> jax.Array:
     """noisy, condition: (B, T, H, W, C); t: (B,) in [0, 1]; text: (B, N, D) or None.
 
     ``condition`` is None for a model without condition channels (a backbone);
-    ``text_mask`` (B, N) marks the valid text tokens.
+    ``text_mask`` (B, N) marks the valid text tokens; ``strength`` (B,) is the disparity
+    scale asked for (read by models with strength conditioning; None means 1).
 
     ``activation_sharding`` (for (B, T, H, W, C) arrays) pins every level's activations to
     the batch layout, so the compiler does not split them along the weights' sharded
@@ -272,6 +275,10 @@ class SpaceTimeUNet(nnx.Module):
       pin = lambda x: jax.lax.with_sharding_constraint(x, activation_sharding)
     emb = timestep_embedding(t, self.time_mlp1.in_features).astype(self.dtype)
     emb = self.time_mlp2(nnx.silu(self.time_mlp1(emb)))
+    if self.strength_mlp1 is not None:
+      strength = jnp.ones(t.shape, jnp.float32) if strength is None else strength
+      s = strength_embedding(strength, self.strength_mlp1.in_features).astype(self.dtype)
+      emb = emb + self.strength_mlp2(nnx.silu(self.strength_mlp1(s)))
     inputs = noisy if condition is None else jnp.concatenate([noisy, condition], axis=-1)
     x = pin(self.conv_in(inputs.astype(self.dtype)))
     skips = [x]
@@ -373,8 +380,10 @@ def init_params(config: ml_collections.ConfigDict, seed: int) -> dict:
 
 
 def make_denoiser(graphdef, params, condition, text=None, text_mask=None,
-                  activation_sharding=None):
+                  activation_sharding=None, strength=None):
   """The UNet as a function (x_t, t) -> prediction, conditioned on the right view (None for
-  a backbone) and, for text models, on ``text`` (B, N, D) with ``text_mask`` (B, N)."""
+  a backbone), for text models on ``text`` (B, N, D) with ``text_mask`` (B, N), and for
+  strength-conditioned models on ``strength`` (B,)."""
   model = nnx.merge(graphdef, params)
-  return lambda x_t, t: model(x_t, condition, t, text, text_mask, activation_sharding)
+  return lambda x_t, t: model(x_t, condition, t, text, text_mask, activation_sharding,
+                              strength)

@@ -65,7 +65,8 @@ def batch_struct(config: ml_collections.ConfigDict, batch_size: int) -> dict:
                                config.model.video_channels), jnp.float32)
   tokens = (batch_size, int(config.text.max_tokens))
   shapes = {'text': jax.ShapeDtypeStruct(tokens + (config.model.text_embed_dim,), jnp.float32),
-            'text_mask': jax.ShapeDtypeStruct(tokens, jnp.bool_)}
+            'text_mask': jax.ShapeDtypeStruct(tokens, jnp.bool_),
+            'strength': jax.ShapeDtypeStruct((batch_size,), jnp.float32)}
   return {key: shapes.get(key, clip) for key in input_pipeline.batch_ndims(config)}
 
 

@@ -37,7 +37,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from eye2eye_jax import diffusion
 from eye2eye_jax.data import frame_ops, text_encoding
 from eye2eye_jax.models import unet
-from eye2eye_jax.sampling import window_blending
+from eye2eye_jax.sampling import convergence, window_blending
 
 
 @dataclasses.dataclass(eq=False)  # hashed by identity: a static argument of the jitted stage
@@ -61,20 +61,21 @@ class Stage:
 
 def piece_predictor(graphdef, params, guidance_scale: float, text: jax.Array | None = None,
                     text_mask: jax.Array | None = None, text_guidance_scale: float = 0.0,
-                    activation_sharding=None):
+                    activation_sharding=None, strength: jax.Array | None = None):
   """The UNet on a batch of pieces: f(x, c (B, T, H, W, C), t (B,)) -> prediction like x.
 
   text (tokens, D) and text_mask (tokens,) are shared by the batch. With guidance_scale
   w > 0 the prediction is cond + w * (cond - uncond), uncond being the model with an
   all-zero right view (meaningful for models trained with condition dropout);
   text_guidance_scale does the same with an empty caption (for models trained with caption
-  dropout). ``activation_sharding`` pins the UNet's activations (``window_blending``).
+  dropout). ``activation_sharding`` pins the UNet's activations (``window_blending``);
+  ``strength`` (a scalar) is the disparity scale asked of a strength-conditioned model.
   """
   def predict(x, c, t):
     batch = lambda a: None if a is None else jnp.broadcast_to(a[None], (x.shape[0],) + a.shape)
-    batch_text, batch_mask = batch(text), batch(text_mask)
+    batch_text, batch_mask, batch_strength = batch(text), batch(text_mask), batch(strength)
     model = lambda c, mask: unet.make_denoiser(graphdef, params, c, batch_text, mask,
-                                               activation_sharding)(x, t)
+                                               activation_sharding, batch_strength)(x, t)
     prediction = model(c, batch_mask)
     guided = prediction
     if guidance_scale:
@@ -91,14 +92,14 @@ def piece_predictor(graphdef, params, guidance_scale: float, text: jax.Array | N
                                              'text_guidance_scale', 'tiles', 'mesh'))
 def run_stage(params, condition, x_start, rng, text, text_mask, *, stage, starts, num_steps,
               eta, guidance_scale, window_batch, t_start, text_guidance_scale, tiles=None,
-              mesh=None):
+              mesh=None, strength=None):
   """DDIM from ``x_start`` at ``t_start`` with one stage's UNet blended over windows
   ``starts`` (and ``tiles``, ``window_blending.refiner_tiles``), ``window_batch`` pieces per
   device per call, spread over ``mesh`` (``window_blending.sampling_mesh``); jitted per
-  shape."""
+  shape (``strength``, a traced scalar, does not recompile)."""
   predict = piece_predictor(unet.model_graphdef(stage.config), params, guidance_scale, text,
                             text_mask, text_guidance_scale,
-                            window_blending.activation_layout(mesh))
+                            window_blending.activation_layout(mesh), strength)
   denoiser = window_blending.blended_denoiser(predict, condition, starts, stage.num_frames,
                                               tiles, window_batch, mesh)
   return diffusion.ddim_sample(stage.config, denoiser, x_start, rng, num_steps, t_start=t_start,
@@ -113,6 +114,22 @@ def base_grid(height: int, width: int, short_side: int, factor: int) -> tuple[in
   """(h, w) with the short side ``short_side`` and the aspect ratio kept, multiples of factor."""
   scale = short_side / min(height, width)
   return _round_to(height * scale, factor), _round_to(width * scale, factor)
+
+
+def check_strength(strength: float, base_config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the accepted range when ``sample.strength`` cannot be made:
+  outside the base model's ``model.strength_range``, or not 1 for a model without strength
+  conditioning."""
+  if not base_config.model.strength_conditioning:
+    if strength != 1.0:
+      raise ValueError(f'sample.strength={strength}: this base model has no strength '
+                       'conditioning (model.strength_conditioning=False); it only makes '
+                       'strength 1 (sample.base_resolution changes its disparity instead)')
+    return
+  low, high = base_config.model.strength_range
+  if not low <= strength <= high:
+    raise ValueError(f'sample.strength={strength}: this base model was trained for strengths '
+                     f'in [{low}, {high}] (model.strength_range)')
 
 
 class StereoSampler:
@@ -134,6 +151,8 @@ class StereoSampler:
       raise ValueError(f"sample.input_eye must be 'right' or 'left', got {s.input_eye!r}")
     if s.window_batch < 1:
       raise ValueError(f'sample.window_batch must be >= 1, got {s.window_batch}')
+    check_strength(float(s.strength), base.config)
+    convergence.check_convergence(float(s.convergence))
     self.mesh = window_blending.sampling_mesh(s)
     self._placed = {}  # stage -> its weights on every device of the mesh
 
@@ -165,9 +184,12 @@ class StereoSampler:
                                             stage.spatial_factor)
     if stage not in self._placed:
       self._placed[stage] = self._on_mesh(stage.params)
-    condition, x_start, rng, text, text_mask = self._on_mesh(
-        (jnp.asarray(condition), x_start, rng, text, text_mask))
+    strength = (jnp.float32(s.strength) if stage.config.model.strength_conditioning
+                else None)
+    condition, x_start, rng, text, text_mask, strength = self._on_mesh(
+        (jnp.asarray(condition), x_start, rng, text, text_mask, strength))
     out = run_stage(self._placed[stage], condition, x_start, rng, text, text_mask,
+                    strength=strength,
                     stage=stage, starts=starts, num_steps=int(num_steps), eta=float(s.eta),
                     guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
                     t_start=float(t_start), text_guidance_scale=float(s.text_guidance_scale),

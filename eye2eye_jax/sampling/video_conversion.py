@@ -12,7 +12,7 @@ import tqdm
 from eye2eye_jax.common import atomic_files
 from eye2eye_jax.data import video_io
 from eye2eye_jax.models import checkpoints
-from eye2eye_jax.sampling import stereo_formats, stereo_sampler
+from eye2eye_jax.sampling import convergence, stereo_formats, stereo_sampler
 
 
 def list_inputs(path: str) -> list[pathlib.Path]:
@@ -144,10 +144,12 @@ def write_layouts(sample_config: ml_collections.ConfigDict, paths: dict[str, pat
                   progress: tqdm.tqdm | None = None, name: str = 'the video',
                   output_dir: str | pathlib.Path = '') -> None:
   """Writes each layout in ``paths`` (from ``output_paths``) of the input eye's frames
-  ``source`` and the generated eye's, all or none (each to a temporary file, renamed into
+  ``source`` and the generated eye's (``sample.convergence`` applied), all or none (each to a temporary file, renamed into
   place together); ``progress`` advances by one per file."""
   s = sample_config
   left, right = (source, generated) if s.input_eye == 'left' else (generated, source)
+  left, right = convergence.converge(left, right, float(s.convergence))
+  generated = right if s.input_eye == 'left' else left
   try:
     with atomic_files.atomic_paths(paths.values()) as temporaries:
       for (layout, target), temporary in zip(paths.items(), temporaries):

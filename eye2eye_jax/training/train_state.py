@@ -7,7 +7,8 @@ from the run's seed and the step number, so a resumed run draws the same noise.
 
 Batches (``eye2eye_jax/data/input_pipeline.py``) hold ``right`` (the condition) and ``left`` (the
 target) for the stereo task, or ``video`` alone for a backbone (``data.task='video'``), plus
-``text`` / ``text_mask`` when the model reads text.
+``text`` / ``text_mask`` when the model reads text, and ``strength`` (B,) when it is
+conditioned on the disparity scale.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def batch_loss(config: ml_collections.ConfigDict, graphdef, params, batch: dict,
   text, text_mask = batch.get('text'), batch.get('text_mask')
   if 'keep_caption' in noise:
     text_mask = jnp.logical_and(text_mask, noise['keep_caption'])
-  denoiser = unet.make_denoiser(graphdef, params, condition, text, text_mask, activation_sharding)
+  denoiser = unet.make_denoiser(graphdef, params, condition, text, text_mask, activation_sharding,
+                                batch.get('strength'))
   return diffusion.diffusion_loss(config, denoiser, target, None, (noise['t'], noise['eps']))
 
 
