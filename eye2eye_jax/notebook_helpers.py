@@ -15,7 +15,8 @@ import numpy as np
 from eye2eye_jax import config_base
 from eye2eye_jax.data import frame_ops, synthetic_scenes, video_io
 from eye2eye_jax.evaluation import disparity_estimation
-from eye2eye_jax.sampling import stereo_formats, stereo_sampler, video_conversion
+from eye2eye_jax.sampling import (convergence, stereo_formats, stereo_sampler,
+                                  video_conversion)
 
 
 def in_colab() -> bool:
@@ -49,6 +50,18 @@ def load_sampler(checkpoint: str = 'bundled:demo',
       raise KeyError(f'unknown sample setting {key!r}; have {sorted(config.sample.keys())}')
     config.sample[key] = value
   return video_conversion.load_sampler(config, checkpoint, refiner_checkpoint)
+
+
+def with_settings(sampler: stereo_sampler.StereoSampler, **sample_overrides
+                  ) -> stereo_sampler.StereoSampler:
+  """The same models with other sampling settings (e.g. ``strength=2``), checked as at
+  loading; compiled programs are shared with ``sampler``."""
+  config = sampler.sample_config.copy_and_resolve_references()
+  for key, value in sample_overrides.items():
+    if key not in config:
+      raise KeyError(f'unknown sample setting {key!r}; have {sorted(config.keys())}')
+    config[key] = value
+  return stereo_sampler.StereoSampler(sampler.base, sampler.refiner, config)
 
 
 def synthetic_clip(num_frames: int = 8, size: int = 64, seed: int = 0,
@@ -86,12 +99,18 @@ def _check_frames(frames: np.ndarray, name: str) -> np.ndarray:
 
 def convert_clip(sampler: stereo_sampler.StereoSampler, frames: np.ndarray, fps: float = 8.0,
                  true_left: np.ndarray | None = None, name: str = 'frames') -> StereoResult:
-  """Generates the other eye of a uint8 (T, H, W, 3) clip; ``name`` is used in errors."""
+  """Generates the other eye of a uint8 (T, H, W, 3) clip (``sample.convergence`` applied
+  to the pair); ``name`` is used in errors."""
   frames = _check_frames(frames, name)
   generated = sampler.convert(frames, fps=fps)
-  if sampler.sample_config.input_eye == 'left':
-    return StereoResult(left=frames, right=generated, fps=fps)
-  return StereoResult(left=generated, right=frames, fps=fps, true_left=true_left)
+  s = sampler.sample_config
+  if s.input_eye == 'left':
+    left, right = convergence.converge(frames, generated, float(s.convergence))
+    return StereoResult(left=left, right=right, fps=fps)
+  left, right = convergence.converge(generated, frames, float(s.convergence))
+  if true_left is not None:  # shifted and cropped as the generated view was
+    true_left = convergence.converge(true_left, frames, float(s.convergence))[0]
+  return StereoResult(left=left, right=right, fps=fps, true_left=true_left)
 
 
 def convert_video_file(sampler: stereo_sampler.StereoSampler, path: str | pathlib.Path,
