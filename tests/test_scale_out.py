@@ -133,7 +133,7 @@ def test_hosts_that_do_not_share_the_data_dir_are_refused_before_any_work(tmp_pa
   assert [list(h.rglob('*.array_record*')) for h in hosts] == [[], []]  # nothing built
 
 
-_STEPS = 200
+_STEPS = 60
 
 
 class _Training:
@@ -147,7 +147,7 @@ class _Training:
           [sys.executable, '-m', 'eye2eye_jax.train', f'--config={REPO / "configs" / "tiny.py"}',
            f'--workdir={workdir}', f'--config.data.data_dir={data_dir}',
            '--config.train.sample_every=0', f'--config.train.num_steps={_STEPS}',
-           '--config.train.checkpoint_every=10', '--config.train.log_every=10',
+           '--config.train.checkpoint_every=5', '--config.train.log_every=5',
            '--alsologtostderr'], stdout=log, stderr=subprocess.STDOUT, env=subprocess_env())
 
   def finish(self) -> tuple[int, str]:
@@ -182,18 +182,16 @@ def test_killed_and_preempted_training_resumes_exactly(tiny_dataset, tmp_path):
   assert code == 0, output[-3000:]
 
   resumed = tmp_path / 'resumed'
-  code, _ = _interrupt(resumed, tiny_dataset, signal.SIGKILL, after_step=30)
+  code, _ = _interrupt(resumed, tiny_dataset, signal.SIGKILL, after_step=15)
   assert code == -signal.SIGKILL
   saved = max(_saved_steps(resumed))
   # SIGTERM (preemption): saves the step it is at, then exits with 143 (to be requeued).
-  code, output = _interrupt(resumed, tiny_dataset, signal.SIGTERM, after_step=saved + 20)
+  code, output = _interrupt(resumed, tiny_dataset, signal.SIGTERM, after_step=saved + 15)
   assert f'Resumed from step {saved}' in output  # nothing lost beyond the last checkpoint
   if 'Preempted: saved step' in output:
     assert code == 143 and 'run the same command again to resume' in output
     stopped = int(output.split('Preempted: saved step ')[1].split()[0])
     assert max(_saved_steps(resumed)) == stopped
-  saved = max(_saved_steps(resumed))
-  code, _ = _interrupt(resumed, tiny_dataset, signal.SIGKILL, after_step=saved + 20)
   saved = max(_saved_steps(resumed))
   code, output = _Training(resumed, tiny_dataset).finish()
   assert code == 0, output[-3000:]
