@@ -144,8 +144,9 @@ def write_layouts(sample_config: ml_collections.ConfigDict, paths: dict[str, pat
                   progress: tqdm.tqdm | None = None, name: str = 'the video',
                   output_dir: str | pathlib.Path = '') -> None:
   """Writes each layout in ``paths`` (from ``output_paths``) of the input eye's frames
-  ``source`` and the generated eye's (``sample.convergence`` applied), all or none (each to a temporary file, renamed into
-  place together); ``progress`` advances by one per file."""
+  ``source`` and the generated eye's (``sample.convergence`` applied), all or none (each
+  to a temporary file, renamed into place together); ``progress`` advances by one per
+  file."""
   s = sample_config
   left, right = (source, generated) if s.input_eye == 'left' else (generated, source)
   left, right = convergence.converge(left, right, float(s.convergence))
