@@ -11,7 +11,9 @@
    shift, warp-and-inpaint), and writes ``metrics.json``, ``report.md`` and ``plots/``; where
    the dataset holds texture families out (``diverse``), the same for ``validation_unseen``
    in its own folder, and ``splits.md`` / ``splits.json`` setting the two side by side;
-5. measures how the base sampling resolution (the 3D-strength control) changes the disparity.
+5. measures the 3D strength: how the base sampling resolution changes the disparity, and,
+   with the strength-conditioned models of ``--strength_config``, the disparity made at
+   each requested strength (``strength/strength.md``, on the held-out families).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from absl import flags, logging
 
 from eye2eye_jax.common import cli_flags, runtime
 from eye2eye_jax.data import datasets, video_io
-from eye2eye_jax.evaluation import metrics_report, split_comparison, synthetic_eval
+from eye2eye_jax import config_base
+from eye2eye_jax.evaluation import (metrics_report, split_comparison, strength_response,
+                                    synthetic_eval)
 from eye2eye_jax.sampling import stereo_formats, stereo_sampler, video_conversion
 from eye2eye_jax.training import loop
 
@@ -36,13 +40,18 @@ _CHECKPOINT, _REFINER = cli_flags.define_checkpoints('default: config.sample.che
 _NUM_VIDEOS = flags.DEFINE_integer('num_videos', 4, 'Held-out clips written as videos.')
 _NUM_EVAL = flags.DEFINE_integer('num_eval_clips', 32, 'Held-out clips measured.')
 _STRENGTH_CLIPS = flags.DEFINE_integer('num_strength_clips', 8,
-                                       'Held-out clips measured per base resolution.')
+                                       'Held-out clips measured per base resolution '
+                                       'and per requested strength.')
+_STRENGTH_CONFIG = flags.DEFINE_string(
+    'strength_config', str(_REPO / 'configs' / 'strength_demo.py'),
+    'Config whose sample.checkpoint / refiner_checkpoint are strength-conditioned models, '
+    'measured at strengths 0.5-2 in step 5 ("": skip).')
 _FPS = 8.0  # frame rate of the demo's videos
 
 
 def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | None,
         num_videos: int, num_eval_clips: int, refiner_checkpoint: str | None = None,
-        num_strength_clips: int = 0) -> dict[str, dict]:
+        num_strength_clips: int = 0, strength_config: str = '') -> dict[str, dict]:
   """Runs the five steps; returns each evaluated split's metrics."""
   output_dir.mkdir(parents=True, exist_ok=True)
   data_dir = datasets.resolve_data_dir(config)
@@ -105,7 +114,34 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
                                 metrics, examples[split])
   if len(by_split) > 1:
     split_comparison.write_comparison(output_dir, by_split, report_name='splits.md')
+  if strength_config and num_strength_clips:
+    split = 'validation_unseen' if 'validation_unseen' in by_split else 'validation'
+    by_split[split]['strength_response'] = _strength_response(
+        strength_config, config, split, data_dir, num_strength_clips, output_dir / 'strength')
   return by_split
+
+
+def _strength_response(config_file: str, config, split: str, data_dir: str, count: int,
+                       output_dir: pathlib.Path) -> list[dict]:
+  """The response curve (its rows) of the strength-conditioned models of ``config_file`` on
+  ``split`` of the demo dataset, written to ``output_dir``. Validation clips are at
+  baseline 1 in every config, so any config's validation clips can measure it."""
+  strength_config = config_base.load_config_file(config_file)
+  clips = datasets.data_source(config, split, data_dir)
+  records = [clips[i] for i in range(min(count, len(clips)))]
+  checkpoint = strength_config.sample.checkpoint
+  sampler = video_conversion.load_sampler(strength_config, checkpoint,
+                                          strength_config.sample.refiner_checkpoint)
+  print(f'      requested strengths {strength_response.STRENGTHS} with {checkpoint} on '
+        f'{len(records)} clips of {split}')
+  rows = strength_response.measure(
+      sampler, records, synthetic_eval.scene_params(config, split),
+      progress=lambda r: print(f'      strength {r["strength"]:g}: disparity scale '
+                               f'{r["generated"]["scale"] or 0:.2f}, PSNR '
+                               f'{r["generated"]["psnr"]:.2f} dB (copy {r["copy_psnr"]:.2f})'))
+  strength_response.write(output_dir, rows, len(records), split)
+  return rows
+  by_split[split]['strength_response'] = rows
 
 
 def _strength_sweep(config, sampler, validation, count: int) -> list[dict]:
@@ -143,7 +179,8 @@ def main(argv):
   output_dir = pathlib.Path(_OUTPUT_DIR.value)
   with cli_flags.exit_on_error(FloatingPointError):
     by_split = run(_CONFIG.value, output_dir, _TRAIN_STEPS.value, _CHECKPOINT.value,
-                   _NUM_VIDEOS.value, _NUM_EVAL.value, _REFINER.value, _STRENGTH_CLIPS.value)
+                   _NUM_VIDEOS.value, _NUM_EVAL.value, _REFINER.value, _STRENGTH_CLIPS.value,
+                   _STRENGTH_CONFIG.value)
   for split, metrics in by_split.items():
     g = metrics['geometry']['generated']['all']
     image = metrics['image']
@@ -155,6 +192,8 @@ def main(argv):
   reports = ['report.md'] + [f'{s}/report.md' for s in by_split if s != 'validation']
   if len(by_split) > 1:
     reports.append('splits.md (the splits side by side)')
+  if (output_dir / 'strength' / 'strength.md').is_file():
+    reports.append('strength/strength.md (the 3D strength asked for and made)')
   print(f'\nVideos in {output_dir / "videos"}; reports in {output_dir}: {", ".join(reports)}')
 
 

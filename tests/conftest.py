@@ -80,6 +80,33 @@ def tiny_checkpoint(tiny_config, tiny_dataset, tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
+def tiny_strength_config(tmp_path_factory):
+  """The tiny model with strength conditioning, on clips of many baselines, zoomed 1-2x."""
+  from eye2eye_jax.data import datasets
+  config = load_config('tiny')
+  config.data.builder_config = 'tiny_strength'
+  config.data.data_dir = str(tmp_path_factory.mktemp('tfds_strength'))
+  config.data.zoom_range = (1.0, 2.0)
+  config.model.strength_conditioning = True
+  config.train.num_steps, config.train.sample_every = 6, 0
+  datasets.ensure_dataset(config, config.data.data_dir)
+  return config
+
+
+@pytest.fixture(scope='session')
+def tiny_strength_checkpoint(tiny_strength_config, tmp_path_factory):
+  """A training workdir of ``tiny_strength_config`` after 6 steps (finite losses)."""
+  import numpy as np
+  from eye2eye_jax.training import loop
+  workdir = tmp_path_factory.mktemp('tiny_strength_train')
+  losses = []
+  loop.train_and_evaluate(tiny_strength_config, str(workdir),
+                          on_metrics=lambda step, m: losses.append(m['loss']))
+  assert losses and np.isfinite(losses).all()
+  return workdir
+
+
+@pytest.fixture(scope='session')
 def fake_bucket():
   """``gs://bucket`` on a fake Cloud Storage server on localhost (gcp-storage-emulator):
   etils.epath (through gcsfs) and orbax's tensorstore reach it in this process and in

@@ -2,17 +2,26 @@
 
 import json
 
+from conftest import REPO
 from eye2eye_jax import demo
 from eye2eye_jax.data import video_io
 
 
-def test_main_job_writes_videos_metrics_and_report(tiny_config, tiny_checkpoint, tmp_path):
+def test_main_job_writes_videos_metrics_and_report(tiny_config, tiny_checkpoint,
+                                                  tiny_strength_checkpoint, tmp_path):
   config = tiny_config.copy_and_resolve_references()
   config.data.builder_config = 'tiny_diverse'  # seen and held-out texture families
   config.data.data_dir = str(tmp_path / 'tfds')
+  strength_config = tmp_path / 'strength_config.py'  # the strength model's sampling config
+  strength_config.write_text(
+      'from eye2eye_jax.config_base import load_config_file\n\n\n'
+      'def get_config():\n'
+      f'  c = load_config_file({str(REPO / "configs" / "tiny.py")!r})\n'
+      f'  c.sample.checkpoint = {str(tiny_strength_checkpoint)!r}\n'
+      '  return c\n')
   by_split = demo.run(config, tmp_path, train_steps=4, checkpoint=str(tiny_checkpoint),
                       num_videos=1, num_eval_clips=2, refiner_checkpoint=str(tiny_checkpoint),
-                      num_strength_clips=1)
+                      num_strength_clips=1, strength_config=str(strength_config))
   assert list(by_split) == ['validation', 'validation_unseen']
   saved = json.loads((tmp_path / 'metrics.json').read_text())
   assert saved['num_clips'] == 2 == by_split['validation']['num_clips']
@@ -40,3 +49,9 @@ def test_main_job_writes_videos_metrics_and_report(tiny_config, tiny_checkpoint,
   splits = (tmp_path / 'splits.md').read_text()
   assert '| method | validation | validation_unseen |' in splits
   assert json.loads((tmp_path / 'splits.json').read_text())['generalisation_gap_db'] is not None
+  # The strength-conditioned model, asked for each strength on the held-out families.
+  rows = by_split['validation_unseen']['strength_response']
+  assert [r['strength'] for r in rows] == [0.5, 1.0, 1.5, 2.0]
+  saved = json.loads((tmp_path / 'strength' / 'strength.json').read_text())
+  assert saved['split'] == 'validation_unseen' and saved['rows'] == rows
+  assert (tmp_path / 'strength' / 'plots' / 'strength_response.png').is_file()

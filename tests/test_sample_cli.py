@@ -127,6 +127,20 @@ def test_command_line_mistakes_are_one_line(tiny_checkpoint, input_dir, tmp_path
       f'error: {tmp_path / "a_file"}: the output directory is a file')
 
 
+def test_strengths_and_convergences_out_of_range_are_refused_before_any_work(
+    tiny_strength_checkpoint, input_dir, tmp_path):
+  for setting, message in (
+      ('strength=-1', 'error: sample.strength=-1.0: this base model was trained for strengths '
+                      'in [0.25, 2.5] (model.strength_range)'),
+      ('convergence=0.5', 'error: sample.convergence=0.5: accepted range is [-0.25, 0.25] '
+                          '(a fraction of the frame width)')):
+    result = _run_sample(f'--input={input_dir}', f'--output_dir={tmp_path / "out"}',
+                         f'--checkpoint={tiny_strength_checkpoint}',
+                         f'--config.sample.{setting}')
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == message
+    assert not (tmp_path / 'out').exists()
+
+
 def test_a_batch_stopped_by_a_bad_file_prints_its_summary_and_a_hint(tiny_checkpoint, tmp_path):
   folder = tmp_path / 'in'
   folder.mkdir()

@@ -9,12 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import load_config
 from eye2eye_jax.data import datasets, input_pipeline, synthetic_scenes
 from eye2eye_jax.evaluation import strength_response, synthetic_eval
 from eye2eye_jax.models import surgery, unet
 from eye2eye_jax.sampling import convergence, stereo_sampler
-from eye2eye_jax.training import loop
 
 
 def _measured_disparity(left: np.ndarray, right: np.ndarray, max_shift: float) -> float:
@@ -109,22 +107,11 @@ def test_zooms_that_would_up_sample_are_refused_naming_the_range(tiny_config, ti
     input_pipeline.check_records_fit(config, source)
 
 
-@pytest.fixture(scope='module')
-def strength_config(tmp_path_factory):
-  config = load_config('tiny')
-  config.data.builder_config = 'tiny_strength'
-  config.data.data_dir = str(tmp_path_factory.mktemp('tfds_strength'))
-  config.data.zoom_range = (1.0, 2.0)
-  config.model.strength_conditioning = True
-  config.train.num_steps, config.train.sample_every = 6, 0
-  datasets.ensure_dataset(config, config.data.data_dir)
-  return config
-
-
-def test_train_clips_are_rendered_at_their_stored_baselines(strength_config):
+def test_train_clips_are_rendered_at_their_stored_baselines(tiny_strength_config):
   scenes = datasets.builder_class('synthetic_stereo').builder_configs['tiny_strength']
   generator = synthetic_scenes.SceneGenerator(scenes.scene_params('train'))
-  train = datasets.data_source(strength_config, 'train', strength_config.data.data_dir)
+  data_dir = tiny_strength_config.data.data_dir
+  train = datasets.data_source(tiny_strength_config, 'train', data_dir)
   baselines = [float(train[i]['baseline']) for i in range(len(train))]
   assert min(baselines) >= 0.25 and max(baselines) <= 2.5
   assert max(baselines) / min(baselines) > 3  # spread over the range
@@ -133,33 +120,27 @@ def test_train_clips_are_rendered_at_their_stored_baselines(strength_config):
     truth = generator.generate(int(record['seed']), baseline=float(record['baseline']))
     np.testing.assert_array_equal(record['left'], truth.left)
     np.testing.assert_allclose(record['layer_disparity'], truth.layer_disparity)
-  validation = datasets.data_source(strength_config, 'validation',
-                                    strength_config.data.data_dir)
+  validation = datasets.data_source(tiny_strength_config, 'validation', data_dir)
   assert {float(validation[i]['baseline']) for i in range(len(validation))} == {1.0}
 
 
 @pytest.fixture(scope='module')
-def strength_stage(strength_config, tmp_path_factory):
-  """The tiny model with strength conditioning after a few steps, its zero-initialised
-  output layers then set as if they had learned (a few steps barely move them)."""
-  workdir = tmp_path_factory.mktemp('strength_train')
-  losses = []
-  loop.train_and_evaluate(strength_config, str(workdir),
-                          on_metrics=lambda step, m: losses.append(m['loss']))
-  assert losses and np.isfinite(losses).all()
+def strength_stage(tiny_strength_checkpoint):
+  """The tiny strength model with its zero-initialised output layers set as if they had
+  learned (a few steps barely move them)."""
   from eye2eye_jax.models import checkpoints
-  stage = stereo_sampler.Stage(*checkpoints.load_for_inference(str(workdir)))
+  stage = stereo_sampler.Stage(*checkpoints.load_for_inference(str(tiny_strength_checkpoint)))
   stage.params = _with_learned_output_layers(stage.params, 'conv2/|^conv_out/|^strength_mlp2/',
                                              0.01)
   return stage
 
 
-def test_a_strength_model_samples_every_strength_with_one_program(strength_config,
+def test_a_strength_model_samples_every_strength_with_one_program(tiny_strength_config,
                                                                    strength_stage):
   video = np.random.default_rng(0).integers(0, 255, (4, 8, 8, 3), np.uint8)
   outputs, before = [], stereo_sampler.run_stage._cache_size()
   for strength in (0.5, 2.0):
-    sample = strength_config.sample.copy_and_resolve_references()
+    sample = tiny_strength_config.sample.copy_and_resolve_references()
     sample.strength = strength
     outputs.append(stereo_sampler.StereoSampler(strength_stage, None, sample).convert(video))
   assert np.abs(outputs[0].astype(int) - outputs[1]).max() > 0
@@ -167,13 +148,13 @@ def test_a_strength_model_samples_every_strength_with_one_program(strength_confi
 
 
 def test_the_response_curve_is_measured_against_the_view_each_strength_asks_for(
-    strength_config, strength_stage, tmp_path):
+    tiny_strength_config, strength_stage, tmp_path):
   split = 'validation'
-  clips = datasets.data_source(strength_config, split, strength_config.data.data_dir)
+  clips = datasets.data_source(tiny_strength_config, split, tiny_strength_config.data.data_dir)
   records = [clips[i] for i in range(2)]
-  sample = strength_config.sample.copy_and_resolve_references()
+  sample = tiny_strength_config.sample.copy_and_resolve_references()
   sampler = stereo_sampler.StereoSampler(strength_stage, None, sample)
-  params = synthetic_eval.scene_params(strength_config, split)
+  params = synthetic_eval.scene_params(tiny_strength_config, split)
   rows = strength_response.measure(sampler, records, params)
   assert [r['strength'] for r in rows] == list(strength_response.STRENGTHS)
   # The truth moves further from the right view as the strength grows: copying it scores
@@ -188,8 +169,8 @@ def test_the_response_curve_is_measured_against_the_view_each_strength_asks_for(
   assert (tmp_path / 'plots' / 'strength_response.png').read_bytes()[:4] == b'\x89PNG'
 
 
-def test_strengths_a_model_cannot_make_are_clear_errors(strength_config, tiny_config):
-  conditioned = strength_config.copy_and_resolve_references()
+def test_strengths_a_model_cannot_make_are_clear_errors(tiny_strength_config, tiny_config):
+  conditioned = tiny_strength_config.copy_and_resolve_references()
   for bad in (-1.0, 0.0, 10.0):
     with pytest.raises(ValueError, match=r'trained for strengths in \[0.25, 2.5\]'):
       stereo_sampler.check_strength(bad, conditioned)
