@@ -44,7 +44,7 @@ def test_notebook_runs_and_shows_frames(tmp_path, monkeypatch):
   _inject_parameters(notebook, {
       'NUM_FRAMES': 4, 'FRAME_SIZE': 32, 'BASE_STEPS': 2, 'REFINER_STEPS': 2,
       'VIDEO_PATH': str(video_path), 'MAX_VIDEO_FRAMES': 4, 'MAX_VIDEO_SIDE': 32,
-      'OUTPUT_DIR': str(tmp_path / 'stereo')})
+      'OUTPUT_DIR': str(tmp_path / 'stereo'), 'CONVERGENCE': 0.02})
   # The kernel inherits this environment: it imports the package from this checkout.
   monkeypatch.setenv('PYTHONPATH', os.pathsep.join(
       [str(REPO)] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
@@ -63,7 +63,7 @@ def test_notebook_runs_and_shows_frames(tmp_path, monkeypatch):
   for title in ('generated left', 'side-by-side (L | R)', 'anaglyph (red-cyan)'):
     assert html.count(title) >= 2
   plots = _outputs(notebook, 'image/png')
-  assert len(plots) == 2  # one disparity plot per conversion
+  assert len(plots) == 3  # a disparity plot per conversion, and the strength curve
   assert all(base64.b64decode(p)[:8] == b'\x89PNG\r\n\x1a\n' for p in plots)
   written = sorted(p.name for p in (tmp_path / 'stereo').iterdir())
   assert written == ['upload_LRF_Full_SBS.mp4', 'upload_LR_Half_SBS.mp4', 'upload_TB.mp4',

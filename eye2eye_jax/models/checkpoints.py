@@ -25,7 +25,8 @@ from etils import epath
 from eye2eye_jax import config_base
 
 _ASSETS = pathlib.Path(__file__).resolve().parent.parent / 'assets'
-BUNDLED = {'demo': _ASSETS / 'demo_checkpoint', 'demo_refiner': _ASSETS / 'demo_refiner_checkpoint'}
+BUNDLED = {name: _ASSETS / f'{name}_checkpoint'
+           for name in ('demo', 'demo_refiner', 'strength_demo', 'strength_refiner_demo')}
 
 
 def absolute(directory: str) -> str:
