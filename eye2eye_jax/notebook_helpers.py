@@ -45,23 +45,26 @@ def load_sampler(checkpoint: str = 'bundled:demo',
   The models themselves come from the checkpoints' own configs.
   """
   config = config_base.load_config_file(config_file or repo_config('demo'))
-  for key, value in sample_overrides.items():
-    if key not in config.sample:
-      raise KeyError(f'unknown sample setting {key!r}; have {sorted(config.sample.keys())}')
-    config.sample[key] = value
+  config.sample = _overridden(config.sample, sample_overrides)
   return video_conversion.load_sampler(config, checkpoint, refiner_checkpoint)
+
+
+def _overridden(sample_config, overrides: dict):
+  """A copy of ``sample_config`` with ``overrides`` set; an unknown setting is a KeyError."""
+  config = sample_config.copy_and_resolve_references()
+  for key, value in overrides.items():
+    if key not in config:
+      raise KeyError(f'unknown sample setting {key!r}; have {sorted(config.keys())}')
+    config[key] = value
+  return config
 
 
 def with_settings(sampler: stereo_sampler.StereoSampler, **sample_overrides
                   ) -> stereo_sampler.StereoSampler:
   """The same models with other sampling settings (e.g. ``strength=2``), checked as at
   loading; compiled programs are shared with ``sampler``."""
-  config = sampler.sample_config.copy_and_resolve_references()
-  for key, value in sample_overrides.items():
-    if key not in config:
-      raise KeyError(f'unknown sample setting {key!r}; have {sorted(config.keys())}')
-    config[key] = value
-  return stereo_sampler.StereoSampler(sampler.base, sampler.refiner, config)
+  return stereo_sampler.StereoSampler(sampler.base, sampler.refiner,
+                                      _overridden(sampler.sample_config, sample_overrides))
 
 
 def synthetic_clip(num_frames: int = 8, size: int = 64, seed: int = 0,
