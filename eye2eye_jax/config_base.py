@@ -154,7 +154,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.sample.guidance_scale = 0.0  # classifier-free guidance on the right view; 0 = off
   c.sample.caption = ''  # text for models with text conditioning ('' = none)
   c.sample.text_guidance_scale = 0.0  # classifier-free guidance on the caption; 0 = off
-  c.sample.eta = 0.0  # 0: DDIM; 1: DDPM-like ancestral sampling
+  # 'ddim' or 'dpmpp_2m' (DPM-Solver++(2M): second order, fewer steps for the same quality)
+  c.sample.solver = 'ddim'
+  c.sample.eta = 0.0  # 'ddim' only: 0 deterministic; 1 DDPM-like ancestral sampling
   c.sample.seed = 0
   c.sample.window_overlap = -1  # frames shared by consecutive windows; -1: half a clip
   c.sample.window_batch = 4  # windows (or refiner tiles) per device per UNet call

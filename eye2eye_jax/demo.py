@@ -13,7 +13,9 @@
    in its own folder, and ``splits.md`` / ``splits.json`` setting the two side by side;
 5. measures the 3D strength: how the base sampling resolution changes the disparity, and,
    with the strength-conditioned models of ``--strength_config``, the disparity made at
-   each requested strength (``strength/strength.md``, on the held-out families).
+   each requested strength (``strength/strength.md``, on the held-out families);
+6. measures quality against model evaluations: the same held-out clips converted with
+   fewer steps and with each solver (``steps/steps.md``).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from absl import flags, logging
 from eye2eye_jax.common import cli_flags, runtime
 from eye2eye_jax.data import datasets, video_io
 from eye2eye_jax import config_base
-from eye2eye_jax.evaluation import (metrics_report, split_comparison, strength_response,
-                                    synthetic_eval)
+from eye2eye_jax.evaluation import (metrics_report, quality_vs_steps, split_comparison,
+                                    strength_response, synthetic_eval)
 from eye2eye_jax.sampling import stereo_formats, stereo_sampler, video_conversion
 from eye2eye_jax.training import loop
 
@@ -46,21 +48,25 @@ _STRENGTH_CONFIG = flags.DEFINE_string(
     'strength_config', str(_REPO / 'configs' / 'strength_demo.py'),
     'Config whose sample.checkpoint / refiner_checkpoint are strength-conditioned models, '
     'measured at strengths 0.5-2 in step 5 ("": skip).')
+_STEPS_CLIPS = flags.DEFINE_integer('num_steps_clips', 8,
+                                    'Held-out clips converted per sampler setting in step 6 '
+                                    '(0: skip it).')
 _FPS = 8.0  # frame rate of the demo's videos
 
 
 def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | None,
         num_videos: int, num_eval_clips: int, refiner_checkpoint: str | None = None,
-        num_strength_clips: int = 0, strength_config: str = '') -> dict[str, dict]:
-  """Runs the five steps; returns each evaluated split's metrics."""
+        num_strength_clips: int = 0, strength_config: str = '',
+        num_steps_clips: int = 0) -> dict[str, dict]:
+  """Runs the six steps; returns each evaluated split's metrics."""
   output_dir.mkdir(parents=True, exist_ok=True)
   data_dir = datasets.resolve_data_dir(config)
-  print(f'[1/5] Dataset {config.data.builder}/{config.data.builder_config} in {data_dir}')
+  print(f'[1/6] Dataset {config.data.builder}/{config.data.builder_config} in {data_dir}')
   datasets.ensure_dataset(config, data_dir)
 
   training_summary = None
   if train_steps > 0:
-    print(f'[2/5] Training the demo config for {train_steps} steps '
+    print(f'[2/6] Training the demo config for {train_steps} steps '
           f'(workdir {output_dir / "train"})')
     train_config = config.copy_and_resolve_references()
     train_config.train.num_steps = train_steps
@@ -79,7 +85,7 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
   source = checkpoint or config.sample.checkpoint
   refiner = (config.sample.refiner_checkpoint if refiner_checkpoint is None
              else refiner_checkpoint)
-  print(f'[3/5] Converting {num_videos} held-out clips with base {source}'
+  print(f'[3/6] Converting {num_videos} held-out clips with base {source}'
         + (f' and refiner {refiner}' if refiner else ' (no refiner)'))
   sampler = video_conversion.load_sampler(config, source, refiner)
   validation = datasets.data_source(config, 'validation', data_dir)
@@ -98,7 +104,7 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
     clips = validation if split == 'validation' else datasets.data_source(config, split,
                                                                            data_dir)
     count = min(num_eval_clips, len(clips))
-    print(f'[4/5] Measuring the 3D effect on {count} clips of {split}, with the baselines')
+    print(f'[4/6] Measuring the 3D effect on {count} clips of {split}, with the baselines')
     examples[split] = []
     by_split[split] = synthetic_eval.evaluate(
         sampler, (clips[i] for i in range(count)), synthetic_eval.scene_params(config, split),
@@ -118,6 +124,10 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
     split = 'validation_unseen' if 'validation_unseen' in by_split else 'validation'
     by_split[split]['strength_response'] = _strength_response(
         strength_config, config, split, data_dir, num_strength_clips, output_dir / 'strength')
+  if num_steps_clips:
+    split = 'validation_unseen' if 'validation_unseen' in by_split else 'validation'
+    by_split[split]['quality_vs_steps'] = _quality_vs_steps(
+        sampler, config, split, data_dir, num_steps_clips, output_dir / 'steps')
   return by_split
 
 
@@ -141,7 +151,22 @@ def _strength_response(config_file: str, config, split: str, data_dir: str, coun
                                f'{r["generated"]["psnr"]:.2f} dB (copy {r["copy_psnr"]:.2f})'))
   strength_response.write(output_dir, rows, len(records), split)
   return rows
-  by_split[split]['strength_response'] = rows
+
+
+def _quality_vs_steps(sampler, config, split: str, data_dir: str, count: int,
+                      output_dir: pathlib.Path) -> list[dict]:
+  """``quality_vs_steps`` rows of ``sampler``'s models on ``split``, written to
+  ``output_dir``."""
+  clips = datasets.data_source(config, split, data_dir)
+  records = [clips[i] for i in range(min(count, len(clips)))]
+  print(f'[6/6] Quality against model evaluations on {len(records)} clips of {split}')
+  rows = quality_vs_steps.measure(
+      sampler, records, synthetic_eval.scene_params(config, split),
+      progress=lambda r: print(f'      {r["name"]:<15} {r["evaluations"]:3d} evaluations, '
+                               f'{r["seconds_per_clip"]:.2f} s per clip: PSNR '
+                               f'{r["psnr"]:.2f} dB, disparity scale {r["scale"] or 0:.2f}'))
+  quality_vs_steps.write(output_dir, rows, len(records), split)
+  return rows
 
 
 def _strength_sweep(config, sampler, validation, count: int) -> list[dict]:
@@ -151,7 +176,7 @@ def _strength_sweep(config, sampler, validation, count: int) -> list[dict]:
     return []
   base = sampler.base.resolution
   resolutions = (base // 2, base * 3 // 4, base, base * 3 // 2)
-  print(f'[5/5] 3D strength: base sampling resolutions {resolutions} on {count} clips')
+  print(f'[5/6] 3D strength: base sampling resolutions {resolutions} on {count} clips')
   sweep = []
   for resolution in resolutions:
     sample_config = config.sample.copy_and_resolve_references()
@@ -180,7 +205,7 @@ def main(argv):
   with cli_flags.exit_on_error(FloatingPointError):
     by_split = run(_CONFIG.value, output_dir, _TRAIN_STEPS.value, _CHECKPOINT.value,
                    _NUM_VIDEOS.value, _NUM_EVAL.value, _REFINER.value, _STRENGTH_CLIPS.value,
-                   _STRENGTH_CONFIG.value)
+                   _STRENGTH_CONFIG.value, _STEPS_CLIPS.value)
   for split, metrics in by_split.items():
     g = metrics['geometry']['generated']['all']
     image = metrics['image']
@@ -194,6 +219,8 @@ def main(argv):
     reports.append('splits.md (the splits side by side)')
   if (output_dir / 'strength' / 'strength.md').is_file():
     reports.append('strength/strength.md (the 3D strength asked for and made)')
+  if (output_dir / 'steps' / 'steps.md').is_file():
+    reports.append('steps/steps.md (quality against model evaluations)')
   print(f'\nVideos in {output_dir / "videos"}; reports in {output_dir}: {", ".join(reports)}')
 
 

@@ -1,8 +1,9 @@
-"""Noise schedules, the training loss and DDIM/DDPM samplers, in continuous time t in [0, 1].
+"""Noise schedules, the training loss and the samplers, in continuous time t in [0, 1].
 
 x_t = alpha(t) * x0 + sigma(t) * eps. The model predicts eps or v = alpha * eps - sigma * x0
-(``config.diffusion.prediction``). Samplers run as one ``lax.fori_loop``, so a jitted sampler
-is one compiled program per shape, whatever the number of steps.
+(``config.diffusion.prediction``). Samplers (``SOLVERS``: DDIM/DDPM and DPM-Solver++(2M)) run
+as one ``lax.fori_loop``, so a jitted sampler is one compiled program per shape, whatever the
+number of steps.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 # A denoiser maps (x_t, t) -> the model's prediction (eps or v), t of shape (B,).
 Denoiser = Callable[[jax.Array, jax.Array], jax.Array]
@@ -20,22 +22,23 @@ Denoiser = Callable[[jax.Array, jax.Array], jax.Array]
 _LINEAR_BETAS = (1e-4, 0.02, 1000)  # DDPM's discrete linear schedule
 
 
-def alpha_sigma(schedule: str, t: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Signal and noise scales of the named schedule at times t in [0, 1]."""
+def alpha_sigma(schedule: str, t: jax.Array, xp=jnp) -> tuple[jax.Array, jax.Array]:
+  """Signal and noise scales of the named schedule at times t in [0, 1] (computed with
+  ``xp``: jax.numpy, or numpy for host-side constants such as a time grid)."""
   if schedule == 'cosine':
     # Nichol & Dhariwal's cosine schedule, clipped so that alpha(1) > 0.
     s = 0.008
-    f = lambda u: jnp.cos((u + s) / (1 + s) * jnp.pi / 2)
-    alpha_bar = jnp.clip(f(t)**2 / f(jnp.zeros_like(t))**2, 1e-5, 1.0)
+    f = lambda u: xp.cos((u + s) / (1 + s) * xp.pi / 2)
+    alpha_bar = xp.clip(f(t)**2 / f(xp.zeros_like(t))**2, 1e-5, 1.0)
   elif schedule == 'linear':
     start, end, n = _LINEAR_BETAS
     # Continuous version of prod(1 - beta_i) with betas linear in i.
     u = t * n
     log_alpha_bar = -(start * u + (end - start) * u**2 / (2 * n))
-    alpha_bar = jnp.clip(jnp.exp(log_alpha_bar), 1e-5, 1.0)
+    alpha_bar = xp.clip(xp.exp(log_alpha_bar), 1e-5, 1.0)
   else:
     raise ValueError(f"diffusion.schedule must be 'cosine' or 'linear', got {schedule!r}")
-  return jnp.sqrt(alpha_bar), jnp.sqrt(1 - alpha_bar)
+  return xp.sqrt(alpha_bar), xp.sqrt(1 - alpha_bar)
 
 
 def time_at_alpha(schedule: str, alpha: float) -> float:
@@ -154,3 +157,81 @@ def ddim_sample(config: ml_collections.ConfigDict, denoiser: Denoiser, x_start: 
 
   x, _ = jax.lax.fori_loop(0, num_steps, step, (x_start, rng))
   return x
+
+
+# DPM-Solver++'s grid ends where the noise is this small (about a quarter of a uint8 level
+# of data in [-1, 1]) and returns x there, instead of a last step that jumps to t=0.
+DPM_SOLVER_END_SIGMA = 2e-3
+
+
+def log_snr_times(schedule: str, t_start: float, num_steps: int) -> np.ndarray:
+  """``num_steps + 1`` times from ``t_start`` to the time where sigma is
+  ``DPM_SOLVER_END_SIGMA``, uniform in log(alpha / sigma) (DPM-Solver's grid for pixel
+  models)."""
+  t_end = time_at_alpha(schedule, math.sqrt(1 - DPM_SOLVER_END_SIGMA**2))
+  alpha, sigma = alpha_sigma(schedule, np.asarray([t_start, t_end]), xp=np)
+  lambdas = np.linspace(*np.log(alpha / sigma), num_steps + 1)
+  alphas = np.sqrt(1 / (1 + np.exp(-2 * lambdas)))  # lambda = log(alpha / sqrt(1 - alpha^2))
+  times = [time_at_alpha(schedule, a) for a in alphas]
+  return np.asarray([t_start] + times[1:-1] + [t_end], np.float32)
+
+
+def dpm_solver_2m_sample(config: ml_collections.ConfigDict, denoiser: Denoiser,
+                         x_start: jax.Array, num_steps: int, t_start: float = 1.0) -> jax.Array:
+  """DPM-Solver++(2M) from ``x_start`` at ``t_start`` to (almost) t=0 in ``num_steps`` steps.
+
+  Lu et al. 2022, "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic
+  Models" (arXiv:2211.01095), Algorithm 2: a deterministic second-order multistep solver of
+  the probability-flow ODE in the data prediction, one model evaluation per step, the
+  previous step's x0 estimate giving the second order (the first step is first order). Its
+  grid is uniform in log-SNR (``log_snr_times``); x0 estimates are clipped to [-1, 1], as in
+  ``ddim_sample``.
+  """
+  d = config.diffusion
+  times = jnp.asarray(log_snr_times(d.schedule, t_start, num_steps))
+  batch = x_start.shape[0]
+
+  def log_snr(t):
+    alpha, sigma = alpha_sigma(d.schedule, t)
+    return jnp.log(alpha) - jnp.log(sigma)
+
+  def step(i, carry):
+    x, previous_x0, previous_h = carry
+    t, s = times[i], times[i + 1]
+    output = denoiser(x, jnp.full((batch,), t))
+    x0, _ = to_x0_eps(d.prediction, d.schedule, x, jnp.full((batch,), t), output)
+    x0 = jnp.clip(x0, -1.0, 1.0)
+    _, sigma_t = alpha_sigma(d.schedule, t)
+    alpha_s, sigma_s = alpha_sigma(d.schedule, s)
+    h = log_snr(s) - log_snr(t)
+    half_over_r = jnp.where(i > 0, h / (2 * previous_h), 0.0)
+    x0_extrapolated = (1 + half_over_r) * x0 - half_over_r * previous_x0
+    x = (sigma_s / sigma_t) * x - alpha_s * jnp.expm1(-h) * x0_extrapolated
+    return x, x0, h
+
+  x, _, _ = jax.lax.fori_loop(0, num_steps, step,
+                              (x_start, jnp.zeros_like(x_start), jnp.float32(1.0)))
+  return jnp.clip(x, -1.0, 1.0)
+
+
+SOLVERS = ('ddim', 'dpmpp_2m')
+
+
+def check_solver(solver: str, eta: float) -> None:
+  """Raises ValueError unless ``solver`` is one of ``SOLVERS`` and can use ``eta``."""
+  if solver not in SOLVERS:
+    raise ValueError(f'sample.solver must be one of {SOLVERS}, got {solver!r}')
+  if solver == 'dpmpp_2m' and eta != 0:
+    raise ValueError(f"sample.eta={eta}: solver 'dpmpp_2m' is deterministic; it needs eta=0 "
+                     "(eta > 0 is DDIM's ancestral noise: solver 'ddim')")
+
+
+def sample(config: ml_collections.ConfigDict, denoiser: Denoiser, x_start: jax.Array,
+           rng: jax.Array, num_steps: int, t_start: float = 1.0, eta: float = 0.0,
+           solver: str = 'ddim') -> jax.Array:
+  """Runs the named solver (``SOLVERS``) from ``x_start`` at ``t_start`` to t=0 in
+  ``num_steps`` model evaluations."""
+  check_solver(solver, eta)
+  if solver == 'dpmpp_2m':
+    return dpm_solver_2m_sample(config, denoiser, x_start, num_steps, t_start)
+  return ddim_sample(config, denoiser, x_start, rng, num_steps, t_start=t_start, eta=eta)

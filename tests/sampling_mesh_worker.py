@@ -31,7 +31,7 @@ SETTINGS = {'windows over 8': ((-1, 1), 0), 'windows 2 x rows 4': ((2, 4), 0),
 
 def convert(video: np.ndarray, mesh_shape, tile: int) -> tuple[np.ndarray, dict | None]:
   config = config_base.load_config_file(REPO / 'configs' / 'demo.py')
-  config.sample.update(mesh_shape=mesh_shape, base_num_steps=6, refiner_num_steps=4,
+  config.sample.update(mesh_shape=mesh_shape, base_num_steps=2, refiner_num_steps=1,
                        window_batch=1, refiner_tile=tile, refiner_tile_overlap=16)
   sampler = video_conversion.load_sampler(config)
   mesh = None if sampler.mesh is None else dict(sampler.mesh.shape)

@@ -5,7 +5,7 @@
 
 meshes: a few train steps of the tiny config on 1 device and on data-parallel, FSDP and
   mixed meshes of 8, from the same batches: losses and bytes held per device.
-remesh: trains to step 6 on one mesh, resumes to step 12 on another, and compares the loss
+remesh: trains to step 4 on one mesh, resumes to step 8 on another, and compares the loss
   curve with an uninterrupted run.
 grow: resumes WORKDIR (a run of the tiny config made on one device) for 4 more steps on an
   FSDP x tensor mesh of the 8 devices.
@@ -79,14 +79,14 @@ def meshes(data_dir: str) -> dict:
 
 def remesh(data_dir: str, workdir: str) -> dict:
   curves = {}
-  for name, plan in (('straight', [((8, 1, 1), 12)]),
-                     ('remeshed', [((8, 1, 1), 6), ((1, 4, 2), 12)])):
+  for name, plan in (('straight', [((8, 1, 1), 8)]),
+                     ('remeshed', [((8, 1, 1), 4), ((1, 4, 2), 8)])):
     losses = []
     for shape, steps in plan:
       config = tiny_config(data_dir, shape)
       config.train.num_steps = steps
       config.train.log_every = 1
-      config.train.checkpoint_every = 3
+      config.train.checkpoint_every = 4
       loop.train_and_evaluate(config, f'{workdir}/{name}',
                               on_metrics=lambda step, m: losses.append((step, m['loss'])))
     curves[name] = losses

@@ -4,11 +4,13 @@ import json
 
 from conftest import REPO
 from eye2eye_jax import demo
+from eye2eye_jax.evaluation import quality_vs_steps
 from eye2eye_jax.data import video_io
 
 
 def test_main_job_writes_videos_metrics_and_report(tiny_config, tiny_checkpoint,
-                                                  tiny_strength_checkpoint, tmp_path):
+                                                  tiny_strength_checkpoint, tmp_path,
+                                                  monkeypatch):
   config = tiny_config.copy_and_resolve_references()
   config.data.builder_config = 'tiny_diverse'  # seen and held-out texture families
   config.data.data_dir = str(tmp_path / 'tfds')
@@ -19,9 +21,12 @@ def test_main_job_writes_videos_metrics_and_report(tiny_config, tiny_checkpoint,
       f'  c = load_config_file({str(REPO / "configs" / "tiny.py")!r})\n'
       f'  c.sample.checkpoint = {str(tiny_strength_checkpoint)!r}\n'
       '  return c\n')
+  monkeypatch.setattr(quality_vs_steps, 'SETTINGS', (quality_vs_steps.Setting('ddim', 2, 1),
+                                                     quality_vs_steps.Setting('dpmpp_2m', 2, 1)))
   by_split = demo.run(config, tmp_path, train_steps=4, checkpoint=str(tiny_checkpoint),
                       num_videos=1, num_eval_clips=2, refiner_checkpoint=str(tiny_checkpoint),
-                      num_strength_clips=1, strength_config=str(strength_config))
+                      num_strength_clips=1, strength_config=str(strength_config),
+                      num_steps_clips=1)
   assert list(by_split) == ['validation', 'validation_unseen']
   saved = json.loads((tmp_path / 'metrics.json').read_text())
   assert saved['num_clips'] == 2 == by_split['validation']['num_clips']
@@ -55,3 +60,8 @@ def test_main_job_writes_videos_metrics_and_report(tiny_config, tiny_checkpoint,
   saved = json.loads((tmp_path / 'strength' / 'strength.json').read_text())
   assert saved['split'] == 'validation_unseen' and saved['rows'] == rows
   assert (tmp_path / 'strength' / 'plots' / 'strength_response.png').is_file()
+  # Quality against model evaluations, each setting on the held-out families.
+  rows = by_split['validation_unseen']['quality_vs_steps']
+  assert [(r['name'], r['evaluations']) for r in rows] == [('ddim 2+1', 3), ('dpmpp_2m 2+1', 3)]
+  assert rows[0]['speedup'] == 1.0 and rows[0]['psnr_change'] == 0.0
+  assert (tmp_path / 'steps' / 'plots' / 'quality_vs_evaluations.png').is_file()

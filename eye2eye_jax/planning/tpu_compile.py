@@ -184,7 +184,8 @@ def compile_sampling_stage(config: ml_collections.ConfigDict, topology: accelera
       guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
       t_start=(diffusion.noise_level_time(config.diffusion.schedule, s.refiner_t_start)
                if refiner else 1.0),
-      text_guidance_scale=float(s.text_guidance_scale), tiles=tiles, mesh=mesh)
+      text_guidance_scale=float(s.text_guidance_scale), tiles=tiles, mesh=mesh,
+      solver=s.solver)
   return {'program': 'refiner' if refiner else 'base', 'topology': topology_name(topology),
           'mesh': None if mesh is None else dict(mesh.shape),
           'video': list(video), 'grid': list(grid), 'windows': len(starts),

@@ -89,21 +89,22 @@ def piece_predictor(graphdef, params, guidance_scale: float, text: jax.Array | N
 
 @functools.partial(jax.jit, static_argnames=('stage', 'starts', 'num_steps', 'eta',
                                              'guidance_scale', 'window_batch', 't_start',
-                                             'text_guidance_scale', 'tiles', 'mesh'))
+                                             'text_guidance_scale', 'tiles', 'mesh', 'solver'))
 def run_stage(params, condition, x_start, rng, text, text_mask, *, stage, starts, num_steps,
               eta, guidance_scale, window_batch, t_start, text_guidance_scale, tiles=None,
-              mesh=None, strength=None):
-  """DDIM from ``x_start`` at ``t_start`` with one stage's UNet blended over windows
-  ``starts`` (and ``tiles``, ``window_blending.refiner_tiles``), ``window_batch`` pieces per
-  device per call, spread over ``mesh`` (``window_blending.sampling_mesh``); jitted per
-  shape (``strength``, a traced scalar, does not recompile)."""
+              mesh=None, strength=None, solver='ddim'):
+  """``solver`` (``diffusion.SOLVERS``) from ``x_start`` at ``t_start`` in ``num_steps``
+  evaluations of one stage's UNet blended over windows ``starts`` (and ``tiles``,
+  ``window_blending.refiner_tiles``), ``window_batch`` pieces per device per call, spread
+  over ``mesh`` (``window_blending.sampling_mesh``); jitted per shape (``strength``, a
+  traced scalar, does not recompile)."""
   predict = piece_predictor(unet.model_graphdef(stage.config), params, guidance_scale, text,
                             text_mask, text_guidance_scale,
                             window_blending.activation_layout(mesh), strength)
   denoiser = window_blending.blended_denoiser(predict, condition, starts, stage.num_frames,
                                               tiles, window_batch, mesh)
-  return diffusion.ddim_sample(stage.config, denoiser, x_start, rng, num_steps, t_start=t_start,
-                               eta=eta)
+  return diffusion.sample(stage.config, denoiser, x_start, rng, num_steps, t_start=t_start,
+                          eta=eta, solver=solver)
 
 
 def _round_to(value: float, factor: int) -> int:
@@ -151,6 +152,7 @@ class StereoSampler:
       raise ValueError(f"sample.input_eye must be 'right' or 'left', got {s.input_eye!r}")
     if s.window_batch < 1:
       raise ValueError(f'sample.window_batch must be >= 1, got {s.window_batch}')
+    diffusion.check_solver(s.solver, float(s.eta))
     check_strength(float(s.strength), base.config)
     convergence.check_convergence(float(s.convergence))
     self.mesh = window_blending.sampling_mesh(s)
@@ -193,7 +195,7 @@ class StereoSampler:
                     stage=stage, starts=starts, num_steps=int(num_steps), eta=float(s.eta),
                     guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
                     t_start=float(t_start), text_guidance_scale=float(s.text_guidance_scale),
-                    tiles=tiles, mesh=self.mesh)
+                    tiles=tiles, mesh=self.mesh, solver=s.solver)
     return np.asarray(out[0])
 
   def convert(self, video: np.ndarray, fps: float = 0.0, seed: int | None = None,
