@@ -35,26 +35,27 @@ def write_report(output_dir: str | pathlib.Path, metrics: dict,
   if metrics.get('kind') == 'pairs':
     plots = {}
     if examples:
-      plots['anaglyphs'] = _save(out / 'plots' / 'anaglyphs.png', _anaglyph_figure(
+      plots['anaglyphs'] = save_figure(out / 'plots' / 'anaglyphs.png', _anaglyph_figure(
           examples[:num_example_clips], metrics['methods']))
     atomic_files.write_text(out / 'metrics.json', json.dumps(metrics, indent=2))
     atomic_files.write_text(out / 'report.md', pair_report(metrics, plots))
     return
   plots = {}
   if metrics.get('layers'):
-    plots['layer_shift'] = _save(out / 'plots' / 'layer_shift.png', _layer_shift_figure(metrics))
-    plots['layer_error'] = _save(out / 'plots' / 'layer_error.png', _layer_error_figure(metrics))
+    plots['layer_shift'] = save_figure(out / 'plots' / 'layer_shift.png', _layer_shift_figure(metrics))
+    plots['layer_error'] = save_figure(out / 'plots' / 'layer_error.png', _layer_error_figure(metrics))
   if metrics.get('disparity_histogram'):
-    plots['disparity_histogram'] = _save(out / 'plots' / 'disparity_histogram.png',
+    plots['disparity_histogram'] = save_figure(out / 'plots' / 'disparity_histogram.png',
                                          _histogram_figure(metrics))
   if examples:
-    plots['anaglyphs'] = _save(out / 'plots' / 'anaglyphs.png',
+    plots['anaglyphs'] = save_figure(out / 'plots' / 'anaglyphs.png',
                                _anaglyph_figure(examples[:num_example_clips], metrics['methods']))
   atomic_files.write_text(out / 'metrics.json', json.dumps(metrics, indent=2))
   atomic_files.write_text(out / 'report.md', markdown_report(metrics, plots))
 
 
-def _save(path: pathlib.Path, figure) -> str:
+def save_figure(path: pathlib.Path, figure) -> str:
+  """Writes ``figure`` as a PNG at ``path`` atomically and closes it; 'folder/name.png'."""
   buffer = io.BytesIO()
   figure.savefig(buffer, format='png', dpi=110, bbox_inches='tight')
   plt.close(figure)

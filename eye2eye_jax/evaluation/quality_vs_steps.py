@@ -12,7 +12,6 @@ their differences from the reference row.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import pathlib
 import time
@@ -24,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from eye2eye_jax.common import atomic_files  # noqa: E402
 from eye2eye_jax.data.synthetic_scenes import SceneParams  # noqa: E402
-from eye2eye_jax.evaluation import synthetic_eval  # noqa: E402
+from eye2eye_jax.evaluation import metrics_report, synthetic_eval  # noqa: E402
 from eye2eye_jax.sampling.stereo_sampler import StereoSampler  # noqa: E402
 
 
@@ -149,12 +148,7 @@ def _figure(rows: list[dict]):
 def write(output_dir: str | pathlib.Path, rows: list[dict], num_clips: int, split: str) -> None:
   """steps.json, steps.md and plots/quality_vs_evaluations.png under ``output_dir``."""
   out = pathlib.Path(output_dir)
-  buffer = io.BytesIO()
-  figure = _figure(rows)
-  figure.savefig(buffer, format='png', dpi=110, bbox_inches='tight')
-  plt.close(figure)
-  with atomic_files.atomic_path(out / 'plots' / 'quality_vs_evaluations.png') as temporary:
-    pathlib.Path(temporary).write_bytes(buffer.getvalue())
+  metrics_report.save_figure(out / 'plots' / 'quality_vs_evaluations.png', _figure(rows))
   atomic_files.write_text(out / 'steps.json', json.dumps(
       {'split': split, 'num_clips': num_clips, 'rows': rows}, indent=2))
   atomic_files.write_text(out / 'steps.md', markdown(rows, num_clips, split,

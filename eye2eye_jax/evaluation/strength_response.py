@@ -14,7 +14,6 @@ stage alone), and measured against the clip's true layer disparities at baseline
 
 from __future__ import annotations
 
-import io
 import json
 import pathlib
 
@@ -26,7 +25,8 @@ import numpy as np  # noqa: E402
 
 from eye2eye_jax.common import atomic_files  # noqa: E402
 from eye2eye_jax.data.synthetic_scenes import SceneGenerator, SceneParams  # noqa: E402
-from eye2eye_jax.evaluation import stereo_metrics, synthetic_eval, view_metrics  # noqa: E402
+from eye2eye_jax.evaluation import (metrics_report, stereo_metrics, synthetic_eval,  # noqa: E402
+                                    view_metrics)
 from eye2eye_jax.sampling.stereo_sampler import StereoSampler  # noqa: E402
 
 STRENGTHS = (0.5, 1.0, 1.5, 2.0)
@@ -131,12 +131,7 @@ def _figure(rows: list[dict]):
 def write(output_dir: str | pathlib.Path, rows: list[dict], num_clips: int, split: str) -> None:
   """strength.json, strength.md and plots/strength_response.png under ``output_dir``."""
   out = pathlib.Path(output_dir)
-  buffer = io.BytesIO()
-  figure = _figure(rows)
-  figure.savefig(buffer, format='png', dpi=110, bbox_inches='tight')
-  plt.close(figure)
-  with atomic_files.atomic_path(out / 'plots' / 'strength_response.png') as temporary:
-    pathlib.Path(temporary).write_bytes(buffer.getvalue())
+  metrics_report.save_figure(out / 'plots' / 'strength_response.png', _figure(rows))
   atomic_files.write_text(out / 'strength.json', json.dumps(
       {'split': split, 'num_clips': num_clips, 'rows': rows}, indent=2))
   atomic_files.write_text(out / 'strength.md', markdown(rows, num_clips, split,
