@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import pathlib
 import platform
@@ -21,6 +22,21 @@ def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   """A config file, relative to the repository root unless absolute."""
   path = pathlib.Path(path)
   return config_base.load_config_file(path if path.is_absolute() else REPO / path)
+
+
+def parse_overrides(text: str) -> dict:
+  """``'data.batch_size=16,model.remat=dots'`` as {'data.batch_size': 16, ...}: values read
+  as Python literals, else kept as strings."""
+  overrides = {}
+  for item in filter(None, text.split(',')):
+    key, sep, value = item.partition('=')
+    if not sep:
+      raise ValueError(f'--set {item!r}: expected KEY=VALUE')
+    try:
+      overrides[key.strip()] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      overrides[key.strip()] = value
+  return overrides
 
 
 def median_seconds(call, repeats: int, warmup: int = 1) -> float:

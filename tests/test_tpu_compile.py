@@ -121,27 +121,3 @@ def test_the_pallas_kernel_and_a_row_split_window_compile_for_a_tpu_slice():
   assert figures['step']['fits'] and figures['step']['mesh']['data'] == 4
   # One sampling window's rows over the slice's 4 chips.
   assert figures['rows']['mesh'] == {'windows': 1, 'rows': 4} and figures['rows']['fits']
-
-
-_ACCUMULATION = '''
-import json
-from eye2eye_jax import config_base
-from eye2eye_jax.planning import accelerators, tpu_compile
-config = config_base.load_config_file('configs/tiny.py')
-config.data.batch_size = 16  # 4 clips per chip of a v5p-8
-config.data.resolution = 32  # activations outweigh the TPU's padding of the tiny weights
-steps = {}
-for k in (1, 4):
-  config.train.grad_accum_steps = k
-  steps[k] = tpu_compile.compile_train_step(config, accelerators.parse_topology('v5p-8'))
-print('RESULT ' + json.dumps(steps))
-'''
-
-
-@pytest.mark.skipif(not _HAS_LIBTPU, reason=f'libtpu is not installed: {tpu_compile.LIBTPU_HINT}')
-def test_gradient_accumulation_compiles_for_a_tpu_slice_in_less_memory():
-  steps = _run_with_libtpu(_ACCUMULATION)
-  whole, accumulated = steps['1'], steps['4']
-  assert accumulated['grad_accum_steps'] == 4 and accumulated['per_device_batch'] == 4
-  assert accumulated['temp_bytes'] < 0.7 * whole['temp_bytes'], (accumulated, whole)
-  assert accumulated['flops'] == pytest.approx(whole['flops'], rel=0.1)
