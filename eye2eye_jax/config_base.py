@@ -172,9 +172,17 @@ def base_config() -> ml_collections.ConfigDict:
   c.sample.outputs = ('left', 'sbs', 'half_sbs', 'tb', 'anaglyph')
   c.sample.anaglyph = 'dubois'  # 'dubois', 'color' or 'gray'
   c.sample.crf = 18  # H.264 quality (lower is better, 0 lossless)
-  # Inputs whose header declares more decoded frame bytes than this are refused before
-  # decoding (frames x height x width x 3); 0: no limit.
-  c.sample.max_video_mib = 4096.0
+  # Long videos stream through in chunks of this many frames at the model's frame rate
+  # (0: 8 of the longest model window), so memory does not grow with the length;
+  # consecutive chunks share chunk_overlap frames, cross-faded (-1: half a window).
+  c.sample.chunk_frames = 0
+  c.sample.chunk_overlap = -1
+  # A frame whose 32x32 grey thumbnail differs from the previous one's by more than this
+  # (mean absolute levels of 255), and by 3x the recent differences, starts a new scene:
+  # fresh chunks, no blending across the cut (0: off). scene_cuts: input frames known to
+  # start a new scene.
+  c.sample.scene_cut_threshold = 20.0
+  c.sample.scene_cuts = ()
 
   return c
 

@@ -125,20 +125,21 @@ def convert_video_file(sampler: stereo_sampler.StereoSampler, path: str | pathli
   path = pathlib.Path(path)
   if not path.exists():
     raise FileNotFoundError(f'{path}: no such video file')
-  video = video_io.read_video(path)  # raises VideoError naming the file
-  frames = video.frames[:max_frames] if max_frames else video.frames
+  info = video_io.video_info(path)  # raises VideoError naming the file
+  count = min(info.num_frames, max_frames) if max_frames else info.num_frames
+  frames = np.stack([frame for _, frame in video_io.iter_frames(path, range(count), info)])
   height, width = frames.shape[1:3]
   if max_side and max(height, width) > max_side:
     scale = max_side / max(height, width)
     frames = frame_ops.resize_clip(frames, max(8, round(height * scale)),
                                    max(8, round(width * scale)))
-  result = convert_clip(sampler, frames, video.fps, name=str(path))
+  result = convert_clip(sampler, frames, info.fps, name=str(path))
   if output_dir is not None:
     s = sampler.sample_config
     source = result.left if s.input_eye == 'left' else result.right
     generated = result.right if s.input_eye == 'left' else result.left
     video_conversion.write_layouts(s, video_conversion.output_paths(output_dir, path.stem, s),
-                                   source, generated, video.fps)
+                                   source, generated, info.fps)
   return result
 
 

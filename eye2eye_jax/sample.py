@@ -15,9 +15,11 @@ in ``config.sample.outputs``:
   DIR/<stem>_anaglyph.mp4      red-cyan anaglyph (config.sample.anaglyph: dubois, color, gray)
 Controls (``--config.sample.<field>``): input_eye, base_resolution (the 3D strength: a
 smaller base resolution gives a larger disparity), seed, base_num_steps, refiner_num_steps,
-refiner_t_start, guidance_scale, crf, max_video_mib. The checkpoints' own configs define the
-models. An input's outputs are written all or none; a failure or Ctrl-C leaves no partial
-file and replaces no earlier output.
+refiner_t_start, guidance_scale, solver, crf, window_overlap, chunk_frames, chunk_overlap,
+scene_cut_threshold, scene_cuts. The checkpoints' own configs define the models. A video
+streams through in chunks (decoded, converted and encoded as it goes), so a long one needs
+no more memory than a short one. An input's outputs are written all or none; a failure or
+Ctrl-C leaves no partial file and replaces no earlier output.
 
 Every device of the process is used (``sample.mesh_shape``: windows and tiles spread over
 them, optionally each window's rows). Several processes (the hosts of a pod slice with

@@ -7,6 +7,7 @@ to its destination and renamed into place, so a failure never leaves a half-writ
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -69,12 +70,11 @@ def _ffmpeg_reason(message: str) -> str:
   return (errors or lines or ['unknown error'])[-1][:300]
 
 
-def read_video(path: str | os.PathLike, max_bytes: int = 0) -> Video:
+def read_video(path: str | os.PathLike) -> Video:
   """Reads all frames of a video as RGB uint8; raises VideoError naming the file.
 
-  With ``max_bytes`` > 0, a video whose header declares more decoded bytes (frames x height
-  x width x 3) is refused before any frame is decoded. A truncated file (its video data
-  ends before its index does) is refused too, rather than read as a shorter video.
+  A truncated file (its video data ends before its index does) is refused, rather than
+  read as a shorter video. For a video too long to hold, ``iter_frames`` streams it.
   """
   _ensure_ffmpeg()
   path = pathlib.Path(path)
@@ -82,9 +82,7 @@ def read_video(path: str | os.PathLike, max_bytes: int = 0) -> Video:
     raise VideoError(f'{path}: no such video file')
   if path.stat().st_size == 0:
     raise VideoError(f'{path}: the file is empty')
-  header = video_header(path)
-  if max_bytes > 0:
-    _check_decoded_size(path, header, max_bytes)
+  video_header(path)  # refuses a file with no video stream
   _check_complete(path)
   try:
     frames = mediapy.read_video(path)
@@ -133,18 +131,6 @@ def _check_complete(path: pathlib.Path) -> None:
                      'lists')
 
 
-def _check_decoded_size(path: pathlib.Path, header: VideoInfo, max_bytes: int) -> None:
-  if header.num_frames < 0:
-    raise VideoError(f'{path}: its header declares no duration, so its decoded size cannot '
-                     'be checked against the limit; remux it (ffmpeg -i IN -c copy OUT.mp4) '
-                     'or turn the limit off')
-  needed = header.num_frames * header.height * header.width * 3
-  if needed > max_bytes:
-    raise VideoError(f'{path}: too large: {header.num_frames} frames of {header.width}x'
-                     f'{header.height} take {needed / 2**20:.0f} MiB decoded, over the limit '
-                     f'of {max_bytes / 2**20:.0f} MiB')
-
-
 def has_audio(path: str | os.PathLike) -> bool:
   """Whether the media file has an audio stream."""
   probe = subprocess.run([ffmpeg_path(), '-hide_banner', '-i', str(path)], capture_output=True,
@@ -173,24 +159,68 @@ def encode_video(destination: str | os.PathLike, frames: np.ndarray, fps: float,
                  name: str | os.PathLike | None = None) -> None:
   """``write_video``'s encoding, straight to ``destination`` (a temporary file of an atomic
   write); errors name ``name`` (the final path), else ``destination``."""
-  _ensure_ffmpeg()
-  name = pathlib.Path(name or destination)
   frames = np.asarray(frames)
   if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] != 3:
-    raise VideoError(f'{name}: expected (frames, height, width, 3) with >= 1 frame, got '
-                     f'{frames.shape}')
-  try:
-    if audio_from is None:
-      mediapy.write_video(destination, frames.astype(np.uint8), fps=fps, crf=crf)
-    else:
-      with atomic_files.scratch_path(name) as silent:
-        mediapy.write_video(silent, frames.astype(np.uint8), fps=fps, crf=crf)
-        _mux_audio(silent, audio_from, destination, name)
-  except VideoError:
-    raise
-  except Exception as error:
-    raise VideoError(f'{name}: could not write the video ({_ffmpeg_reason(str(error))})'
-                     ) from error
+    raise VideoError(f'{pathlib.Path(name or destination)}: expected (frames, height, width, '
+                     f'3) with >= 1 frame, got {frames.shape}')
+  with VideoEncoder(destination, frames.shape[1], frames.shape[2], fps, crf, audio_from,
+                    name) as encoder:
+    encoder.add(frames)
+
+
+class VideoEncoder:
+  """Encodes frames to H.264 at ``destination`` as they come, so a video need not be held
+  whole: ``with VideoEncoder(...) as e: e.add(frames)``. With ``audio_from`` the audio of
+  that file is added when the block ends (re-encoded as AAC, cut to the video's length).
+  Errors are VideoErrors naming ``name`` (the final path), else ``destination``."""
+
+  def __init__(self, destination: str | os.PathLike, height: int, width: int, fps: float,
+               crf: float = 18, audio_from: str | os.PathLike | None = None,
+               name: str | os.PathLike | None = None):
+    self.destination, self.audio_from = str(destination), audio_from
+    self.name = pathlib.Path(name or destination)
+    self.shape, self.fps, self.crf = (int(height), int(width)), fps, crf
+    self._stack = contextlib.ExitStack()
+    self._writer = None
+
+  def __enter__(self) -> 'VideoEncoder':
+    _ensure_ffmpeg()
+    with self._failures(), contextlib.ExitStack() as on_failure:
+      on_failure.enter_context(self._stack)
+      target = self.destination
+      if self.audio_from is not None:  # the silent video waits here for its audio
+        self._silent = target = self._stack.enter_context(atomic_files.scratch_path(self.name))
+      self._writer = mediapy.VideoWriter(target, self.shape, fps=self.fps, crf=self.crf)
+      self._writer.__enter__()
+      on_failure.pop_all()
+    return self
+
+  def add(self, frames: np.ndarray) -> None:
+    """Appends (T, H, W, 3) uint8 frames (or one (H, W, 3) frame)."""
+    frames = np.asarray(frames, np.uint8)
+    frames = frames[None] if frames.ndim == 3 else frames
+    if frames.shape[1:] != self.shape + (3,):
+      raise VideoError(f'{self.name}: frames of {frames.shape[1:]} do not match the video\'s '
+                       f'{self.shape + (3,)}')
+    with self._failures():
+      for frame in frames:
+        self._writer.add_image(frame)
+
+  def __exit__(self, kind, error, traceback) -> None:
+    with self._failures(), self._stack:  # the silent scratch file is removed last
+      self._writer.__exit__(kind, error, traceback)  # finishes the file (or abandons it)
+      if kind is None and self.audio_from is not None:
+        _mux_audio(self._silent, self.audio_from, self.destination, self.name)
+
+  @contextlib.contextmanager
+  def _failures(self):
+    try:
+      yield
+    except VideoError:
+      raise
+    except Exception as error:  # ffmpeg's failures surface as several exception types
+      raise VideoError(f'{self.name}: could not write the video '
+                       f'({_ffmpeg_reason(str(error))})') from error
 
 
 def _mux_audio(video: str, audio_from: str | os.PathLike, output: str,

@@ -133,6 +133,14 @@ def check_strength(strength: float, base_config: ml_collections.ConfigDict) -> N
                      f'in [{low}, {high}] (model.strength_range)')
 
 
+def frame_noise(key: jax.Array, first_frame: int, shape: tuple[int, ...]) -> jax.Array:
+  """Gaussian noise of ``shape`` (1, N, H, W, C) whose frame i is drawn from ``key`` folded
+  with ``first_frame + i``: a frame gets the same noise in whichever chunk of a long video
+  it is converted (``chunked_conversion``)."""
+  draw = lambda i: jax.random.normal(jax.random.fold_in(key, i), shape[2:])
+  return jax.vmap(draw)(jnp.arange(shape[1]) + first_frame)[None]
+
+
 class StereoSampler:
   """Generates the other eye's video with a base model and, optionally, a refiner."""
 
@@ -199,11 +207,13 @@ class StereoSampler:
     return np.asarray(out[0])
 
   def convert(self, video: np.ndarray, fps: float = 0.0, seed: int | None = None,
-              return_base: bool = False, caption: str | None = None):
+              return_base: bool = False, caption: str | None = None, first_frame: int = 0):
     """The other eye's view of a (N, H, W, 3) uint8 video; same shape.
 
     With ``return_base`` also returns the base stage's output upsampled to the same shape.
     ``caption`` (default ``sample.caption``) is read by models with text conditioning.
+    ``first_frame``: where ``video`` starts in a longer video (its frames' noise is drawn
+    by their place there, ``frame_noise``).
     """
     if video.ndim != 4 or video.shape[-1] != 3 or video.shape[0] == 0:
       raise ValueError(f'expected a (frames, height, width, 3) video with >= 1 frame, got '
@@ -224,7 +234,7 @@ class StereoSampler:
 
     bh, bw = base_grid(height, width, self.base_short_side, self.base.spatial_factor)
     condition = frame_ops.to_model_range(frame_ops.resize_clip(padded, bh, bw))
-    noise = jax.random.normal(base_noise_rng, (1,) + condition.shape)
+    noise = frame_noise(base_noise_rng, first_frame, (1,) + condition.shape)
     base_out = self._stage(self.base, condition, noise, base_rng,
                            s.base_num_steps, 1.0, caption)
     base_up = frame_ops.resize_clip(frame_ops.from_model_range(base_out), height, width)
@@ -237,7 +247,7 @@ class StereoSampler:
       # The start is a noise level quoted on the cosine schedule, met on the refiner's own.
       t0 = diffusion.noise_level_time(self.refiner.config.diffusion.schedule,
                                       float(s.refiner_t_start))
-      eps = jax.random.normal(noise_rng, up.shape)
+      eps = frame_noise(noise_rng, first_frame, up.shape)
       x_start = diffusion.add_noise(self.refiner.config.diffusion.schedule, up, eps,
                                     jnp.full((1,), t0))
       refined = self._stage(self.refiner, condition, x_start, refine_rng,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import pathlib
+from collections.abc import Iterable
 
 import ml_collections
 import numpy as np
@@ -12,7 +14,8 @@ import tqdm
 from eye2eye_jax.common import atomic_files
 from eye2eye_jax.data import video_io
 from eye2eye_jax.models import checkpoints
-from eye2eye_jax.sampling import convergence, stereo_formats, stereo_sampler
+from eye2eye_jax.sampling import (chunked_conversion, convergence, stereo_formats,
+                                  stereo_sampler)
 
 
 def list_inputs(path: str) -> list[pathlib.Path]:
@@ -118,48 +121,69 @@ def convert_file(sampler: stereo_sampler.StereoSampler, path: pathlib.Path,
                  ) -> dict[str, pathlib.Path]:
   """Converts one video file; returns the written paths. The input's audio is kept.
 
+  The video streams through (``chunked_conversion``): frames are decoded, converted chunk
+  by chunk and encoded as they come, so memory does not grow with the video's length.
   The outputs are written all or none: each is encoded to a temporary file and they are
   renamed into place together at the end, so a failure (or an interrupt) leaves the output
-  directory as it was. ``progress``, if given, advances by one for the sampling and one per
-  encoded file.
+  directory as it was. ``progress``, if given, counts the video's frames.
   """
   s = sampler.sample_config
   paths = output_paths(output_dir, path.stem, s)
   check_inputs_kept([path], output_dir, s)
-  video = video_io.read_video(path, max_bytes=int(s.max_video_mib * 2**20))
+  info = video_io.video_info(path)  # raises VideoError naming the file
+  if not info.fps > 0:
+    raise video_io.VideoError(f'{path}: the video has no valid frame rate')
+  blank = np.zeros((1, info.height, info.width, 3), np.uint8)
   for layout in paths:  # a layout that cannot be made at this size fails before sampling
-    stereo_formats.render(layout, video.frames[:1], video.frames[:1], s.anaglyph)
-  generated = sampler.convert(video.frames, fps=video.fps)
+    stereo_formats.render(layout, blank, blank, s.anaglyph)
   if progress is not None:
-    progress.update(1)
+    progress.reset(total=info.num_frames)
+  frames = (frame for _, frame in video_io.iter_frames(path, range(info.num_frames), info))
+  pairs = chunked_conversion.convert_stream(sampler, frames, info.num_frames, info.fps)
   audio = path if video_io.has_audio(path) else None
-  write_layouts(s, paths, video.frames, generated, video.fps, audio, progress,
-                name=str(path), output_dir=output_dir)
+  write_stream(s, paths, pairs, info.fps, audio, progress, name=str(path),
+               output_dir=output_dir)
   return paths
 
 
 def write_layouts(sample_config: ml_collections.ConfigDict, paths: dict[str, pathlib.Path],
                   source: np.ndarray, generated: np.ndarray, fps: float,
-                  audio_from: pathlib.Path | None = None,
-                  progress: tqdm.tqdm | None = None, name: str = 'the video',
+                  audio_from: pathlib.Path | None = None, name: str = 'the video',
                   output_dir: str | pathlib.Path = '') -> None:
-  """Writes each layout in ``paths`` (from ``output_paths``) of the input eye's frames
-  ``source`` and the generated eye's (``sample.convergence`` applied), all or none (each
-  to a temporary file, renamed into place together); ``progress`` advances by one per
-  file."""
+  """``write_stream`` of whole (T, H, W, 3) videos: the input eye's ``source`` frames and
+  the generated eye's."""
+  write_stream(sample_config, paths, zip(source, generated), fps, audio_from, None, name,
+               output_dir)
+
+
+def write_stream(sample_config: ml_collections.ConfigDict, paths: dict[str, pathlib.Path],
+                 pairs: Iterable[tuple[np.ndarray, np.ndarray]], fps: float,
+                 audio_from: pathlib.Path | None = None,
+                 progress: tqdm.tqdm | None = None, name: str = 'the video',
+                 output_dir: str | pathlib.Path = '') -> None:
+  """Writes each layout in ``paths`` (from ``output_paths``) of (input eye's frame,
+  generated eye's frame) ``pairs`` as they come (``sample.convergence`` applied), all or
+  none: each to a temporary file, renamed into place together when every frame is written.
+  ``progress`` advances by one per frame."""
   s = sample_config
-  left, right = (source, generated) if s.input_eye == 'left' else (generated, source)
-  left, right = convergence.converge(left, right, float(s.convergence))
-  generated = right if s.input_eye == 'left' else left
   try:
-    with atomic_files.atomic_paths(paths.values()) as temporaries:
-      for (layout, target), temporary in zip(paths.items(), temporaries):
-        frames = generated if layout == 'left' else stereo_formats.render(layout, left, right,
-                                                                         s.anaglyph)
-        video_io.encode_video(temporary, frames, fps, crf=s.crf, audio_from=audio_from,
-                              name=target)
+    with atomic_files.atomic_paths(paths.values()) as temporaries, \
+        contextlib.ExitStack() as encoders:  # closed (files finished) before the renames
+      open_encoders = {}
+      for source, generated in pairs:
+        left, right = (source, generated) if s.input_eye == 'left' else (generated, source)
+        left, right = convergence.converge(left[None], right[None], float(s.convergence))
+        for (layout, target), temporary in zip(paths.items(), temporaries):
+          frame = ((right if s.input_eye == 'left' else left) if layout == 'left'
+                   else stereo_formats.render(layout, left, right, s.anaglyph))
+          if layout not in open_encoders:
+            open_encoders[layout] = encoders.enter_context(video_io.VideoEncoder(
+                temporary, frame.shape[1], frame.shape[2], fps, s.crf, audio_from, target))
+          open_encoders[layout].add(frame)
         if progress is not None:
           progress.update(1)
+      if not open_encoders:
+        raise video_io.VideoError(f'{name}: no frames to write')
   except OSError as error:  # the temporary files could not be made or renamed
     raise video_io.VideoError(f'{output_dir or "the output directory"}: could not write the '
                               f'outputs of {name} ({error})') from error
@@ -217,6 +241,7 @@ def convert_many(sampler: stereo_sampler.StereoSampler, inputs: list[pathlib.Pat
   """
   check_inputs_kept(inputs, output_dir, sampler.sample_config)
   check_distinct_outputs(inputs)
+  chunked_conversion.check_settings(sampler)
   prepare_output_dir(output_dir)
   inputs = process_share(inputs, process_index, process_count)
   result = BatchResult()
@@ -228,8 +253,7 @@ def convert_many(sampler: stereo_sampler.StereoSampler, inputs: list[pathlib.Pat
       result.skipped.append(path)
       continue
     try:
-      steps = 1 + len(sampler.sample_config.outputs)
-      with tqdm.tqdm(total=steps, unit='step', leave=False, disable=not show_progress,
+      with tqdm.tqdm(unit='frame', leave=False, disable=not show_progress,
                      desc=f'  {path.name}') as video_bar:
         convert_file(sampler, path, output_dir, video_bar)
       result.converted.append(path)
