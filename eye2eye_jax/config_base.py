@@ -129,9 +129,25 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.sample_every = 0  # steps between validation clips sampled to TensorBoard; 0: never
   c.train.sample_clips = 2  # validation clips sampled each time
 
+  # Progressive distillation (training/distillation.py): with teacher_steps > 0 the run
+  # distils train.init_checkpoint (the teacher, sampled in teacher_steps DDIM steps) into a
+  # student that samples in student_steps, halving the steps every steps_per_round steps
+  # (train.num_steps = rounds x steps_per_round). t_start: the sampling interval's start
+  # as a cosine-schedule time (1 for a base model, sample.refiner_t_start for a refiner).
+  c.distill = ml_collections.ConfigDict()
+  c.distill.teacher_steps = 0
+  c.distill.student_steps = 2
+  c.distill.steps_per_round = 500
+  c.distill.t_start = 1.0
+
   c.sample = ml_collections.ConfigDict()
   # Checkpoints: a training workdir, a checkpoint directory, or bundled:NAME.
   c.sample.checkpoint = ''  # the base model
+  # distilled=True samples with the distilled students instead (training/distillation.py),
+  # each in its own step count and interval, read from its config: DDIM, no guidance.
+  c.sample.distilled = False
+  c.sample.distilled_checkpoint = ''
+  c.sample.distilled_refiner_checkpoint = ''  # '' -> the base student alone
   c.sample.refiner_checkpoint = ''  # '' -> base model only (its output upsampled)
   c.sample.use_ema = True
   c.sample.base_resolution = 0  # short side the base samples at; 0: its training resolution

@@ -123,6 +123,14 @@ def diffusion_loss(config: ml_collections.ConfigDict, denoiser: Denoiser, x0: ja
   return jnp.mean((output.astype(jnp.float32) - target)**2)
 
 
+def ddim_step(schedule: str, x0: jax.Array, x: jax.Array, t: jax.Array,
+              s: jax.Array) -> jax.Array:
+  """One deterministic DDIM step of x (B, ...) from times t to s (B,), given its x0 estimate."""
+  alpha_t, sigma_t = (_bcast(a, x) for a in alpha_sigma(schedule, t))
+  alpha_s, sigma_s = (_bcast(a, x) for a in alpha_sigma(schedule, s))
+  return alpha_s * x0 + sigma_s * (x - alpha_t * x0) / sigma_t
+
+
 def ddim_sample(config: ml_collections.ConfigDict, denoiser: Denoiser, x_start: jax.Array,
                 rng: jax.Array, num_steps: int, t_start: float = 1.0,
                 eta: float = 0.0) -> jax.Array:

@@ -138,8 +138,9 @@ def param_shardings(params, mesh: Mesh, rules) -> dict:
 
 
 def state_shardings(state, mesh: Mesh, rules) -> dict:
-  """NamedShardings for a train state: params and EMA by their roles, optimizer moments
-  like the parameter at the end of their path, scalars replicated."""
+  """NamedShardings for a train state: params, EMA (and a distillation teacher) by their
+  roles, optimizer moments like the parameter at the end of their path, scalars
+  replicated."""
   params = param_shardings(state['params'], mesh, rules)
   by_path = {_path_names(p): s for p, s in jax.tree_util.tree_leaves_with_path(params)}
   replicated = NamedSharding(mesh, PartitionSpec())
@@ -153,12 +154,15 @@ def state_shardings(state, mesh: Mesh, rules) -> dict:
         return by_path[names[start:]]
     return replicated
 
-  return {
+  shardings = {
       'step': replicated,
       'params': params,
       'ema_params': param_shardings(state['ema_params'], mesh, rules),
       'opt_state': jax.tree_util.tree_map_with_path(optimizer_leaf, state['opt_state']),
   }
+  if 'teacher_params' in state:
+    shardings['teacher_params'] = param_shardings(state['teacher_params'], mesh, rules)
+  return shardings
 
 
 def batch_sharding(mesh: Mesh, rules, ndim: int = 5) -> NamedSharding:

@@ -97,10 +97,19 @@ def prepare_output_dir(output_dir: str | pathlib.Path) -> None:
 def load_sampler(config: ml_collections.ConfigDict, checkpoint: str | None = None,
                  refiner_checkpoint: str | None = None) -> stereo_sampler.StereoSampler:
   """The base model (``checkpoint`` or config.sample.checkpoint) and, when one is named
-  (``refiner_checkpoint`` or config.sample.refiner_checkpoint), the refiner."""
+  (``refiner_checkpoint`` or config.sample.refiner_checkpoint), the refiner; with
+  ``sample.distilled``, the distilled students (``sample.distilled_checkpoint`` and
+  ``sample.distilled_refiner_checkpoint``) in the step counts they were distilled for."""
   s = config.sample
   if s.dtype not in ('', 'float32', 'bfloat16'):
     raise ValueError(f"sample.dtype must be '', 'float32' or 'bfloat16', got {s.dtype!r}")
+  if s.distilled:
+    checkpoint = checkpoint or s.distilled_checkpoint
+    refiner_checkpoint = (s.distilled_refiner_checkpoint if refiner_checkpoint is None
+                          else refiner_checkpoint)
+    if not checkpoint:
+      raise ValueError('sample.distilled: no student; set sample.distilled_checkpoint (or '
+                       'pass --checkpoint)')
   base_source = checkpoint or s.checkpoint
   if not base_source:
     raise ValueError('no checkpoint: pass --checkpoint or set config.sample.checkpoint')
@@ -112,8 +121,29 @@ def load_sampler(config: ml_collections.ConfigDict, checkpoint: str | None = Non
     return stereo_sampler.Stage(model_config, params)
 
   refiner_source = s.refiner_checkpoint if refiner_checkpoint is None else refiner_checkpoint
-  return stereo_sampler.StereoSampler(stage(base_source),
-                                      stage(refiner_source) if refiner_source else None, s)
+  base = stage(base_source)
+  refiner = stage(refiner_source) if refiner_source else None
+  if s.distilled:
+    s = student_settings(s, base, refiner)
+  return stereo_sampler.StereoSampler(base, refiner, s)
+
+
+def student_settings(sample_config: ml_collections.ConfigDict, base: stereo_sampler.Stage,
+                     refiner: stereo_sampler.Stage | None) -> ml_collections.ConfigDict:
+  """``sample_config`` with the step counts, solver and refiner start the students were
+  distilled for (their ``distill`` sections); ValueError names a stage that is no student."""
+  for name, student in (('sample.distilled_checkpoint', base),
+                        ('sample.distilled_refiner_checkpoint', refiner)):
+    if student is not None and not student.config.distill.teacher_steps:
+      raise ValueError(f'sample.distilled: the model of {name} is not a distilled student '
+                       '(its config has no distill.teacher_steps)')
+  s = sample_config.copy_and_resolve_references()
+  s.update(solver='ddim', eta=0.0, guidance_scale=0.0, text_guidance_scale=0.0,
+           base_num_steps=int(base.config.distill.student_steps))
+  if refiner is not None:
+    s.update(refiner_num_steps=int(refiner.config.distill.student_steps),
+             refiner_t_start=float(refiner.config.distill.t_start))
+  return s
 
 
 def convert_file(sampler: stereo_sampler.StereoSampler, path: pathlib.Path,

@@ -24,8 +24,8 @@ from etils import epath
 from eye2eye_jax.common import atomic_files, runtime, sharding
 from eye2eye_jax.data import datasets, input_pipeline
 from eye2eye_jax.models import unet
-from eye2eye_jax.training import (checkpoint_manager, step_figures, train_state,
-                                  validation_samples)
+from eye2eye_jax.training import (checkpoint_manager, distillation, step_figures,
+                                  train_state, validation_samples)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, on_metrics=None,
@@ -41,6 +41,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, on_metri
   mesh = sharding.create_mesh(config)
   rules = config.mesh.rules
   sharding.per_device_batch(config, mesh)  # raises if the batch does not split
+  if distillation.enabled(config):
+    distillation.check_config(config)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)  # local or gs://
   runtime.check_shared_directory(workdir, '--workdir')
   data_dir = datasets.resolve_data_dir(config)

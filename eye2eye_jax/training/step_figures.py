@@ -123,6 +123,8 @@ class StepLog:
                'seconds_per_step': seconds, 'steps_per_second': 1 / seconds,
                'clips_per_second': self._config.data.batch_size / seconds,
                'tflops_per_device': self._flops / seconds / 1e12, **device_memory()}
+    scalars |= {name: float(value) for name, value in metrics.items()  # the step's own
+                if name not in ('loss', 'grad_norm')}  # (distillation: student_steps)
     if self._peak:
       scalars['mfu'] = self._flops / seconds / self._peak
     self._write(step, scalars)

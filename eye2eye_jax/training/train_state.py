@@ -25,6 +25,7 @@ from absl import logging
 
 from eye2eye_jax import diffusion
 from eye2eye_jax.models import checkpoints, surgery, unet
+from eye2eye_jax.training import distillation
 
 TrainState = dict[str, Any]
 
@@ -129,13 +130,17 @@ def batch_loss(config: ml_collections.ConfigDict, graphdef, params, batch: dict,
 
 
 def train_state_from_params(config: ml_collections.ConfigDict, params) -> TrainState:
-  """A step-0 train state around ``params``: fresh optimizer state, EMA = the weights."""
-  return {
+  """A step-0 train state around ``params``: fresh optimizer state, EMA = the weights;
+  when distilling (``distillation``), the teacher's weights too, = the weights."""
+  state = {
       'step': jnp.zeros((), jnp.int32),
       'params': params,
       'opt_state': make_optimizer(config, params).init(params),
       'ema_params': jax.tree.map(jnp.copy, params),
   }
+  if distillation.enabled(config):
+    state['teacher_params'] = jax.tree.map(jnp.copy, params)
+  return state
 
 
 def init_train_state(config: ml_collections.ConfigDict) -> TrainState:
@@ -227,6 +232,9 @@ def make_train_step(config: ml_collections.ConfigDict, state_shardings=None,
   the data axes, the metrics are replicated. ``train.grad_accum_steps`` splits the batch
   into micro-batches (``make_loss_and_grads``).
   """
+  if distillation.enabled(config):
+    return distillation.make_train_step(config, make_optimizer, state_shardings,
+                                        batch_sharding)
   loss_and_grads = make_loss_and_grads(config, batch_sharding)
   optimizer = make_optimizer(config)
   decay = config.train.ema_decay
