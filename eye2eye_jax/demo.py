@@ -160,8 +160,17 @@ def _quality_vs_steps(sampler, config, split: str, data_dir: str, count: int,
   clips = datasets.data_source(config, split, data_dir)
   records = [clips[i] for i in range(min(count, len(clips)))]
   print(f'[6/6] Quality against model evaluations on {len(records)} clips of {split}')
+  settings, students = quality_vs_steps.SETTINGS, None
+  if not config.sample.distilled_checkpoint:  # no students to measure
+    settings = [setting for setting in settings if not setting.distilled]
+  elif any(setting.distilled for setting in settings):
+    student_config = config.copy_and_resolve_references()
+    student_config.sample.distilled = True
+    student_sampler = video_conversion.load_sampler(student_config)
+    students = (student_sampler.base, student_sampler.refiner)
   rows = quality_vs_steps.measure(
-      sampler, records, synthetic_eval.scene_params(config, split),
+      sampler, records, synthetic_eval.scene_params(config, split), settings=settings,
+      students=students,
       progress=lambda r: print(f'      {r["name"]:<15} {r["evaluations"]:3d} evaluations, '
                                f'{r["seconds_per_clip"]:.2f} s per clip: PSNR '
                                f'{r["psnr"]:.2f} dB, disparity scale {r["scale"] or 0:.2f}'))

@@ -49,6 +49,39 @@ def test_chunk_settings_and_fade():
     chunked_conversion.chunk_layout(config, 8)
 
 
+class _IndexSampler:
+  """Stands in for a StereoSampler: a frame's output is its index in the video (so any
+  misplaced, dropped or doubled frame shows), and each call's length is recorded."""
+
+  def __init__(self, window: int, **sample):
+    self.sample_config = load_config('tiny').sample
+    self.sample_config.update(scene_cut_threshold=0.0, **sample)
+    self.base = type('Stage', (), {'num_frames': window})()
+    self.refiner = None
+    self.lengths = []
+
+  def convert(self, video, seed=None, first_frame=0):
+    self.lengths.append(len(video))
+    index = first_frame + np.arange(len(video), dtype=np.uint8)
+    return np.broadcast_to(index[:, None, None, None], video.shape).copy()
+
+
+@pytest.mark.parametrize('frames,chunk,overlap,cuts', [
+    (40, 8, 2, ()), (41, 8, 3, ()), (40, 8, 0, ()), (5, 8, 2, ()), (8, 8, 4, ()),
+    (50, 12, 4, (7, 20, 21, 33)), (30, 8, 2, (29,))])
+def test_every_frame_comes_out_once_in_place_from_chunks_of_few_lengths(frames, chunk, overlap,
+                                                                      cuts):
+  sampler = _IndexSampler(4, chunk_frames=chunk, chunk_overlap=overlap)
+  video = np.zeros((frames, 2, 2, 3), np.uint8)
+  generated = _stream(sampler, video, cuts=cuts)
+  np.testing.assert_array_equal(generated[:, 0, 0, 0], np.arange(frames))
+  # Whole chunks, and each scene's rest padded to whole windows: few program shapes, and
+  # the frames converted are the video's, plus the faded ones, plus padding.
+  assert all(n == chunk or (n % 4 == 0 and n < chunk) for n in sampler.lengths), sampler.lengths
+  scenes = len(cuts) + 1
+  assert sum(sampler.lengths) <= frames + overlap * (len(sampler.lengths) - scenes) + 3 * scenes
+
+
 def test_scene_cuts_are_found_where_scenes_change_and_not_in_camera_pans():
   scenes = _scenes(5, 20)
   video = np.concatenate(scenes)
@@ -131,7 +164,7 @@ def test_chunk_seams_are_no_larger_than_the_change_inside_a_chunk():
             change[at_seams].max() / change[inside].max())
 
   faded, butted = ratios(change(window // 2), window // 2), ratios(change(0), 0)
-  # Measured: faded 1.06 (mean) and 1.01 (largest); butted 1.99 and 1.83.
+  # Measured: faded 1.05 (mean) and 1.04 (largest); butted 1.99 and 1.83.
   assert faded[0] < 1.15 and faded[1] < 1.1, faded
   assert butted[0] > 1.4 and butted[1] > 1.4, butted
 

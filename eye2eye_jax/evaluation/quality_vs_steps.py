@@ -24,28 +24,45 @@ import matplotlib.pyplot as plt  # noqa: E402
 from eye2eye_jax.common import atomic_files  # noqa: E402
 from eye2eye_jax.data.synthetic_scenes import SceneParams  # noqa: E402
 from eye2eye_jax.evaluation import metrics_report, synthetic_eval  # noqa: E402
+from eye2eye_jax.sampling import video_conversion  # noqa: E402
 from eye2eye_jax.sampling.stereo_sampler import StereoSampler  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
-  """A sampler setting: ``solver`` (``diffusion.SOLVERS``) and its steps per stage."""
+  """A sampler setting: ``solver`` (``diffusion.SOLVERS``) and its steps per stage; with
+  ``distilled``, the distilled students in the steps they were distilled for (their
+  configs') instead of the models."""
   solver: str
   base_num_steps: int
   refiner_num_steps: int
+  distilled: bool = False
 
   @property
   def name(self) -> str:
-    return f'{self.solver} {self.base_num_steps}+{self.refiner_num_steps}'
+    who = 'students' if self.distilled else self.solver
+    return f'{who} {self.base_num_steps}+{self.refiner_num_steps}'
 
 
-# The demo's default first (the reference), then fewer steps with each solver.
+# The demo's default first (the reference), then fewer steps with each solver, then the
+# distilled students.
 SETTINGS = (Setting('ddim', 25, 12), Setting('ddim', 8, 4), Setting('ddim', 4, 2),
             Setting('ddim', 2, 2), Setting('dpmpp_2m', 8, 4), Setting('dpmpp_2m', 4, 2),
-            Setting('dpmpp_2m', 2, 2))
+            Setting('dpmpp_2m', 2, 2), Setting('ddim', 2, 2, distilled=True))
 
 
-def _variant(sampler: StereoSampler, setting: Setting) -> StereoSampler:
+def _variant(sampler: StereoSampler, setting: Setting, students=None) -> StereoSampler:
+  if setting.distilled:
+    if students is None:
+      raise ValueError(f'setting {setting.name}: no students were given to measure')
+    base, refiner = students
+    sample_config = video_conversion.student_settings(sampler.sample_config, base, refiner)
+    if (sample_config.base_num_steps, sample_config.refiner_num_steps) != (
+        setting.base_num_steps, setting.refiner_num_steps):
+      raise ValueError(f'setting {setting.name}: the students were distilled for '
+                       f'{sample_config.base_num_steps}+{sample_config.refiner_num_steps} '
+                       'steps')
+    return StereoSampler(base, refiner, sample_config)
   sample_config = sampler.sample_config.copy_and_resolve_references()
   sample_config.update(solver=setting.solver, base_num_steps=setting.base_num_steps,
                        refiner_num_steps=setting.refiner_num_steps)
@@ -75,13 +92,13 @@ def measure_setting(sampler: StereoSampler, records: list[dict], params: ScenePa
 
 
 def measure(sampler: StereoSampler, records: list[dict], params: SceneParams,
-            settings=None, progress=None) -> list[dict]:
+            settings=None, progress=None, students=None) -> list[dict]:
   """One row per setting (default ``SETTINGS``), the first the reference of the others'
-  differences."""
+  differences; ``students`` (base, refiner or None ``Stage``s) for distilled settings."""
   rows = []
   for setting in settings or SETTINGS:
     row = {'name': setting.name, **dataclasses.asdict(setting),
-           **measure_setting(_variant(sampler, setting), records, params)}
+           **measure_setting(_variant(sampler, setting, students), records, params)}
     rows.append(row)
     if progress is not None:
       progress(row)
@@ -129,11 +146,13 @@ def markdown(rows: list[dict], num_clips: int, split: str, plot: str | None) -> 
 
 def _figure(rows: list[dict]):
   figure, (psnr_axis, scale_axis) = plt.subplots(1, 2, figsize=(9, 3.8))
-  for solver in dict.fromkeys(r['solver'] for r in rows):
-    mine = sorted((r for r in rows if r['solver'] == solver), key=lambda r: r['evaluations'])
+  family = lambda r: 'distilled students' if r.get('distilled') else r['solver']
+  for name in dict.fromkeys(map(family, rows)):
+    mine = sorted((r for r in rows if family(r) == name), key=lambda r: r['evaluations'])
     evaluations = [r['evaluations'] for r in mine]
-    psnr_axis.plot(evaluations, [r['psnr'] for r in mine], 'o-', label=solver)
-    scale_axis.plot(evaluations, [r['scale'] for r in mine], 'o-', label=solver)
+    marker = '*' if name == 'distilled students' else 'o-'
+    psnr_axis.plot(evaluations, [r['psnr'] for r in mine], marker, label=name, markersize=9)
+    scale_axis.plot(evaluations, [r['scale'] for r in mine], marker, label=name, markersize=9)
   for axis, label in ((psnr_axis, 'PSNR against the true view (dB)'),
                       (scale_axis, 'disparity scale')):
     axis.set_xscale('log')

@@ -9,10 +9,10 @@ output to the later one's. Every frame's noise is drawn by its place in the vide
 (``stereo_sampler.frame_noise``), so the two chunks' versions of a shared frame start
 alike and the fade hides what differs.
 
-Every chunk has the same length, so each stage compiles once whatever the video's length:
-the last chunk of a scene is moved back to end where the scene ends (sharing more frames
-with the one before it), and a scene shorter than a chunk is padded by repeating its last
-frame up to a whole number of the model's windows.
+Chunks have few lengths, so each stage compiles a few programs whatever the video's
+length: every chunk but a scene's last has ``chunk_frames`` frames; the last holds what is
+left (with the frames it fades over), padded by repeating its last frame up to a whole
+number of the model's windows. The cost grows with the frames, not with the chunks.
 
 A scene cut (``scene_cuts``, or given as ``sample.scene_cuts``) ends the chunk stream: the
 next scene starts fresh chunks, and nothing is blended across the cut.
@@ -100,12 +100,12 @@ class ChunkedConverter:
   def _end_scene(self) -> list[np.ndarray]:
     """Converts what is left of the scene; the next frame starts fresh chunks."""
     done = []
-    if self._pending:
-      frames = list(self._scene)
-      if len(frames) < self.chunk:  # a short scene: pad to whole windows
-        padded = math.ceil(len(frames) / self.window) * self.window
-        frames += [frames[-1]] * (padded - len(frames))
-      done = self._convert(frames, keep=0, used=len(self._scene))
+    if self._pending:  # the frames not yet final: those held for the fade and the new ones
+      used = self._pending + (len(self._held) if self._held is not None else 0)
+      frames = list(self._scene)[-used:]
+      padded = math.ceil(used / self.window) * self.window  # whole windows
+      frames += [frames[-1]] * (padded - used)
+      done = self._convert(frames, keep=0, used=used)
     elif self._held is not None:
       done = list(self._held)
       self._next += len(done)
