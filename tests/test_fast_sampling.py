@@ -58,12 +58,19 @@ def test_the_report_states_each_setting_against_the_reference(tmp_path):
            'psnr': 20.0, 'scale': 0.9, 'spearman': 0.7, 'depth_order': 0.8},
           {'name': 'dpmpp_2m 2+2', 'solver': 'dpmpp_2m', 'evaluations': 4,
            'seconds_per_clip': 1.0, 'psnr': 19.5, 'scale': 0.85, 'spearman': None,
-           'depth_order': 0.75}]
+           'depth_order': 0.75},
+          {'name': 'students 2+2', 'solver': 'ddim', 'distilled': True, 'evaluations': 4,
+           'seconds_per_clip': 1.5, 'psnr': 20.1, 'scale': 0.88, 'spearman': 0.7,
+           'depth_order': 0.8}]
   quality_vs_steps.add_differences(rows)
   assert rows[1]['speedup'] == 6.0 and rows[1]['psnr_change'] == pytest.approx(-0.5)
   assert rows[1]['scale_change'] == pytest.approx(-0.05) and rows[1]['spearman_change'] is None
   quality_vs_steps.write(tmp_path, rows, 8, 'validation_unseen')
   report = (tmp_path / 'steps.md').read_text()
   assert '| dpmpp_2m 2+2 | 4 | 1.00 | 6.0x | 19.50 | -0.50 | 0.85 | -0.05 | - | - |' in report
+  assert '| students 2+2 | 4 | 1.50 | 4.0x | 20.10 | +0.10 | 0.88 | -0.02 |' in report
   assert json.loads((tmp_path / 'steps.json').read_text())['rows'] == rows
   assert (tmp_path / 'plots' / 'quality_vs_evaluations.png').stat().st_size > 1000
+  assert quality_vs_steps.Setting('ddim', 2, 2, distilled=True).name == 'students 2+2'
+  with pytest.raises(ValueError, match='students 2\+2: no students were given'):
+    quality_vs_steps.measure(None, [], None, [quality_vs_steps.Setting('ddim', 2, 2, True)])
