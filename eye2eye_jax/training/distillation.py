@@ -125,13 +125,11 @@ def distillation_loss(config: ml_collections.ConfigDict, graphdef, params, teach
                   / _per_example(sigma, target)**2)
 
 
-def make_train_step(config: ml_collections.ConfigDict, make_optimizer, state_shardings=None,
-                    batch_sharding=None):
-  """The jitted distillation step ``(state, batch) -> (state, metrics)``, state donated;
-  ``state['teacher_params']`` becomes the student's EMA weights at each new round.
-  ``make_optimizer``: ``train_state.make_optimizer``."""
+def make_train_step(config: ml_collections.ConfigDict, optimizer: optax.GradientTransformation):
+  """The distillation step ``(state, batch) -> (state, metrics)``, not yet jitted
+  (``train_state.make_train_step`` compiles it like the ordinary step);
+  ``state['teacher_params']`` becomes the student's EMA weights at each new round."""
   graphdef = unet.model_graphdef(config)
-  optimizer = make_optimizer(config)
   decay = config.train.ema_decay
   base_rng = jax.random.PRNGKey(config.seed)
   per_round = int(config.distill.steps_per_round)
@@ -152,9 +150,4 @@ def make_train_step(config: ml_collections.ConfigDict, make_optimizer, state_sha
     return new_state, {'loss': loss, 'grad_norm': optax.tree.norm(grads),
                        'student_steps': student_steps_at(config, step).astype(jnp.float32)}
 
-  if state_shardings is None:
-    return jax.jit(train_step, donate_argnums=0)
-  mesh = next(iter(batch_sharding.values())).mesh
-  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  return jax.jit(train_step, donate_argnums=0, in_shardings=(state_shardings, batch_sharding),
-                 out_shardings=(state_shardings, replicated))
+  return train_step

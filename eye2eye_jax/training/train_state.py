@@ -230,16 +230,15 @@ def make_train_step(config: ml_collections.ConfigDict, state_shardings=None,
   With shardings (``eye2eye_jax.common.sharding``; ``batch_sharding`` is a dict per batch key) the
   step is compiled for that layout: the state stays where it is, the batch is split over
   the data axes, the metrics are replicated. ``train.grad_accum_steps`` splits the batch
-  into micro-batches (``make_loss_and_grads``).
+  into micro-batches (``make_loss_and_grads``). With ``distill.teacher_steps`` it is the
+  progressive-distillation step (``distillation.make_train_step``).
   """
-  if distillation.enabled(config):
-    return distillation.make_train_step(config, make_optimizer, state_shardings,
-                                        batch_sharding)
-  loss_and_grads = make_loss_and_grads(config, batch_sharding)
   optimizer = make_optimizer(config)
   decay = config.train.ema_decay
+  distilling = distillation.enabled(config)
+  loss_and_grads = None if distilling else make_loss_and_grads(config, batch_sharding)
 
-  def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+  def ordinary_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
     loss, grads = loss_and_grads(state['params'], batch, state['step'])
     updates, opt_state = optimizer.update(grads, state['opt_state'], state['params'])
     params = optax.apply_updates(state['params'], updates)
@@ -248,6 +247,8 @@ def make_train_step(config: ml_collections.ConfigDict, state_shardings=None,
                  'ema_params': ema}
     return new_state, {'loss': loss, 'grad_norm': optax.tree.norm(grads)}
 
+  train_step = (distillation.make_train_step(config, optimizer) if distilling
+                else ordinary_step)
   if state_shardings is None:
     return jax.jit(train_step, donate_argnums=0)
   mesh = next(iter(batch_sharding.values())).mesh
