@@ -72,5 +72,5 @@ def test_the_report_states_each_setting_against_the_reference(tmp_path):
   assert json.loads((tmp_path / 'steps.json').read_text())['rows'] == rows
   assert (tmp_path / 'plots' / 'quality_vs_evaluations.png').stat().st_size > 1000
   assert quality_vs_steps.Setting('ddim', 2, 2, distilled=True).name == 'students 2+2'
-  with pytest.raises(ValueError, match='students 2\+2: no students were given'):
+  with pytest.raises(ValueError, match=r'students 2\+2: no students were given'):
     quality_vs_steps.measure(None, [], None, [quality_vs_steps.Setting('ddim', 2, 2, True)])

@@ -76,3 +76,13 @@ def test_an_empty_folder_is_named(tmp_path):
   config.data.manual_dir = str(tmp_path)
   with pytest.raises(FileNotFoundError, match='no videos'):
     datasets.ensure_dataset(config, str(tmp_path / 'tfds'))
+
+
+def test_a_video_too_large_to_decode_whole_is_refused_from_its_header(tmp_path, monkeypatch):
+  path = tmp_path / 'big.mp4'
+  video_io.write_video(path, _moving_video(0, 10, 48, 64), 10.0)  # 10 x 48 x 64 x 3 = 0.09 MiB
+  monkeypatch.setattr(video_io.mediapy, 'read_video', lambda *a, **k: pytest.fail('decoded'))
+  with pytest.raises(video_io.VideoError,
+                     match=r'big.mp4: too large: 10 frames of 64x48 take 0 MiB decoded, over '
+                           r'the limit of 0 MiB'):
+    video_io.read_video(path, max_bytes=50_000)

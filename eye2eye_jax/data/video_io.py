@@ -70,11 +70,13 @@ def _ffmpeg_reason(message: str) -> str:
   return (errors or lines or ['unknown error'])[-1][:300]
 
 
-def read_video(path: str | os.PathLike) -> Video:
+def read_video(path: str | os.PathLike, max_bytes: int = 0) -> Video:
   """Reads all frames of a video as RGB uint8; raises VideoError naming the file.
 
-  A truncated file (its video data ends before its index does) is refused, rather than
-  read as a shorter video. For a video too long to hold, ``iter_frames`` streams it.
+  With ``max_bytes`` > 0, a video whose header declares more decoded bytes (frames x height
+  x width x 3) is refused before any frame is decoded. A truncated file (its video data
+  ends before its index does) is refused too, rather than read as a shorter video. For a
+  video too long to hold, ``iter_frames`` streams it.
   """
   _ensure_ffmpeg()
   path = pathlib.Path(path)
@@ -82,7 +84,9 @@ def read_video(path: str | os.PathLike) -> Video:
     raise VideoError(f'{path}: no such video file')
   if path.stat().st_size == 0:
     raise VideoError(f'{path}: the file is empty')
-  video_header(path)  # refuses a file with no video stream
+  header = video_header(path)  # refuses a file with no video stream
+  if max_bytes > 0:
+    _check_decoded_size(path, header, max_bytes)
   _check_complete(path)
   try:
     frames = mediapy.read_video(path)
@@ -129,6 +133,18 @@ def _check_complete(path: pathlib.Path) -> None:
   if 'partial file' in result.stderr:
     raise VideoError(f'{path}: truncated: the file ends before the video data its index '
                      'lists')
+
+
+def _check_decoded_size(path: pathlib.Path, header: VideoInfo, max_bytes: int) -> None:
+  if header.num_frames < 0:
+    raise VideoError(f'{path}: its header declares no duration, so its decoded size cannot '
+                     'be checked against the limit; remux it (ffmpeg -i IN -c copy OUT.mp4) '
+                     'or turn the limit off')
+  needed = header.num_frames * header.height * header.width * 3
+  if needed > max_bytes:
+    raise VideoError(f'{path}: too large: {header.num_frames} frames of {header.width}x'
+                     f'{header.height} take {needed / 2**20:.0f} MiB decoded, over the limit '
+                     f'of {max_bytes / 2**20:.0f} MiB')
 
 
 def has_audio(path: str | os.PathLike) -> bool:
