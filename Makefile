@@ -30,7 +30,7 @@ $(LIBTPU)/.installed: setup.py $(VENV)/.installed
 	touch $@
 
 test: install $(LIBTPU)/.installed
-	$(PY) -m pytest -n 2 -q tests
+	$(PY) -m pytest -n 2 -q --durations=30 tests
 
 # Re-pins requirements.lock from setup.py in a throwaway environment.
 lock:

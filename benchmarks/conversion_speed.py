@@ -41,7 +41,7 @@ from eye2eye_jax.data import synthetic_scenes, video_io  # noqa: E402
 from eye2eye_jax.sampling import video_conversion, window_blending  # noqa: E402
 
 DEMO = pathlib.Path(__file__).resolve().parent.parent / 'configs' / 'demo.py'
-DEFAULT_SETTINGS = 'ddim:25+12,dpmpp_2m:4+2,dpmpp_2m:2+2'  # add ',students' once bundled
+DEFAULT_SETTINGS = 'ddim:25+12,dpmpp_2m:4+2,dpmpp_2m:2+2,students'
 MIB = 2**20
 
 

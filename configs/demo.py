@@ -35,4 +35,8 @@ def get_config():
   # 0.86 before refining; refined from 0.2 / 0.4 / 0.6 / 0.8: 0.74 / 0.72 / 0.71 / 0.70, PSNR
   # 19.47 / 19.40 / 19.30 / 19.19 dB), so the demo refines from 0.2.
   c.sample.refiner_t_start = 0.2
+  # Distilled students of both (configs/distill_demo.py, distill_refiner_demo.py): 2 + 2
+  # steps with --config.sample.distilled=True.
+  c.sample.distilled_checkpoint = 'bundled:demo_student'
+  c.sample.distilled_refiner_checkpoint = 'bundled:demo_refiner_student'
   return c

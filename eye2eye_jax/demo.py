@@ -48,7 +48,7 @@ _STRENGTH_CONFIG = flags.DEFINE_string(
     'strength_config', str(_REPO / 'configs' / 'strength_demo.py'),
     'Config whose sample.checkpoint / refiner_checkpoint are strength-conditioned models, '
     'measured at strengths 0.5-2 in step 5 ("": skip).')
-_STEPS_CLIPS = flags.DEFINE_integer('num_steps_clips', 8,
+_STEPS_CLIPS = flags.DEFINE_integer('num_steps_clips', 24,
                                     'Held-out clips converted per sampler setting in step 6 '
                                     '(0: skip it).')
 _FPS = 8.0  # frame rate of the demo's videos

@@ -26,7 +26,8 @@ from eye2eye_jax import config_base
 
 _ASSETS = pathlib.Path(__file__).resolve().parent.parent / 'assets'
 BUNDLED = {name: _ASSETS / f'{name}_checkpoint'
-           for name in ('demo', 'demo_refiner', 'strength_demo', 'strength_refiner_demo')}
+           for name in ('demo', 'demo_refiner', 'demo_student', 'demo_refiner_student',
+                        'strength_demo', 'strength_refiner_demo')}
 
 
 def absolute(directory: str) -> str:
