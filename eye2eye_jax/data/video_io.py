@@ -334,6 +334,7 @@ def _decode(path: pathlib.Path, wanted: list[int], info: VideoInfo
 
 
 _END = object()
+READ_AHEAD_THREAD = 'video_io.read_ahead'  # the name of each read-ahead thread
 
 
 def _ahead(items: Iterator, depth: int) -> Iterator:
@@ -361,7 +362,7 @@ def _ahead(items: Iterator, depth: int) -> Iterator:
     finally:
       items.close()
 
-  thread = threading.Thread(target=pull, daemon=True)
+  thread = threading.Thread(target=pull, name=READ_AHEAD_THREAD, daemon=True)
   thread.start()
   try:
     while (item := pending.get()) is not _END:
