@@ -19,7 +19,7 @@ that compiles its shapes:
 * **peak memory**: the peak resident memory of a process converting a video 4x and 20x the
   model's window, streamed in chunks (``sample.chunk_frames``) and, for contrast, as one
   chunk holding the whole video; and the growth of each over the process's memory before
-  the conversion.
+  the conversion (the refiner on 128-px tiles, as a large video is converted).
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ import json, resource, sys, pathlib
 sys.path.insert(0, {repo!r})
 from benchmarks import conversion_speed as bench
 from eye2eye_jax.sampling import video_conversion
-config = bench._config('dpmpp_2m', 2, 2, chunk_frames={chunk})
+config = bench._config('dpmpp_2m', 2, 2, chunk_frames={chunk}, refiner_tile={tile})
 sampler = video_conversion.load_sampler(config)
 video_conversion.convert_file(sampler, pathlib.Path({warm!r}), pathlib.Path({out!r}))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -159,17 +159,20 @@ print('RESULT ' + json.dumps({{'before_bytes': before, 'peak_bytes': peak}}))
 '''
 
 
-def memory(work: pathlib.Path, size: int, window: int = 8) -> dict:
+def memory(work: pathlib.Path, size: int, window: int = 8, tile: int = 128) -> dict:
   """Peak resident bytes converting videos 4x and 20x ``window``, each in a fresh process
   that first converts a one-window video (loading and compiling what it can), streamed
-  (default chunks) and as a single chunk."""
+  (default chunks) and as a single chunk. The refiner works on ``tile``-px tiles, as it
+  would on a large video: on whole frames its attention's temporaries (about 10 GB at
+  256 px) would hide the video's own bytes."""
   warm = video_io.write_video(work / 'warm.mp4', panning_video(window, size), 16.0)
   rows = {}
   for factor in (4, 20):
     path = video_io.write_video(work / f'long{factor}.mp4',
                                 panning_video(window * factor, size, seed=factor), 16.0)
     for mode, chunk in (('streamed', 0), ('whole', 100_000)):
-      code = _MEMORY_CHILD.format(repo=str(DEMO.parent.parent), chunk=chunk, warm=str(warm),
+      code = _MEMORY_CHILD.format(repo=str(DEMO.parent.parent), chunk=chunk, tile=tile,
+                                  warm=str(warm),
                                   out=str(work / 'out'), path=str(path))
       result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                               check=False)
@@ -193,6 +196,8 @@ def main(argv=None) -> None:
   parser.add_argument('--size', type=int, default=64, help='frame height and width')
   parser.add_argument('--memory_size', type=int, default=256,
                       help='frame height and width of the memory runs')
+  parser.add_argument('--memory_tile', type=int, default=128,
+                      help='the refiner\'s tile size in the memory runs (0: whole frames)')
   parser.add_argument('--settings', default=DEFAULT_SETTINGS,
                       help='solver:base+refiner steps, comma-separated; the first is the '
                            'reference of the speed-ups')
@@ -226,7 +231,7 @@ def main(argv=None) -> None:
             f'{report["growth"]["2x_frames_time"]:.2f}x the time, 4x frames '
             f'{report["growth"]["4x_frames_time"]:.2f}x', flush=True)
     if 'memory' in parts:
-      report['memory'] = memory(work, args.memory_size)
+      report['memory'] = memory(work, args.memory_size, tile=args.memory_tile)
       print(f'\nPeak memory, {args.memory_size}x{args.memory_size} frames (dpmpp_2m 2+2):')
       for name, value in report['memory']['figures'].items():
         print(f'  {name}: {value:.2f}', flush=True)

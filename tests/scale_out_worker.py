@@ -5,8 +5,6 @@
 
 meshes: a few train steps of the tiny config on 1 device and on data-parallel, FSDP and
   mixed meshes of 8, from the same batches: losses and bytes held per device.
-remesh: trains to step 4 on one mesh, resumes to step 8 on another, and compares the loss
-  curve with an uninterrupted run.
 grow: resumes WORKDIR (a run of the tiny config made on one device) for 4 more steps on an
   FSDP x tensor mesh of the 8 devices.
 state_bytes: lays the tiny config's train state out on each mesh shape given as JSON
@@ -77,22 +75,6 @@ def meshes(data_dir: str) -> dict:
   return results
 
 
-def remesh(data_dir: str, workdir: str) -> dict:
-  curves = {}
-  for name, plan in (('straight', [((8, 1, 1), 8)]),
-                     ('remeshed', [((8, 1, 1), 4), ((1, 4, 2), 8)])):
-    losses = []
-    for shape, steps in plan:
-      config = tiny_config(data_dir, shape)
-      config.train.num_steps = steps
-      config.train.log_every = 1
-      config.train.checkpoint_every = 4
-      loop.train_and_evaluate(config, f'{workdir}/{name}',
-                              on_metrics=lambda step, m: losses.append((step, m['loss'])))
-    curves[name] = losses
-  return curves
-
-
 def grow(data_dir: str, workdir: str) -> list:
   config = config_base.load_config_file(REPO / 'configs' / 'tiny.py')
   config.data.data_dir = data_dir
@@ -140,7 +122,7 @@ def main():
   mode, data_dir = sys.argv[1], sys.argv[2]
   runtime.enable_compilation_cache()
   assert jax.device_count() == 8, jax.devices()
-  modes = {'meshes': lambda: meshes(data_dir), 'remesh': lambda: remesh(data_dir, sys.argv[3]),
+  modes = {'meshes': lambda: meshes(data_dir),
            'grow': lambda: grow(data_dir, sys.argv[3]),
            'state_bytes': lambda: state_bytes(json.loads(sys.argv[3])),
            'warm_start': lambda: warm_start(sys.argv[3])}
