@@ -7,7 +7,8 @@ PATH is a training workdir (its newest step), a step directory, an inference che
 ``bundled:NAME``. ``info`` prints the kind, step, the config that made it, parameters per
 module and in all, bytes on disk and, with ``--tree``, every parameter's shape and dtype.
 ``export`` writes an inference checkpoint (the EMA weights, or the raw ones, and the
-config): what the sampler and the notebook load, without the optimizer state. The other
+config): what the sampler and the notebook load, without the optimizer state. OUTPUT must be
+new or an earlier export (replaced); anything else there is refused, untouched. The other
 way, a lean checkpoint starts a training run with ``--config.train.init_checkpoint=PATH``
 (fresh optimizer state; eye2eye_jax/models/surgery.py also adapts a backbone's weights).
 """
@@ -67,6 +68,7 @@ def main(argv):
       return
     if len(argv) != 4:
       raise app.UsageError('usage: ckpt export PATH OUTPUT')
+    checkpoints.check_export_target(argv[3], source=path)
     config, params = checkpoints.load_for_inference(path, use_ema=not _RAW.value)
     checkpoints.save_inference(argv[3], params, config)
   except (FileNotFoundError, ValueError, OSError) as error:

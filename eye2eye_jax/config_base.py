@@ -7,6 +7,7 @@ no module needs a fallback for a field defined here.
 
 import importlib.util
 import pathlib
+import traceback
 
 from absl import logging
 import ml_collections
@@ -19,12 +20,30 @@ def load_config_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
     raise FileNotFoundError(f'config file {path} does not exist')
   spec = importlib.util.spec_from_file_location(f'config_{path.stem}', path)
   module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  try:
+    spec.loader.exec_module(module)
+    return module.get_config()
+  except AttributeError as error:  # a locked ConfigDict refusing a key it does not have
+    raise ValueError(f'config file {path}{_line_in(path, error)}: {_first_sentence(error)}'
+                     ) from error
+
+
+def _line_in(path: pathlib.Path, error: BaseException) -> str:
+  """' line N' of the innermost frame of ``error`` that ran in ``path``, else ''."""
+  frames = [f for f in traceback.extract_tb(error.__traceback__)
+            if pathlib.Path(f.filename).resolve() == path.resolve()]
+  return f' line {frames[-1].lineno}' if frames else ''
+
+
+def _first_sentence(error: BaseException) -> str:
+  """A locked ConfigDict's refusal, without the field list it appends."""
+  text = str(error).strip('\'"')
+  return text.split(' Other fields present')[0].split('\n')[0]
 
 
 def base_config() -> ml_collections.ConfigDict:
-  """The full config tree. Experiments change values, never add keys."""
+  """The full config tree, locked: experiments change values, and a key it does not have (a
+  typo) is an error, not a new field."""
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.config_file = ''  # the file this config came from (the train command records it)
@@ -200,20 +219,25 @@ def base_config() -> ml_collections.ConfigDict:
   c.sample.scene_cut_threshold = 20.0
   c.sample.scene_cuts = ()
 
+  c.lock()
   return c
 
 
-def _merge(defaults, stored, prefix: str, unknown: list[str]):
-  """``stored`` over ``defaults`` (plain dicts); lists become tuples where the default is one."""
+def _merge(defaults, stored, prefix: str, unknown: list[str], missing: list[str]):
+  """``stored`` over ``defaults`` (plain dicts); lists become tuples where the default is one.
+  Keys ``stored`` has and ``defaults`` lacks go to ``unknown``, the reverse to ``missing``."""
   if isinstance(defaults, dict):
     if not isinstance(stored, dict):
       raise ValueError(f'{prefix.rstrip(".") or "config"}: expected a section, got {stored!r}')
     merged = dict(defaults)
     for key, value in stored.items():
       if key in defaults:
-        merged[key] = _merge(defaults[key], value, f'{prefix}{key}.', unknown)
+        merged[key] = _merge(defaults[key], value, f'{prefix}{key}.', unknown, missing)
       else:
         unknown.append(prefix + key)
+    missing.extend(prefix + key + ('' if isinstance(defaults[key], dict) else
+                                   f'={defaults[key]!r}')
+                   for key in defaults if key not in stored)
     return merged
   if isinstance(defaults, tuple) and isinstance(stored, list):
     return _as_tuples(stored)
@@ -228,12 +252,17 @@ def _as_tuples(value):
 def with_defaults(stored: dict, source: str = 'stored config') -> ml_collections.ConfigDict:
   """A config saved with a checkpoint (a dict), merged over ``base_config()``.
 
-  Fields it lacks (it predates them) take today's defaults; keys this version does not know
-  are left out and named in a warning, with ``source`` (e.g. the checkpoint's path).
+  Fields it lacks (it predates them) take today's defaults, and keys this version does not
+  know are left out; both are named in one warning, with ``source`` (e.g. the checkpoint's
+  path), since a default taken silently can change how an old model samples.
   """
   unknown: list[str] = []
-  merged = _merge(base_config().to_dict(), stored, '', unknown)
-  if unknown:
-    logging.warning('%s: config keys this version does not know, ignored: %s', source,
-                    ', '.join(unknown))
+  missing: list[str] = []
+  merged = _merge(base_config().to_dict(), stored, '', unknown, missing)
+  problems = ([f'config keys this version does not know, ignored: {", ".join(unknown)}']
+              if unknown else [])
+  if missing:
+    problems.append(f'fields it predates, given today\'s defaults: {", ".join(missing)}')
+  if problems:
+    logging.warning('%s: %s', source, '; '.join(problems))
   return ml_collections.ConfigDict(merged)

@@ -1,8 +1,14 @@
 """Checkpoint tools: inspection, and a lean inference checkpoint that samples identically."""
 
+import hashlib
+import pathlib
+import shutil
+
+import jax
 import numpy as np
 import pytest
 from absl import flags
+from absl.testing import flagsaver
 
 from eye2eye_jax import ckpt
 from eye2eye_jax.models import checkpoints, unet
@@ -58,3 +64,42 @@ def test_bad_paths_exit_with_the_problem(tmp_path):
   with pytest.raises(SystemExit, match='holds no checkpoint'):
     ckpt.main(['ckpt', 'export', str(tmp_path / 'empty'), str(tmp_path / 'out')])
   assert not (tmp_path / 'out').exists()
+
+
+def _hashes(root):
+  """Every file under ``root`` (or ``root`` itself) and its content's SHA-256."""
+  root = pathlib.Path(root)
+  files = [root] if root.is_file() else sorted(p for p in root.rglob('*') if p.is_file())
+  return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def test_export_replaces_only_an_earlier_export(tiny_checkpoint, tmp_path, capsys):
+  workdir = tmp_path / 'run'
+  shutil.copytree(tiny_checkpoint, workdir)
+  notes = tmp_path / 'notes.txt'
+  notes.write_text('my notes')
+  folder = tmp_path / 'videos'
+  folder.mkdir()
+  (folder / 'clip.mp4').write_bytes(b'\x00video')
+  (folder / 'notes.txt').write_text('more notes')
+  before = _hashes(tmp_path)
+  for target in (notes, folder, workdir, workdir / 'checkpoints' / '20',
+                 workdir / 'checkpoints' / '20' / 'lean', tmp_path):
+    with pytest.raises(SystemExit, match=f'^error: {target} ') as exited:
+      ckpt.main(['ckpt', 'export', str(workdir), str(target)])
+    assert '\n' not in str(exited.value)
+    assert _hashes(tmp_path) == before
+  # An earlier export is recognised and replaced; an export onto itself is refused.
+  lean = tmp_path / 'lean'
+  ckpt.main(['ckpt', 'export', str(workdir), str(lean)])
+  with flagsaver.flagsaver(raw_params=True):
+    ckpt.main(['ckpt', 'export', str(workdir), str(lean)])
+  assert checkpoints.describe(str(lean))['kind'] == 'inference'
+  np.testing.assert_array_equal(
+      jax.tree.leaves(checkpoints.load_for_inference(str(lean))[1])[0],
+      jax.tree.leaves(checkpoints.load_for_inference(str(workdir), use_ema=False)[1])[0])
+  exported = _hashes(lean)
+  with pytest.raises(SystemExit, match='being exported'):
+    ckpt.main(['ckpt', 'export', str(lean), str(lean)])
+  assert _hashes(lean) == exported
+  assert capsys.readouterr().out.count('wrote') == 2

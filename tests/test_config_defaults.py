@@ -3,8 +3,13 @@
 import json
 import logging
 
-import numpy as np
+import subprocess
+import sys
 
+import numpy as np
+import pytest
+
+from conftest import REPO, subprocess_env
 from eye2eye_jax import config_base
 from eye2eye_jax.models import checkpoints
 
@@ -28,6 +33,32 @@ def test_missing_fields_take_the_defaults_and_unknown_keys_are_named(caplog):
   assert 'retired_knob' not in config.model
   assert config.mesh.shape == (-1, 1, 1) and config.mesh.rules[0] == ('batch', ('data', 'fsdp'))
   assert 'checkpoint /runs/old' in caplog.text and 'model.retired_knob' in caplog.text
+  # The fields it predates are named with the defaults they silently take.
+  assert 'model.norm_per_frame=False' in caplog.text
+  assert 'sample.text_guidance_scale=0.0' in caplog.text
+
+
+def test_a_config_file_setting_a_field_the_config_lacks_is_an_error_naming_it(tmp_path):
+  path = tmp_path / 'typo.py'
+  path.write_text(f'''import importlib.util
+spec = importlib.util.spec_from_file_location('tiny', {str(REPO / 'configs' / 'tiny.py')!r})
+tiny = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tiny)
+
+
+def get_config():
+  c = tiny.get_config()
+  c.train.num_step = 3
+  return c
+''')
+  with pytest.raises(ValueError, match=f'config file {path} line 9: .*num_step'):
+    config_base.load_config_file(path)
+  result = subprocess.run([sys.executable, '-m', 'eye2eye_jax.train', f'--config={path}',
+                           f'--workdir={tmp_path / "work"}'], capture_output=True, text=True,
+                          timeout=300, env=subprocess_env())
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1].startswith(f'error: config file {path} line 9')
+  assert 'Traceback' not in result.stderr and not (tmp_path / 'work').exists()
 
 
 def test_a_section_stored_as_a_value_is_an_error_naming_it():

@@ -5,12 +5,14 @@ import shutil
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
 from conftest import REPO, subprocess_env
 from eye2eye_jax.data import input_pipeline
-from eye2eye_jax.training import checkpoint_manager, loop
+from eye2eye_jax.models import checkpoints
+from eye2eye_jax.training import checkpoint_manager, loop, train_state
 
 
 def _fingerprint(directory) -> dict[str, str]:
@@ -65,16 +67,48 @@ def test_checkpoints_no_one_can_read_stop_the_run_unless_a_fresh_start_is_asked_
   assert sorted(p.name for p in (workdir / 'checkpoints').iterdir()) == ['2']
 
 
-def test_a_half_written_latest_checkpoint_is_skipped_for_the_one_before(
+def test_an_unreadable_latest_checkpoint_is_set_aside_and_every_later_one_is_saved(
     tiny_config, tiny_checkpoint, tmp_path):
   workdir = _copy_run(tiny_checkpoint, tmp_path)
-  steps = sorted(int(p.name) for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit())
-  (workdir / 'checkpoints' / str(steps[-1]) / 'state' / '_METADATA').unlink()
+  checkpoints_dir = workdir / 'checkpoints'
+  steps = sorted(int(p.name) for p in checkpoints_dir.iterdir() if p.name.isdigit())
+  broken = checkpoints_dir / str(steps[-1])
+  (broken / 'state' / '_METADATA').write_text('{half written')
+  (broken / 'config' / 'metadata').write_text('{half written')
+  damaged = _fingerprint(broken)
   config = tiny_config.copy_and_resolve_references()
   config.train.num_steps, config.train.sample_every = steps[-1], 0
   logged = []
-  loop.train_and_evaluate(config, str(workdir), on_metrics=lambda s, m: logged.append(s))
+  state = loop.train_and_evaluate(config, str(workdir), on_metrics=lambda s, m: logged.append(s))
   assert min(logged) > steps[-2]  # resumed from the step before the broken one
+  set_aside = [p for p in checkpoints_dir.iterdir() if p.name.startswith(f'{steps[-1]}.set_aside.')]
+  assert len(set_aside) == 1 and _fingerprint(set_aside[0]) == damaged
+  # The broken step was trained again and saved, readable, with this run's weights.
+  _, restored = checkpoints.load_for_inference(str(workdir))
+  assert checkpoints.describe(str(workdir))['step'] == steps[-1]
+  for ours, theirs in zip(jax.tree.leaves(state['ema_params']), jax.tree.leaves(restored)):
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+  # Going on, every checkpoint is saved and rotation keeps readable ones only.
+  config.train.num_steps = steps[-1] + 2 * config.train.checkpoint_every
+  state = loop.train_and_evaluate(config, str(workdir))
+  kept = sorted(int(p.name) for p in checkpoints_dir.iterdir() if p.name.isdigit())
+  assert kept[-2:] == [steps[-1] + config.train.checkpoint_every, config.train.num_steps]
+  for step in kept:
+    checkpoints.describe(str(checkpoints_dir / str(step)))  # raises on an unreadable one
+
+
+def test_a_save_orbax_declines_is_an_error(tiny_config, tiny_checkpoint, tmp_path):
+  workdir = _copy_run(tiny_checkpoint, tmp_path)
+  config = tiny_config.copy_and_resolve_references()
+  manager = checkpoint_manager.create_manager(str(workdir / 'checkpoints'), config)
+  try:
+    target = jax.eval_shape(lambda: train_state.init_train_state(config))
+    loader = iter(input_pipeline.create_train_loader(config, config.data.data_dir))
+    state = checkpoint_manager.restore_training(manager, target, loader, config)
+    with pytest.raises(checkpoint_manager.CheckpointNotSaved, match='step 10 was not saved'):
+      checkpoint_manager.save_training(manager, 10, state, loader, config)
+  finally:
+    manager.close()
 
 
 def test_seeking_to_a_step_puts_the_loader_where_reading_that_many_batches_does(

@@ -58,14 +58,19 @@ def require(argv: list[str], **values) -> None:
 
 
 def run(main) -> None:
-  """``app.run(main)``, a ``--config.a.b=value`` naming no field of the config reported as
-  one ``error: ...`` line (ml_collections raises a bare AttributeError while parsing)."""
+  """``app.run(main)``, a ``--config.a.b=value`` naming no field of the config, or a config
+  file setting one, reported as one ``error: ...`` line (ml_collections raises a bare
+  AttributeError while parsing)."""
 
   def parse(argv: list[str]) -> list[str]:
     try:
       return app.parse_flags_with_usage(argv)
-    except (AttributeError, KeyError) as error:
-      sys.exit(f'error: {_unknown_override(argv) or error}')
+    except (AttributeError, KeyError, ValueError) as error:
+      try:
+        problem = _unknown_override(argv)
+      except (FileNotFoundError, ValueError) as file_error:  # the config file itself is bad
+        problem = str(file_error)
+      sys.exit(f'error: {problem or error}')
 
   app.run(main, flags_parser=parse)
 

@@ -35,9 +35,53 @@ def absolute(directory: str) -> str:
   return directory if '://' in directory else os.path.abspath(directory)
 
 
+# What a lean checkpoint's directory holds, and nothing else: the only kind of folder that
+# ``save_inference`` replaces.
+_INFERENCE_ENTRIES = frozenset({'params', 'config', '_CHECKPOINT_METADATA',
+                                'commit_success.txt'})
+
+
+class ExportTargetRefused(ValueError):
+  """An export would replace something that is not an earlier export."""
+
+
+def check_export_target(directory: str, source: str | None = None) -> None:
+  """Refuses (``ExportTargetRefused``) an output path that holds anything but an earlier
+  lean checkpoint, or that is, holds or lies inside ``source``, the checkpoint exported."""
+  target = epath.Path(absolute(directory))
+  if source is not None and not source.startswith('bundled:'):
+    given, resolved = epath.Path(absolute(source)), _resolve(source)[0]
+    if (_inside(given, target) or _inside(resolved, target) or _inside(target, resolved)):
+      raise ExportTargetRefused(
+          f'{target} is, holds or lies inside the checkpoint being exported ({resolved}); '
+          'export to a new path')
+  if not target.exists():
+    return
+  if not target.is_dir():
+    raise ExportTargetRefused(f'{target} exists and is a file, not an earlier export; choose a '
+                              'new path or move it away')
+  names = {p.name for p in target.iterdir()}
+  if not names:
+    return
+  if not {'params', 'config'} <= names or not names <= _INFERENCE_ENTRIES:
+    others = sorted(names - _INFERENCE_ENTRIES) or sorted({'params', 'config'} - names)
+    raise ExportTargetRefused(
+        f'{target} exists and is not an earlier export (it holds {", ".join(others[:5])}'
+        f'{", ..." if len(others) > 5 else ""}); choose a new path or move it away')
+
+
+def _inside(path: epath.Path, folder: epath.Path) -> bool:
+  """Whether ``path`` is ``folder`` or lies under it (symbolic links followed)."""
+  path_text, folder_text = (os.path.realpath(p) if '://' not in str(p) else str(p).rstrip('/')
+                            for p in (path, folder))
+  return path_text == folder_text or path_text.startswith(folder_text.rstrip('/') + '/')
+
+
 def save_inference(directory: str, params, config: ml_collections.ConfigDict) -> None:
-  """Writes a lean checkpoint (weights + config) to ``directory``. A local one is written
-  beside it first and swapped in when complete, so a failed write keeps what was there."""
+  """Writes a lean checkpoint (weights + config) to ``directory``, which may hold an earlier
+  one (replaced) and nothing else (``check_export_target``). A local one is written beside
+  it first and swapped in when complete, so a failed write keeps what was there."""
+  check_export_target(directory)
   directory = absolute(directory)
   if '://' in directory:
     _save_inference_at(directory, params, config)

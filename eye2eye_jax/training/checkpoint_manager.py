@@ -17,6 +17,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 from etils import epath
 
+from eye2eye_jax.common import runtime
 from eye2eye_jax.data import input_pipeline
 from eye2eye_jax.models import checkpoints
 
@@ -34,17 +35,22 @@ def save_training(manager: ocp.CheckpointManager, step: int, state, data_iterato
   """Starts an async save of the full training state at ``step``.
 
   A checkpoint directory deleted during the run is re-created (with a warning): training
-  goes on and keeps saving, though the checkpoints that were in it are lost.
+  goes on and keeps saving, though the checkpoints that were in it are lost. A save orbax
+  declines (it keeps no step at or below its newest) raises ``CheckpointNotSaved``.
   """
   directory = epath.Path(manager.directory)
   if not directory.exists():
     logging.warning('The checkpoint directory %s was deleted; re-creating it (its earlier '
                     'checkpoints are lost)', directory)
     directory.mkdir(parents=True, exist_ok=True)
-  manager.save(step, args=ocp.args.Composite(
+  saved = manager.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state),
       data=grain.checkpoint.CheckpointSave(data_iterator),
       config=ocp.args.JsonSave(config.to_dict())))
+  if not saved:
+    raise CheckpointNotSaved(
+        f'the checkpoint of step {step} was not saved in {directory}: it already holds step '
+        f'{manager.latest_step()}')
 
 
 def restore_training(manager: ocp.CheckpointManager, abstract_state, data_iterator,
@@ -53,13 +59,16 @@ def restore_training(manager: ocp.CheckpointManager, abstract_state, data_iterat
 
   ``abstract_state`` gives the structure and, through its arrays' shardings, the layout to
   restore onto (any mesh: orbax reshards). A checkpoint that is half-written or unreadable
-  is skipped with a warning and the one before it is used. A checkpoint whose parameters do
+  is skipped with a warning and the one before it is used; once one restores, the skipped
+  newer ones are set aside (``set_aside``, never deleted), so that the steps after it are
+  saved again and rotation keeps the readable ones. A checkpoint whose parameters do
   not match ``abstract_state`` stops the run (``CheckpointMismatch``), and so does a
   directory none of whose checkpoints can be read (``UnusableCheckpoints``): the run never
   silently starts over beside them. A data position written by a different number of
   processes is re-derived from the step (``input_pipeline.seek_to_step``), with a warning.
   """
   steps = sorted(manager.all_steps(), reverse=True)
+  unreadable = []
   for step in steps:
     directory = epath.Path(manager.directory) / str(step)
     try:
@@ -67,6 +76,7 @@ def restore_training(manager: ocp.CheckpointManager, abstract_state, data_iterat
     except Exception as error:  # orbax and tensorstore raise many types for bad files
       logging.warning('Checkpoint %s is half-written or unreadable (%s: %s); trying the one '
                       'before it', directory, type(error).__name__, error)
+      unreadable.append(directory)
       continue
     _check_structure(stored, abstract_state, directory)
     written_by = _data_process_count(directory / 'data')
@@ -78,7 +88,10 @@ def restore_training(manager: ocp.CheckpointManager, abstract_state, data_iterat
     except Exception as error:
       logging.warning('Checkpoint %s is unreadable (%s: %s); trying the one before it',
                       directory, type(error).__name__, error)
+      unreadable.append(directory)
       continue
+    if unreadable:
+      _set_aside_unreadable(manager, unreadable, step)
     if 'data' not in items:
       logging.warning('Checkpoint %s holds the data position of %s processes, this run has '
                       '%d: the position is re-derived from step %d as if the run had always '
@@ -92,6 +105,23 @@ def restore_training(manager: ocp.CheckpointManager, abstract_state, data_iterat
         '(see the warnings above); move them away, or set train.allow_fresh_start=True to '
         'start over (they are then set aside, not deleted)')
   return None
+
+
+def _set_aside_unreadable(manager: ocp.CheckpointManager, directories: list[epath.Path],
+                          resumed: int) -> None:
+  """Sets aside the unreadable checkpoints newer than the ``resumed`` one (process 0 renames,
+  every process then re-lists)."""
+  if jax.process_index() == 0:
+    for directory in directories:
+      moved = set_aside(str(directory))
+      logging.warning('Resuming from step %d: the unreadable checkpoint %s is set aside as %s',
+                      resumed, directory, moved)
+  runtime.sync_processes('unreadable checkpoints set aside')
+  manager.reload()
+
+
+class CheckpointNotSaved(RuntimeError):
+  """Orbax declined to save a checkpoint."""
 
 
 class UnusableCheckpoints(ValueError):
