@@ -5,11 +5,14 @@ import os
 import subprocess
 import sys
 
+import types
+
 import pytest
 
 from conftest import REPO
 from eye2eye_jax.data import synthetic_scenes
-from eye2eye_jax.evaluation import checkpoint_report, split_comparison, synthetic_eval
+from eye2eye_jax.evaluation import (checkpoint_report, pair_eval, split_comparison,
+                                    synthetic_eval)
 
 
 @pytest.fixture(scope='module')
@@ -59,6 +62,24 @@ def test_baselines_are_scored_per_layer_type(scene_records):
   assert statistics['copy_right']['range_px'] < 0.2
   assert statistics['true_left']['median_px'] > 1.0
   json.dumps(metrics)  # every figure is JSON
+
+
+@pytest.mark.parametrize('baseline', [0.5, 1.0])
+def test_real_pair_evaluation_reports_the_disparity_scale_of_the_output(baseline):
+  """A left view rendered at a known share of the true eye distance scores that share, as
+  the synthetic evaluation does: a model that halves the 3D effect reads 0.5."""
+  generator = synthetic_scenes.SceneGenerator(synthetic_scenes.SceneParams(
+      num_frames=2, height=48, width=64, max_disparity=8.0, texture_families=('noise',)))
+  records, converted = [], {}
+  for index, seed in enumerate((3, 4)):
+    truth, output = generator.generate(seed), generator.generate(seed, baseline=baseline)
+    records.append({'right': truth.right, 'left': truth.left})
+    converted[index] = (output.left, output.left)
+  sampler = types.SimpleNamespace(refiner=None)
+  metrics = pair_eval.evaluate(sampler, records, max_disparity=16.0, baselines=False,
+                               converted=converted)
+  assert metrics['agreement']['generated']['scale'] == pytest.approx(baseline, abs=0.08)
+  assert metrics['agreement']['copy_right']['scale'] == pytest.approx(0.0, abs=0.08)
 
 
 def test_evaluate_command_writes_a_report(tiny_config, tiny_dataset, tiny_checkpoint, tmp_path):

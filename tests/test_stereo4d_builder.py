@@ -266,11 +266,10 @@ def test_evaluate_scores_a_checkpoint_on_real_stereo_pairs(built, tiny_checkpoin
   for method in ('generated', 'copy_right', 'warp_stereo'):
     assert 0 < metrics['image'][method]['psnr'] < 60
   # The sample's boards sit 1.5-6 m away: the true pair has positive disparity, the copied
-  # right view none; the true pair agrees with itself exactly.
+  # right view none (a disparity scale near 0).
   assert metrics['disparity_statistics']['true_left']['median_px'] > 0.5
   assert abs(metrics['disparity_statistics']['copy_right']['median_px']) < 0.5
-  assert metrics['agreement']['true_left'] == {
-      'scale': 1.0, 'error_px': 0.0, 'pixels': metrics['agreement']['true_left']['pixels']}
+  assert abs(metrics['agreement']['copy_right']['scale']) < 0.2
   # The oracle warp follows the true disparity far better than a flat copy.
   assert metrics['agreement']['warp_stereo']['error_px'] < metrics['agreement'][
       'copy_right']['error_px']

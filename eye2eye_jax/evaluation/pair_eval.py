@@ -5,9 +5,10 @@ A real pair has no layers and no true depth, so the figures are those that need 
   * the disparity between each left view and the right view (median, 5-95% range, share
     negative, frame-to-frame change: ``stereo_metrics.disparity_statistics``);
   * agreement with the true pair: the disparity measured on the method's pair against the
-    one measured on the true pair, pixel by pixel where both are valid, after one fitted
-    scale per method (the synthetic evaluation fits one per set of layers): the scale and
-    the mean error left in pixels. true_left agrees with itself (scale 1, error 0).
+    one measured on the true pair, pixel by pixel where both are valid: the disparity
+    scale (``stereo_metrics.disparity_scale``, as the synthetic evaluation fits it per set
+    of layers; 0.5 for half the true 3D effect) and the mean error left in pixels after it.
+    true_left agrees with itself (scale 1, error 0).
 Methods: generated (and base_only), true_left, copy_right, and with ``baselines``
 global_shift (the right view shifted by the true pair's median disparity) and warp_stereo
 (warp-and-inpaint with the disparity matched between the true eyes).
@@ -90,13 +91,12 @@ _DESCRIPTIONS = {
 
 
 def _agreement(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
-  """Least-squares scale from a method's disparity to the true pair's, and the mean
-  per-pixel error after it (px)."""
+  """The disparity scale of a method's disparity against the true pair's, and the mean
+  per-pixel error after it (px): |measured - scale * true|."""
   ours = np.concatenate([p[0] for p in pairs]).astype(np.float64)
   truth = np.concatenate([p[1] for p in pairs]).astype(np.float64)
   if ours.size == 0:
     return {'scale': None, 'error_px': None, 'pixels': 0}
-  energy = float(np.dot(ours, ours))
-  scale = float(np.dot(ours, truth) / energy) if energy > 0 else 0.0
-  return {'scale': scale, 'error_px': float(np.mean(np.abs(scale * ours - truth))),
+  scale = stereo_metrics.disparity_scale(truth, ours)
+  return {'scale': scale, 'error_px': float(np.mean(np.abs(ours - scale * truth))),
           'pixels': int(ours.size)}

@@ -96,11 +96,17 @@ def measure_clip_layers(clip_index: int, left: np.ndarray, right: np.ndarray,
   return out
 
 
-def fit_scale(layers: list[LayerMeasurement]) -> float:
-  """The least-squares factor from true disparities to measured shifts."""
-  true = np.array([l.true_disparity for l in layers])
-  measured = np.array([l.measured for l in layers])
+def disparity_scale(true: np.ndarray, measured: np.ndarray) -> float:
+  """The disparity scale, everywhere it is reported: the least-squares ``s`` of
+  measured ~ s * true (1: the true 3D effect; 0.5: half of it; ~0: a flat output)."""
+  true, measured = (np.asarray(a, np.float64).ravel() for a in (true, measured))
   return float(np.dot(measured, true) / max(np.dot(true, true), 1e-12))
+
+
+def fit_scale(layers: list[LayerMeasurement]) -> float:
+  """``disparity_scale`` of the layers' measured shifts against their true disparities."""
+  return disparity_scale(np.array([l.true_disparity for l in layers]),
+                         np.array([l.measured for l in layers]))
 
 
 def geometry_summary(layers: list[LayerMeasurement], scale: float | None = None) -> dict:
