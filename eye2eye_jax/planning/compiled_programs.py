@@ -27,9 +27,11 @@ _cache: dict = {}  # abstract states and compiled programs' figures, by what the
 
 
 def _program_key(config: ml_collections.ConfigDict) -> str:
-  """What the state and the programs depend on (not the mesh: programs are per device)."""
-  return json.dumps({k: config[k].to_dict() for k in ('model', 'diffusion', 'train')} |
-                    {'seed': config.seed}, sort_keys=True, default=str)
+  """The whole config but the mesh (programs are per device): a field the programs read
+  (the data's shape, the text length, ...) can never be missed, at the cost of compiling
+  again for one they do not."""
+  return json.dumps({k: v for k, v in config.to_dict().items() if k != 'mesh'},
+                    sort_keys=True, default=str)
 
 
 def abstract_train_state(config: ml_collections.ConfigDict) -> dict:
