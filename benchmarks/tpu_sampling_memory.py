@@ -11,8 +11,8 @@ and with the Pallas flash-attention kernel (``model.attention_kernel``),
 in bfloat16 (``model.dtype``), on overlapping spatial tiles (``sample.refiner_tile``), in
 bfloat16 on tiles; and with the window's rows split over all the topology's chips
 (``sample.mesh_shape=(1, chips)``), in float32 and bfloat16. Prints each setting's bytes per chip
-(arguments, temporaries, what must be resident at once) and its ratio to the first, so the
-effect of each measure is a measured figure. Each compile of a paper-scale window takes
+(arguments, temporaries, what must be resident at once, the constants embedded in the
+program) and its ratio to the first, so the effect of each measure is a measured figure. Each compile of a paper-scale window takes
 minutes on 2 CPU cores; the suite does not run this script. libtpu: ``pip install -e
 '.[tpu]'``, or, after ``make test``, ``PYTHONPATH=.venv/libtpu``.
 """
@@ -66,10 +66,12 @@ def measure(config: str, topology: str, video: tuple[int, int, int], chunk: int,
       variant[section].update(values)
     mesh_shape = fields.get('sample', {}).get('mesh_shape', (1, 1))
     rows[name] = tpu_compile.compile_sampling_stage(variant, target, video, mesh_shape)
+    constants = rows[name]['constant_bytes']
     print(f'{name:36s} {rows[name]["total_bytes"] / 2**30:8.2f} GiB resident '
           f'({rows[name]["temp_bytes"] / 2**30:.2f} GiB temporaries'
-          f'{", refused by the compiler" if rows[name]["refused"] else ""}), compiled in '
-          f'{rows[name]["compile_s"]:.0f} s', flush=True)
+          f'{", refused by the compiler" if rows[name]["refused"] else ""}; constants in the '
+          f'program {"-" if constants is None else f"{constants / 2**20:.2f} MiB"}), compiled '
+          f'in {rows[name]["compile_s"]:.0f} s', flush=True)
   first = rows['as configured']['total_bytes']
   return {'figures': {f'{name}: resident bytes over as configured': row['total_bytes'] / first
                       for name, row in rows.items()},

@@ -1,6 +1,7 @@
 """The refiner on overlapping spatial tiles: the tiles cover the frame, the blend is exact,
 and the bundled demo refiner's output barely changes."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from conftest import load_config
 from eye2eye_jax.data import synthetic_scenes
 from eye2eye_jax.evaluation import view_metrics
+from eye2eye_jax.planning import compiled_programs
 from eye2eye_jax.sampling import stereo_sampler, video_conversion, window_blending
 
 
@@ -35,6 +37,24 @@ def test_the_blend_of_a_pointwise_prediction_is_that_prediction(tiled, per_devic
   denoise = window_blending.blended_denoiser(predict, condition, starts, 4, tiles, per_device)
   t = jnp.array([0.5])
   np.testing.assert_allclose(denoise(x, t), 2 * x + condition[None] * 0.5, atol=1e-5)
+
+
+def test_the_blend_embeds_no_video_sized_constant_in_the_program():
+  frames, height, width = 16, 64, 96
+  condition = jax.ShapeDtypeStruct((frames, height, width, 3), jnp.float32)
+  x = jax.ShapeDtypeStruct((1, frames, height, width, 3), jnp.float32)
+  tiles = window_blending.refiner_tiles(height, width, 32, 8, 4)
+
+  def blend(condition, x, t):
+    denoise = window_blending.blended_denoiser(lambda x, c, t: x + c, condition,
+                                               window_blending.window_starts(frames, 8, 4), 8,
+                                               tiles)
+    return denoise(x, t)
+
+  compiled = jax.jit(blend).lower(condition, x, jax.ShapeDtypeStruct((1,), jnp.float32)).compile()
+  # The normaliser alone would be frames x height x width float32 (393 KB here), a
+  # piece's weights window x tile (32 KB).
+  assert compiled_programs.constant_bytes(compiled) < 0.01 * frames * height * width * 4
 
 
 def test_calls_are_as_few_as_the_batch_allows_with_little_padding():

@@ -7,8 +7,8 @@ A real pair has no layers and no true depth, so the figures are those that need 
   * agreement with the true pair: the disparity measured on the method's pair against the
     one measured on the true pair, pixel by pixel where both are valid: the disparity
     scale (``stereo_metrics.disparity_scale``, as the synthetic evaluation fits it per set
-    of layers; 0.5 for half the true 3D effect) and the mean error left in pixels after it.
-    true_left agrees with itself (scale 1, error 0).
+    of layers; 0.5 for half the true 3D effect) and the error left in pixels once the
+    method's disparity is rescaled to fit the truth. true_left agrees with itself (1, 0).
 Methods: generated (and base_only), true_left, copy_right, and with ``baselines``
 global_shift (the right view shifted by the true pair's median disparity) and warp_stereo
 (warp-and-inpaint with the disparity matched between the true eyes).
@@ -91,12 +91,15 @@ _DESCRIPTIONS = {
 
 
 def _agreement(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
-  """The disparity scale of a method's disparity against the true pair's, and the mean
-  per-pixel error after it (px): |measured - scale * true|."""
+  """The disparity scale of a method's disparity against the true pair's, and the shape
+  error: the mean per-pixel error (in the true pair's px) left once the method's disparity
+  is rescaled by the one factor that fits the truth best (a flat output keeps all of it)."""
   ours = np.concatenate([p[0] for p in pairs]).astype(np.float64)
   truth = np.concatenate([p[1] for p in pairs]).astype(np.float64)
   if ours.size == 0:
     return {'scale': None, 'error_px': None, 'pixels': 0}
-  scale = stereo_metrics.disparity_scale(truth, ours)
-  return {'scale': scale, 'error_px': float(np.mean(np.abs(ours - scale * truth))),
+  energy = float(np.dot(ours, ours))
+  to_truth = float(np.dot(ours, truth) / energy) if energy > 0 else 0.0
+  return {'scale': stereo_metrics.disparity_scale(truth, ours),
+          'error_px': float(np.mean(np.abs(to_truth * ours - truth))),
           'pixels': int(ours.size)}

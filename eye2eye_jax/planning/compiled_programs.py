@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -164,6 +165,20 @@ def forward_figures(config: ml_collections.ConfigDict, shape: tuple[int, ...]) -
 
   return _figures('forward', config, tuple(shape),
                   lambda: jax.jit(forward).lower(params, condition, text, video, t))
+
+
+# An array constant in compiled HLO text, e.g. "f32[80,512,512]{2,1,0} constant({...})".
+_CONSTANT = re.compile(r'= ([a-z]+[0-9]*)\[([0-9,]*)\][^ ]* constant\(')
+_HLO_BYTES = {'pred': 1, 's8': 1, 'u8': 1, 'bf16': 2, 'f16': 2, 's16': 2, 'u16': 2, 'f32': 4,
+              's32': 4, 'u32': 4, 'f64': 8, 's64': 8, 'u64': 8, 'c64': 8, 'c128': 16}
+
+
+def constant_bytes(compiled) -> int:
+  """Bytes of the array constants a compiled program embeds (from its HLO text)."""
+  total = 0
+  for dtype, dims in _CONSTANT.findall(compiled.as_text()):
+    total += math.prod(int(d) for d in dims.split(',') if d) * _HLO_BYTES.get(dtype, 4)
+  return total
 
 
 def tree_bytes(tree) -> int:

@@ -88,7 +88,7 @@ def abstract_tpu_devices(topology: accelerators.Topology) -> list:
 def compiled_figures(lowered, hbm_bytes: float) -> dict:
   """Compiles ``lowered`` for the TPU: bytes per device and FLOPs; ``total_bytes`` is what
   must be resident at once (arguments + outputs + temporaries, less outputs written into
-  donated inputs).
+  donated inputs); ``constant_bytes`` those of the constants embedded in the program.
 
   The TPU compiler refuses a program whose temporaries exceed the chip's HBM; the figure it
   names then stands for the temporaries (the rest unknown) and ``fits`` is False.
@@ -102,7 +102,8 @@ def compiled_figures(lowered, hbm_bytes: float) -> dict:
       raise
     temp = float(needed.group(1)) * _UNITS[needed.group(2)]
     return {'argument_bytes': None, 'output_bytes': None, 'temp_bytes': int(temp),
-            'alias_bytes': None, 'code_bytes': None, 'total_bytes': int(temp),
+            'alias_bytes': None, 'code_bytes': None, 'constant_bytes': None,
+            'total_bytes': int(temp),
             'hbm_bytes': hbm_bytes, 'fits': False, 'headroom_bytes': hbm_bytes - temp,
             'flops': None, 'compile_s': time.time() - start,
             'refused': str(error).splitlines()[0]}
@@ -113,7 +114,8 @@ def compiled_figures(lowered, hbm_bytes: float) -> dict:
              'output_bytes': int(memory.output_size_in_bytes),
              'temp_bytes': int(memory.temp_size_in_bytes),
              'alias_bytes': int(memory.alias_size_in_bytes),
-             'code_bytes': int(memory.generated_code_size_in_bytes)}
+             'code_bytes': int(memory.generated_code_size_in_bytes),
+             'constant_bytes': compiled_programs.constant_bytes(compiled)}
   total = (figures['argument_bytes'] + figures['output_bytes'] + figures['temp_bytes']
            - figures['alias_bytes'])
   return figures | {'total_bytes': total, 'hbm_bytes': hbm_bytes, 'fits': total <= hbm_bytes,
