@@ -79,7 +79,7 @@ def check_training(config_path: str, steps: int, per_device_batch: int, dtype: s
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - start
-  flops = step_figures.compiled_flops(compiled)  # per device: the program is SPMD
+  flops = step_figures.flops_per_device(config, state, batch, len(devices))
   times, losses = [], []
   for _ in range(steps):
     start = time.perf_counter()
@@ -97,8 +97,7 @@ def check_training(config_path: str, steps: int, per_device_batch: int, dtype: s
   if chip is not None:
     result['mfu'] = flops / step_s / chip.peak_flops(dtype)
     topology = accelerators.Topology(f'{len(devices)}x{kind}', chip, len(devices))
-    plan = training_estimate.estimate_training(config, topology, mfu=result['mfu'],
-                                               global_flops=False)
+    plan = training_estimate.estimate_training(config, topology, mfu=result['mfu'])
     result['plan'] = {'memory_bytes': plan['memory']['total'],
                       'flops_per_device': plan['flops']['train_step_per_device'],
                       'step_s_at_measured_mfu': plan['time']['step_s']}

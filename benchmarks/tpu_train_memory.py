@@ -54,8 +54,7 @@ def measure(config: str, topology: str, remats: list[str], accums: list[int] = (
     variant.train.grad_accum_steps = accum
     setting = f'remat={remat} grad_accum={accum}' if len(accums) > 1 else f'remat={remat}'
     compiled = tpu_compile.compile_train_step(variant, target)
-    estimate = training_estimate.estimate_training(variant, target, mfu=0.4,
-                                                   global_flops=False)
+    estimate = training_estimate.estimate_training(variant, target, mfu=0.4)
     memory, flops = estimate['memory'], estimate['flops']['train_step_per_device']
     rows[setting] = {'compiled': compiled, 'estimate': memory | {'flops_per_device': flops}}
     print(f'{setting} compiled {compiled["total_bytes"] / GIB:7.2f} GiB per chip '

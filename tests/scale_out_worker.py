@@ -4,7 +4,7 @@
       python tests/scale_out_worker.py MODE DATA_DIR [WORKDIR]
 
 meshes: a few train steps of the tiny config on 1 device and on data-parallel, FSDP and
-  mixed meshes of 8, from the same batches: losses and bytes held per device.
+  mixed meshes of 8, from the same batches: losses, bytes held and FLOPs per device.
 grow: resumes WORKDIR (a run of the tiny config made on one device) for 4 more steps on an
   FSDP x tensor mesh of the 8 devices.
 state_bytes: lays the tiny config's train state out on each mesh shape given as JSON
@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from eye2eye_jax import config_base  # noqa: E402
 from eye2eye_jax.common import runtime, sharding  # noqa: E402
 from eye2eye_jax.data import input_pipeline  # noqa: E402
-from eye2eye_jax.training import loop, train_state  # noqa: E402
+from eye2eye_jax.training import loop, step_figures, train_state  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -71,6 +71,9 @@ def meshes(data_dir: str) -> dict:
         'param_bytes': sum(x.nbytes for x in jax.tree.leaves(state['params'])),
         'opt_bytes': sum(x.nbytes for x in jax.tree.leaves(state['opt_state'])),
         'compilations': step._cache_size(),
+        # What the trainer logs as the step's FLOPs per device (the loop's own call).
+        'flops_per_device': step_figures.flops_per_device(config, state, batch,
+                                                          mesh.devices.size),
     }
   return results
 

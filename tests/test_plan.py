@@ -56,16 +56,15 @@ def test_flops_and_parameter_bytes_match_a_real_compiled_run(tiny_plan):
   assert sum(tiny_plan['model']['per_module'].values()) == tiny_plan['model']['parameters']
   assert tiny_plan['training']['memory']['parameters'] == param_bytes  # data parallel
 
-  # The whole topology's step is the step at the global batch, compiled with real arrays.
+  # The whole topology's step is the step at the global batch (XLA's count before
+  # compiling: within 5% of the compiled one's) shared by the 8 devices.
   flops = tiny_plan['training']['flops']
   batch = _batch(8)
   compiled = train_state.make_train_step(config).lower(state, batch).compile()
-  assert flops['train_step_global'] == _flops(compiled)
+  assert flops['train_step_global'] == pytest.approx(_flops(compiled), rel=0.05)
+  assert flops['train_step_per_device'] == pytest.approx(flops['train_step_global'] / 8)
   _, metrics = compiled(jax.tree.map(jnp.copy, state), batch)  # it is a real, running step
   assert np.isfinite(float(metrics['loss']))
-  # A device's is the step at its share of the batch (1), the optimizer update in full.
-  assert 7 * flops['train_step_per_device'] < flops['train_step_global'] < (
-      8 * flops['train_step_per_device'])
 
   time = tiny_plan['training']['time']
   peak = accelerators.CHIPS['H100'].peak_flops_fp32  # the tiny model computes in float32

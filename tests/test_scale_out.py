@@ -17,11 +17,12 @@ import ml_collections
 import numpy as np
 import pytest
 
-from conftest import REPO, free_port, on_8_devices, subprocess_env, worker_result
+from conftest import REPO, free_port, load_config, on_8_devices, subprocess_env, worker_result
 from eye2eye_jax import config_base
 from eye2eye_jax.common import sharding
 from eye2eye_jax.data import input_pipeline
 from eye2eye_jax.models import checkpoints
+from eye2eye_jax.planning import accelerators, training_estimate
 from eye2eye_jax.training import checkpoint_manager, loop, train_state
 
 
@@ -40,6 +41,15 @@ def test_meshes_train_alike_and_fsdp_splits_the_state(tiny_dataset):
     mixed = runs['mixed'][f'{key}_bytes_per_device'] / runs['mixed'][f'{key}_bytes']
     assert 1 / 8 <= fsdp < 0.16
     assert 1 / 4 <= mixed < 0.3
+  # One step's work shared by all 8 devices, whatever the axes (a tensor axis included), and
+  # the planner's estimate for each mesh is the figure the trainer logs.
+  topology = accelerators.parse_topology('8xH100')
+  for name, shape in (('data', (8, 1, 1)), ('fsdp', (1, 8, 1)), ('mixed', (2, 2, 2))):
+    assert runs[name]['flops_per_device'] == pytest.approx(single['flops_per_device'] / 8)
+    config = load_config('tiny')
+    config.data.batch_size, config.mesh.shape = 8, shape
+    planned = training_estimate.estimate_training(config, topology, 0.4)['flops']
+    assert planned['train_step_per_device'] == pytest.approx(runs[name]['flops_per_device'])
 
 
 def test_a_one_device_run_resumes_on_eight_devices(tiny_config, tiny_checkpoint, tmp_path):

@@ -2,8 +2,9 @@
 
 Parameters, optimizer state and EMA count their shards' bytes under ``config.mesh``'s rules on
 an abstract mesh of the topology's device count; gradients count like the parameter shards;
-activations come from ``compiled_programs.activation_bytes``. Time per step is the compiled
-step's per-device FLOPs at ``mfu`` of the chip's peak; ring collectives are estimated beside it.
+activations come from ``compiled_programs.activation_bytes``. Time per step is the step's
+FLOPs per device as the trainer counts them (``step_figures.flops_per_device``) at ``mfu`` of
+the chip's peak; ring collectives are estimated beside it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import ml_collections
 from eye2eye_jax.common import sharding
 from eye2eye_jax.models import unet
 from eye2eye_jax.planning import accelerators, compiled_programs
+from eye2eye_jax.training import step_figures
 
 
 FSDP_SHAPE = (1, -1, 1)
@@ -32,11 +34,11 @@ def collective_bytes(param_bytes: float, param_bytes_per_device: float,
 
 
 def estimate_training(config: ml_collections.ConfigDict, topology: accelerators.Topology,
-                      mfu: float, global_flops: bool = True) -> dict:
+                      mfu: float) -> dict:
   """Memory per device, FLOPs and time of ``config``'s training on ``topology``.
 
-  ``global_flops`` False skips compiling the step at the global batch (its FLOPs are then
-  None). Raises ValueError naming the field when the mesh or the batch does not fit.
+  The FLOPs per device are the trainer's own figure (``step_figures.flops_per_device``).
+  Raises ValueError naming the field when the mesh or the batch does not fit.
   """
   unet.validate_model_config(config.model)
   d = config.data
@@ -63,10 +65,11 @@ def estimate_training(config: ml_collections.ConfigDict, topology: accelerators.
                 overflow=None if total <= hbm else largest,
                 xla_cpu_temp=step['temp_bytes'])
 
-  whole = step['flops'] if per_device == d.batch_size else (
-      compiled_programs.train_step_figures(config, d.batch_size)['flops'] if global_flops else None)
+  global_batch = compiled_programs.batch_struct(config, d.batch_size)
+  flops = step_figures.flops_per_device(config, state, global_batch, topology.num_devices)
+  whole = flops * topology.num_devices
   peak = topology.chip.peak_flops(config.model.dtype)
-  compute_s = step['flops'] / (peak * mfu)
+  compute_s = flops / (peak * mfu)
   param_bytes = compiled_programs.tree_bytes(state['params'])
   moved = collective_bytes(param_bytes, held['params'], topology.num_devices)
   collective_s = moved / topology.collective_bandwidth
@@ -77,7 +80,7 @@ def estimate_training(config: ml_collections.ConfigDict, topology: accelerators.
       'remat': config.model.remat, 'batch_size': d.batch_size,
       'per_device_batch': per_device, 'grad_accum_steps': config.train.grad_accum_steps,
       'memory': memory,
-      'flops': {'train_step_global': whole, 'train_step_per_device': step['flops']},
+      'flops': {'train_step_global': whole, 'train_step_per_device': flops},
       'time': {'peak_flops': peak, 'mfu': mfu, 'compute_s': compute_s,
                'collective_bytes': moved, 'collective_s': collective_s, 'step_s': step_s,
                'num_steps': config.train.num_steps, 'total_s': total_s,
@@ -108,8 +111,7 @@ def suggest(config: ml_collections.ConfigDict, topology: accelerators.Topology,
   for shape, remat in candidate_settings(config):
     flags = f"--config.mesh.shape='{tuple(shape)}' --config.model.remat={remat}"
     try:
-      estimate = estimate_training(_with(config, shape, remat), topology, mfu,
-                                   global_flops=False)
+      estimate = estimate_training(_with(config, shape, remat), topology, mfu)
     except ValueError as error:
       results.append({'flags': flags, 'error': str(error), 'fits': False})
       continue

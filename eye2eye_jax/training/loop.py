@@ -100,7 +100,7 @@ def _run_steps(config, workdir, state, train_step, batches, data_dir, batch_shar
   first = next(batches)
   started = time.perf_counter()
   compiled = train_step.lower(state, first).compile()
-  flops = step_figures.train_step_flops(config, compiled, state['params'], first)
+  flops = step_figures.flops_per_device(config, state, first, jax.device_count())
   setup = {'compile_seconds': time.perf_counter() - started,
            'gflop_per_step_per_device': flops / 1e9}
   if peak_flops_per_device:

@@ -1,9 +1,9 @@
 """What the training log reports each ``train.log_every`` steps, and how it is measured.
 
 Figures per logged step: the loss (mean since the last log), grad_norm, learning_rate,
-seconds_per_step, steps_per_second, clips_per_second, tflops_per_device (the compiled
-step's FLOPs per device, by XLA's cost analysis, over the measured step time), mfu (that
-over the device's peak FLOP/s, when the trainer knows it) and device_memory_gib /
+seconds_per_step, steps_per_second, clips_per_second, tflops_per_device (the step's
+FLOPs per device, ``flops_per_device``, over the measured step time), mfu (that over the
+device's peak FLOP/s, when the trainer knows it) and device_memory_gib /
 device_peak_memory_gib (the largest of this host's devices, where the backend reports
 memory; CPUs do not).
 
@@ -39,15 +39,26 @@ def compiled_flops(compiled) -> float:
   return flops
 
 
-def train_step_flops(config: ml_collections.ConfigDict, compiled, params, batch) -> float:
-  """FLOPs per device of one compiled train step, the micro-batch loop counted in full
-  (XLA counts a loop's body once: the other k - 1 micro-batches are added, shared evenly
-  over the devices)."""
-  flops = compiled_flops(compiled)
+def model_step_flops(config: ml_collections.ConfigDict, state, batch) -> float:
+  """FLOPs of one whole train step at ``batch``'s (global) shape: XLA's count on the
+  unsharded program as lowered (nothing compiled or allocated), with every micro-batch of
+  ``train.grad_accum_steps`` counted (XLA counts a loop's body once)."""
+  shapes = lambda tree: jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
+  state, batch = shapes(state), shapes(batch)
+  flops = float(train_state.make_train_step(config).lower(state, batch).cost_analysis()['flops'])
   k = config.train.grad_accum_steps
   if k > 1:
-    flops += (k - 1) * train_state.micro_batch_flops(config, params, batch) / jax.device_count()
+    flops += (k - 1) * train_state.micro_batch_flops(config, state['params'], batch)
   return flops
+
+
+def flops_per_device(config: ml_collections.ConfigDict, state, batch, num_devices: int
+                     ) -> float:
+  """The train step's FLOPs per device, as the trainer logs it (tflops_per_device, mfu) and
+  the planner estimates it: ``model_step_flops`` at the global ``batch``, shared evenly over
+  all ``num_devices`` of the mesh, whatever its axes (a device that repeats work another
+  one does, e.g. across a tensor axis, does no more of the model's work)."""
+  return model_step_flops(config, state, batch) / num_devices
 
 
 def device_memory() -> dict[str, float]:
