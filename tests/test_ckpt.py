@@ -7,8 +7,10 @@ import shutil
 import jax
 import numpy as np
 import pytest
+import tensorstore
 from absl import flags
 from absl.testing import flagsaver
+from etils import epath
 
 from eye2eye_jax import ckpt
 from eye2eye_jax.models import checkpoints, unet
@@ -103,3 +105,25 @@ def test_export_replaces_only_an_earlier_export(tiny_checkpoint, tmp_path, capsy
     ckpt.main(['ckpt', 'export', str(lean), str(lean)])
   assert _hashes(lean) == exported
   assert capsys.readouterr().out.count('wrote') == 2
+
+
+def _file_bytes_read() -> int:
+  """Bytes tensorstore has read from local files in this process so far."""
+  metrics = tensorstore.experimental_collect_matching_metrics(
+      '/tensorstore/kvstore/file/bytes_read')
+  return sum(v['value'] for m in metrics for v in m['values'])
+
+
+def test_inference_reads_only_the_weights_it_keeps(tiny_checkpoint):
+  step = checkpoints.describe(str(tiny_checkpoint))['path']
+  start = _file_bytes_read()
+  state = checkpoints._restore_as_numpy(epath.Path(step) / 'state')  # what it used to read
+  whole = _file_bytes_read() - start
+  start = _file_bytes_read()
+  _, ema = checkpoints.load_weights_to_host(str(tiny_checkpoint))
+  kept = _file_bytes_read() - start
+  for ours, theirs in zip(jax.tree.leaves(ema), jax.tree.leaves(state['ema_params'])):
+    np.testing.assert_array_equal(ours, theirs)
+  # Measured on the tiny model: 0.51 of the bytes (the weights are a quarter of the state;
+  # the checkpoint's index and metadata are read either way).
+  assert kept < 0.6 * whole, (kept, whole)
