@@ -120,7 +120,7 @@ def check_sampling(config_path: str, video: tuple[int, int, int], steps: int, dt
 
   def run():
     return stereo_sampler.run_stage(
-        stage.params, condition, x_start, jax.random.PRNGKey(1), None, None, stage=stage,
+        stage.params, condition, x_start, jax.random.PRNGKey(1), None, None, config=stage.config,
         starts=starts, num_steps=steps, eta=0.0, guidance_scale=0.0,
         window_batch=int(config.sample.window_batch), t_start=t_start,
         text_guidance_scale=0.0, tiles=tiles)

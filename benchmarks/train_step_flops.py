@@ -40,8 +40,8 @@ def random_batch(config, seed: int = 0) -> dict:
 
 
 def time_train_step(config, repeats: int = 5) -> tuple[float, float]:
-  """(median seconds, XLA FLOPs) of one train step of ``config`` compiled as the trainer
-  compiles it, on one device."""
+  """(median seconds, FLOPs) of one train step of ``config`` compiled as the trainer
+  compiles it, on one device; the FLOPs are the trainer's (``step_figures.flops_per_device``)."""
   mesh = sharding.create_mesh(config, jax.devices()[:1])
   rules = config.mesh.rules
   abstract = jax.eval_shape(lambda: train_state.init_train_state(config))
@@ -57,7 +57,8 @@ def time_train_step(config, repeats: int = 5) -> tuple[float, float]:
     holder['state'], metrics = compiled(holder['state'], batch)
     return metrics
 
-  return common.median_seconds(run, repeats), step_figures.compiled_flops(compiled)
+  return (common.median_seconds(run, repeats),
+          step_figures.flops_per_device(config, state, batch, num_devices=1))
 
 
 def measure(config: str = 'configs/demo.py', batch_size: int = 0, matmul_size: int = 1024,

@@ -48,7 +48,7 @@ def refiner_temp_bytes(mesh_shape) -> int:
   params, condition, x, rng = sampler._on_mesh(
       (stage.params, condition, condition[None], jax.random.PRNGKey(0)))
   lowered = stereo_sampler.run_stage.lower(
-      params, condition, x, rng, None, None, stage=stage,
+      params, condition, x, rng, None, None, config=stage.config,
       starts=window_blending.stage_windows(8, stage.num_frames, -1), num_steps=2, eta=0.0,
       guidance_scale=0.0, window_batch=1, t_start=1.0, text_guidance_scale=0.0,
       mesh=sampler.mesh)

@@ -1,6 +1,12 @@
 """The two-stage sampler: windows, frame sizes, mirroring, seams, audio and batch helpers."""
 
+import dataclasses
+import gc
+import weakref
+
+import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -128,7 +134,7 @@ def test_the_refiner_starts_at_the_same_noise_level_whatever_its_schedule(stage,
     return jnp.zeros_like(x_start)
 
   monkeypatch.setattr(stereo_sampler, 'run_stage', record)
-  linear = stage.config.copy_and_resolve_references()
+  linear = ml_collections.ConfigDict(stage.config.to_dict())
   linear.diffusion.schedule = 'linear'
   video = np.zeros((4, 16, 16, 3), np.uint8)
   for refiner_config in (stage.config, linear):
@@ -138,3 +144,21 @@ def test_the_refiner_starts_at_the_same_noise_level_whatever_its_schedule(stage,
   assert starts[:3] == [1.0, 0.9, 1.0]
   assert starts[3] == pytest.approx(diffusion.noise_level_time('linear', 0.9))
   assert starts[3] == pytest.approx(0.607, abs=1e-3)
+
+
+def test_samplers_built_and_dropped_are_freed_with_their_weights(stage):
+  """What jit caches is the stage's immutable config, never the stage or its weights."""
+  video = np.zeros((4, 16, 16, 3), np.uint8)
+  alive = []
+  for seed in range(3):
+    params = jax.tree.map(lambda a: jnp.asarray(a) * 1.0, stage.params)
+    built = stereo_sampler.Stage(stage.config, params)
+    _sampler(built).convert(video, seed=seed)
+    alive.append((weakref.ref(built), weakref.ref(jax.tree.leaves(params)[0])))
+    del built, params
+  gc.collect()
+  assert not any(ref() is not None for pair in alive for ref in pair)
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    stage.params = {}
+  with pytest.raises(Exception):  # a stage's config cannot change under its compiled program
+    stage.config.model.channels = 4

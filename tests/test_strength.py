@@ -129,10 +129,9 @@ def strength_stage(tiny_strength_checkpoint):
   """The tiny strength model with its zero-initialised output layers set as if they had
   learned (a few steps barely move them)."""
   from eye2eye_jax.models import checkpoints
-  stage = stereo_sampler.Stage(*checkpoints.load_for_inference(str(tiny_strength_checkpoint)))
-  stage.params = _with_learned_output_layers(stage.params, 'conv2/|^conv_out/|^strength_mlp2/',
-                                             0.01)
-  return stage
+  config, params = checkpoints.load_for_inference(str(tiny_strength_checkpoint))
+  return stereo_sampler.Stage(config, _with_learned_output_layers(
+      params, 'conv2/|^conv_out/|^strength_mlp2/', 0.01))
 
 
 def test_a_strength_model_samples_every_strength_with_one_program(tiny_strength_config,

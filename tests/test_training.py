@@ -130,7 +130,7 @@ def test_logged_figures_are_per_step_rates_without_compilation(tiny_config, tiny
   assert 'compile_seconds' in tags, tags
 
 
-def test_logged_mfu_is_compiled_flops_over_step_time_over_the_measured_cpu_peak(
+def test_logged_mfu_is_the_step_flops_over_step_time_over_the_measured_cpu_peak(
     tiny_config, tiny_dataset, tmp_path):
   from benchmarks import train_step_flops
   from eye2eye_jax.planning import peak_flops

@@ -181,7 +181,7 @@ def compile_sampling_stage(config: ml_collections.ConfigDict, topology: accelera
                                         s.refiner_tile_overlap, shape['factor'])
            if refiner else None)
   lowered = stereo_sampler.run_stage.lower(
-      params, condition, x_start, rng, text, text_mask, stage=stage, starts=starts,
+      params, condition, x_start, rng, text, text_mask, config=stage.config, starts=starts,
       num_steps=int(shape['steps']), eta=float(s.eta),
       guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
       t_start=(diffusion.noise_level_time(config.diffusion.schedule, s.refiner_t_start)

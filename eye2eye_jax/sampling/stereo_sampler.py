@@ -40,11 +40,18 @@ from eye2eye_jax.models import unet
 from eye2eye_jax.sampling import convergence, window_blending
 
 
-@dataclasses.dataclass(eq=False)  # hashed by identity: a static argument of the jitted stage
+@dataclasses.dataclass(frozen=True, eq=False)
 class Stage:
-  """A trained model: the config that trained it and its weights."""
-  config: ml_collections.ConfigDict
+  """A trained model: the config that trained it (kept as an immutable, hashable copy: it
+  is what the jitted stage is compiled for) and its weights (an argument of that program,
+  never part of its cache key)."""
+  config: ml_collections.FrozenConfigDict
   params: dict
+
+  def __post_init__(self):
+    # From a plain copy: a FrozenConfigDict made from a ConfigDict (or from another
+    # FrozenConfigDict) keeps references into the mutable original.
+    object.__setattr__(self, 'config', ml_collections.FrozenConfigDict(self.config.to_dict()))
 
   @property
   def num_frames(self) -> int:
@@ -87,23 +94,25 @@ def piece_predictor(graphdef, params, guidance_scale: float, text: jax.Array | N
   return predict
 
 
-@functools.partial(jax.jit, static_argnames=('stage', 'starts', 'num_steps', 'eta',
+@functools.partial(jax.jit, static_argnames=('config', 'starts', 'num_steps', 'eta',
                                              'guidance_scale', 'window_batch', 't_start',
                                              'text_guidance_scale', 'tiles', 'mesh', 'solver'))
-def run_stage(params, condition, x_start, rng, text, text_mask, *, stage, starts, num_steps,
+def run_stage(params, condition, x_start, rng, text, text_mask, *, config, starts, num_steps,
               eta, guidance_scale, window_batch, t_start, text_guidance_scale, tiles=None,
               mesh=None, strength=None, solver='ddim'):
   """``solver`` (``diffusion.SOLVERS``) from ``x_start`` at ``t_start`` in ``num_steps``
-  evaluations of one stage's UNet blended over windows ``starts`` (and ``tiles``,
+  evaluations of the UNet of ``config`` (a stage's ``FrozenConfigDict``: equal configs share
+  a program) with weights ``params``, blended over windows ``starts`` (and ``tiles``,
   ``window_blending.refiner_tiles``), ``window_batch`` pieces per device per call, spread
   over ``mesh`` (``window_blending.sampling_mesh``); jitted per shape (``strength``, a
   traced scalar, does not recompile)."""
-  predict = piece_predictor(unet.model_graphdef(stage.config), params, guidance_scale, text,
+  predict = piece_predictor(unet.model_graphdef(config), params, guidance_scale, text,
                             text_mask, text_guidance_scale,
                             window_blending.activation_layout(mesh), strength)
-  denoiser = window_blending.blended_denoiser(predict, condition, starts, stage.num_frames,
-                                              tiles, window_batch, mesh)
-  return diffusion.sample(stage.config, denoiser, x_start, rng, num_steps, t_start=t_start,
+  denoiser = window_blending.blended_denoiser(predict, condition, starts,
+                                              int(config.data.num_frames), tiles, window_batch,
+                                              mesh)
+  return diffusion.sample(config, denoiser, x_start, rng, num_steps, t_start=t_start,
                           eta=eta, solver=solver)
 
 
@@ -200,7 +209,7 @@ class StereoSampler:
         (jnp.asarray(condition), x_start, rng, text, text_mask, strength))
     out = run_stage(self._placed[stage], condition, x_start, rng, text, text_mask,
                     strength=strength,
-                    stage=stage, starts=starts, num_steps=int(num_steps), eta=float(s.eta),
+                    config=stage.config, starts=starts, num_steps=int(num_steps), eta=float(s.eta),
                     guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
                     t_start=float(t_start), text_guidance_scale=float(s.text_guidance_scale),
                     tiles=tiles, mesh=self.mesh, solver=s.solver)

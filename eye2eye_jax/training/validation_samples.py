@@ -34,14 +34,15 @@ class TrainingSampler:
     self.use_ema = bool(config.sample.use_ema)
     self.sample_config = config.sample.copy_and_resolve_references()
     self.sample_config.base_resolution = 0  # the training resolution
-    # One Stage object for the whole run: the jitted sampler is keyed on its identity and
-    # takes the weights as an argument, so new weights do not recompile it.
-    self.stage = stereo_sampler.Stage(config, params={})
+    self.config = config
 
   def __call__(self, step: int, state: dict, writer) -> dict:
-    """Samples the clips with ``state``'s weights; writes and returns the scalars."""
-    self.stage.params = state['ema_params'] if self.use_ema else state['params']
-    sampler = stereo_sampler.StereoSampler(self.stage, None, self.sample_config)
+    """Samples the clips with ``state``'s weights; writes and returns the scalars. The
+    jitted sampler is keyed on the (unchanging) config and takes the weights as an
+    argument, so new weights do not recompile it."""
+    stage = stereo_sampler.Stage(self.config,
+                                 state['ema_params'] if self.use_ema else state['params'])
+    sampler = stereo_sampler.StereoSampler(stage, None, self.sample_config)
     examples = []
     if self.scene_params is not None:
       metrics = synthetic_eval.evaluate(sampler, self.records, self.scene_params,
