@@ -127,3 +127,19 @@ def test_inference_reads_only_the_weights_it_keeps(tiny_checkpoint):
   # Measured on the tiny model: 0.51 of the bytes (the weights are a quarter of the state;
   # the checkpoint's index and metadata are read either way).
   assert kept < 0.6 * whole, (kept, whole)
+
+
+def test_an_unreachable_bucket_is_one_error_line(monkeypatch):
+  class BucketError(Exception):  # a storage client's own type, e.g. TensorFlow's NotFoundError
+    pass
+
+  def unreachable(self):
+    raise BucketError('Error executing an HTTP request: HTTP response code 404\n  (29 lines)')
+
+  # The bucket path's own class (no network is asked).
+  monkeypatch.setattr(type(epath.Path('gs://missing-bucket/run')), 'exists', unreachable)
+  with pytest.raises(SystemExit) as exited:
+    ckpt.main(['ckpt', 'info', 'gs://missing-bucket/run'])
+  assert str(exited.value) == ('error: checkpoint gs://missing-bucket/run: cannot be reached '
+                               '(BucketError: Error executing an HTTP request: HTTP response '
+                               'code 404)')

@@ -167,6 +167,36 @@ def test_a_frame_too_narrow_for_a_layout_is_refused_before_sampling(sampler, tmp
   assert not _snapshot(tmp_path / 'out')
 
 
+def test_a_failed_input_leaves_no_empty_output_folder(sampler, tmp_path):
+  path = tmp_path / 'empty.mp4'
+  _make_bad_video('empty', path)
+  with pytest.raises(video_conversion.ConversionError, match='empty.mp4: .*empty'):
+    video_conversion.convert_many(sampler, [path], tmp_path / 'new' / 'out',
+                                  show_progress=False)
+  assert not (tmp_path / 'new' / 'out').exists()
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('window_overlap', -2, r'window_overlap=-2: must be -1 \(half a window\) or in \[0, 3\]'),
+    ('window_overlap', 4, r'window_overlap=4: must be -1'),
+    ('window_overlap', 100, r'window_overlap=100: must be -1'),
+    ('model_fps', -5.0, r'model_fps=-5.0: must be >= 0'),
+    ('crf', 100, r'crf=100: H.264 quality must be in \[0, 51\]'),
+    ('anaglyph', 'purple', r"anaglyph='purple': choose from dubois, color, gray"),
+])
+def test_out_of_range_sample_settings_are_one_config_error(tiny_config, tiny_checkpoint,
+                                                           tmp_path, field, value, message):
+  source = tmp_path / 'clip.mp4'
+  video_io.write_video(source, _noise((4, 8, 8, 3)), 8.0)
+  config = tiny_config.copy_and_resolve_references()
+  config.sample[field] = value
+  with pytest.raises(ValueError, match=f'^sample.{message}') as error:
+    sampler = video_conversion.load_sampler(config, str(tiny_checkpoint), '')
+    video_conversion.convert_many(sampler, [source], tmp_path / 'out', show_progress=False)
+  assert not isinstance(error.value, video_conversion.ConversionError)
+  assert not (tmp_path / 'out').exists()
+
+
 def test_outputs_that_would_overwrite_an_input_are_refused(sampler, tmp_path):
   for stem in ('a', 'a_left'):
     video_io.write_video(tmp_path / f'{stem}.mp4', _noise((2, 8, 8, 3)), 8.0)

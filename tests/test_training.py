@@ -160,6 +160,16 @@ def test_bad_profile_steps_are_refused(tiny_config, tiny_dataset, tmp_path):
   config.train.update(num_steps=2, sample_every=0, profile_steps=(3, 1))
   with pytest.raises(ValueError, match=r'train.profile_steps must be \(first, last\)'):
     loop.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert not (tmp_path / 'run').exists()  # refused before anything is written
+
+
+def test_a_workdir_that_is_a_file_is_refused_naming_it(tiny_config, tmp_path):
+  workdir = tmp_path / 'notes.txt'
+  workdir.write_text('not a run')
+  with pytest.raises(NotADirectoryError, match=f'--workdir {workdir} is a file; it must be a '
+                     'directory'):
+    loop.train_and_evaluate(tiny_config, str(workdir))
+  assert workdir.read_text() == 'not a run'
 
 
 def test_gradient_accumulation_makes_the_update_of_the_whole_batch(tiny_config):

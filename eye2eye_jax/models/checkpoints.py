@@ -113,14 +113,16 @@ def _save_inference_at(directory: str, params, config: ml_collections.ConfigDict
 def _restore_as_numpy(path: epath.Path, subtree: str | None = None):
   """Restores a saved pytree (or only its top-level ``subtree``: nothing else is read) as
   host numpy arrays, whatever devices or mesh wrote it."""
-  checkpointer = ocp.PyTreeCheckpointer()
-  metadata = checkpointer.metadata(path).item_metadata
-  tree = metadata.tree if hasattr(metadata, 'tree') else metadata
-  if subtree is not None:
-    tree = {subtree: tree[subtree]}
-  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
-  restored = checkpointer.restore(path, args=ocp.args.PyTreeRestore(
-      item=tree, restore_args=restore_args, partial_restore=subtree is not None))
+  with ocp.PyTreeCheckpointer() as checkpointer:  # closed: no thread outlives the read
+    metadata = checkpointer.metadata(path).item_metadata
+    tree = metadata.tree if hasattr(metadata, 'tree') else metadata
+    if not tree:  # orbax returns no tree for a missing or damaged _METADATA file
+      raise ValueError(f'{path} lists no arrays')
+    if subtree is not None:
+      tree = {subtree: tree[subtree]}
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+    restored = checkpointer.restore(path, args=ocp.args.PyTreeRestore(
+        item=tree, restore_args=restore_args, partial_restore=subtree is not None))
   return restored if subtree is None else restored[subtree]
 
 
@@ -132,7 +134,13 @@ def _resolve(path: str) -> tuple[epath.Path, str]:
       raise FileNotFoundError(f'no bundled checkpoint named {name!r}; have {sorted(BUNDLED)}')
     path = str(BUNDLED[name])
   p = epath.Path(absolute(path))
-  if not p.exists():
+  try:
+    exists = p.exists()
+  except Exception as error:  # a bucket's client raises its own types (no bucket, no access)
+    first_line = (str(error).strip().splitlines() or [repr(error)])[0]
+    raise ValueError(f'checkpoint {p}: cannot be reached ({type(error).__name__}: '
+                     f'{first_line})') from error
+  if not exists:
     raise FileNotFoundError(f'checkpoint {p} does not exist')
   if (p / 'params').is_dir():
     return p, 'inference'

@@ -67,6 +67,9 @@ def _to_srgb(x: np.ndarray) -> np.ndarray:
   return np.round(x * 255.0).astype(np.uint8)
 
 
+ANAGLYPH_METHODS = ('dubois', 'color', 'gray')
+
+
 def anaglyph(left: np.ndarray, right: np.ndarray, method: str = 'dubois') -> np.ndarray:
   """Red-cyan anaglyph of uint8 (..., 3) views: 'dubois', 'color' or 'gray'."""
   if method == 'dubois':

@@ -169,6 +169,12 @@ class StereoSampler:
       raise ValueError(f"sample.input_eye must be 'right' or 'left', got {s.input_eye!r}")
     if s.window_batch < 1:
       raise ValueError(f'sample.window_batch must be >= 1, got {s.window_batch}')
+    window = min(stage.num_frames for stage in (base, refiner) if stage is not None)
+    if not -1 <= s.window_overlap < window:
+      raise ValueError(f'sample.window_overlap={s.window_overlap}: must be -1 (half a window) '
+                       f'or in [0, {window - 1}] (frames shared by windows of {window})')
+    if s.model_fps < 0:
+      raise ValueError(f'sample.model_fps={s.model_fps}: must be >= 0 (0: the input\'s rate)')
     diffusion.check_solver(s.solver, float(s.eta))
     check_strength(float(s.strength), base.config)
     convergence.check_convergence(float(s.convergence))

@@ -41,15 +41,29 @@ def list_inputs(path: str) -> list[pathlib.Path]:
   return [p]
 
 
+def check_output_settings(sample_config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming an output setting (layouts, anaglyph, crf) that cannot be
+  made, so that it is one config error, not a failure of every input."""
+  s = sample_config
+  unknown = [layout for layout in s.outputs if layout not in stereo_formats.SUFFIXES]
+  if unknown:
+    raise ValueError(f'sample.outputs: unknown layout {unknown[0]!r}; choose from '
+                     f'{sorted(stereo_formats.SUFFIXES)}')
+  if s.anaglyph not in stereo_formats.ANAGLYPH_METHODS:
+    raise ValueError(f'sample.anaglyph={s.anaglyph!r}: choose from '
+                     f'{", ".join(stereo_formats.ANAGLYPH_METHODS)}')
+  if not 0 <= s.crf <= 51:
+    raise ValueError(f'sample.crf={s.crf}: H.264 quality must be in [0, 51] (0 lossless)')
+
+
 def output_paths(output_dir: str | pathlib.Path, stem: str,
                  sample_config: ml_collections.ConfigDict) -> dict[str, pathlib.Path]:
-  """Where each configured layout of input ``stem`` is written."""
+  """Where each configured layout of input ``stem`` is written (the output settings
+  checked first: ``check_output_settings``)."""
+  check_output_settings(sample_config)
   out = pathlib.Path(output_dir)
   paths = {}
   for layout in sample_config.outputs:
-    if layout not in stereo_formats.SUFFIXES:
-      raise ValueError(f'sample.outputs: unknown layout {layout!r}; choose from '
-                       f'{sorted(stereo_formats.SUFFIXES)}')
     suffix = stereo_formats.SUFFIXES[layout]
     if layout == 'left' and sample_config.input_eye == 'left':
       suffix = '_right'  # the generated eye
@@ -272,8 +286,19 @@ def convert_many(sampler: stereo_sampler.StereoSampler, inputs: list[pathlib.Pat
   check_inputs_kept(inputs, output_dir, sampler.sample_config)
   check_distinct_outputs(inputs)
   chunked_conversion.check_settings(sampler)
+  created = not pathlib.Path(output_dir).exists()
   prepare_output_dir(output_dir)
-  inputs = process_share(inputs, process_index, process_count)
+  try:
+    return _convert_share(sampler, process_share(inputs, process_index, process_count),
+                          output_dir, skip_existing, continue_on_error, show_progress)
+  finally:
+    if created and not any(pathlib.Path(output_dir).iterdir()):
+      pathlib.Path(output_dir).rmdir()  # nothing was written: leave no empty folder
+
+
+def _convert_share(sampler, inputs, output_dir, skip_existing, continue_on_error,
+                   show_progress) -> BatchResult:
+  """``convert_many``'s loop over this process's inputs."""
   result = BatchResult()
   bar = tqdm.tqdm(inputs, unit='video', disable=not show_progress)
   for path in bar:

@@ -43,6 +43,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, on_metri
   sharding.per_device_batch(config, mesh)  # raises if the batch does not split
   if distillation.enabled(config):
     distillation.check_config(config)
+  check_profile_steps(config)
+  if epath.Path(workdir).exists() and not epath.Path(workdir).is_dir():
+    raise NotADirectoryError(f'--workdir {workdir} is a file; it must be a directory (new or '
+                             'a run to resume)')
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)  # local or gs://
   runtime.check_shared_directory(workdir, '--workdir')
   data_dir = datasets.resolve_data_dir(config)
@@ -96,7 +100,7 @@ def _run_steps(config, workdir, state, train_step, batches, data_dir, batch_shar
   and preemption. Returns the final state."""
   t = config.train
   start_step = int(state['step'])
-  profile = _profiler(config, workdir)  # a bad window is refused before compiling
+  profile = _profiler(config, workdir)
   first = next(batches)
   started = time.perf_counter()
   compiled = train_step.lower(state, first).compile()
@@ -159,15 +163,22 @@ def _run_steps(config, workdir, state, train_step, batches, data_dir, batch_shar
   return state
 
 
+def check_profile_steps(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError unless ``train.profile_steps`` is () or (first, last), 1 <= first
+  <= last (checked before anything is written)."""
+  steps = tuple(config.train.profile_steps)
+  if steps and (len(steps) != 2 or not 1 <= steps[0] <= steps[1]):
+    raise ValueError(f'train.profile_steps must be (first, last) with 1 <= first <= last, '
+                     f'got {steps}')
+
+
 def _profiler(config: ml_collections.ConfigDict, workdir: str):
   """A clu action that traces steps ``train.profile_steps`` = (first, last) with
   jax.profiler into ``workdir/plugins/profile`` (TensorBoard's Profile tab); None if unset."""
   if not config.train.profile_steps:
     return None
+  check_profile_steps(config)
   first, last = config.train.profile_steps
-  if not 1 <= first <= last:
-    raise ValueError(f'train.profile_steps must be (first, last) with 1 <= first <= last, '
-                     f'got {tuple(config.train.profile_steps)}')
   return periodic_actions.Profile(logdir=workdir, first_profile=first,
                                   num_profile_steps=last - first + 1, profile_duration_ms=None,
                                   every_steps=None, every_secs=None)
