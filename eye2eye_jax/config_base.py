@@ -183,8 +183,10 @@ def base_config() -> ml_collections.ConfigDict:
   # frames scaled back to their size. 0: as generated.
   c.sample.convergence = 0.0
   # The refiner on overlapping spatial tiles of this many px (0: whole frames), blended;
-  # bounds its memory on large frames (one tile's activations at a time).
-  c.sample.refiner_tile = 0
+  # bounds its memory on large frames (one tile's activations at a time). -1: whole frames
+  # when they fit the device's memory, else the largest tile (and the most tiles per call,
+  # up to window_batch) that does (eye2eye_jax/sampling/memory_fit.py).
+  c.sample.refiner_tile = -1
   c.sample.refiner_tile_overlap = 32  # px shared by neighbouring tiles
   c.sample.guidance_scale = 0.0  # classifier-free guidance on the right view; 0 = off
   c.sample.caption = ''  # text for models with text conditioning ('' = none)

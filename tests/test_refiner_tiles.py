@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from eye2eye_jax.data import synthetic_scenes
+from eye2eye_jax.data import synthetic_scenes, video_io
 from eye2eye_jax.evaluation import view_metrics
 from eye2eye_jax.planning import compiled_programs
-from eye2eye_jax.sampling import stereo_sampler, video_conversion, window_blending
+from eye2eye_jax.sampling import (memory_fit, stereo_sampler, video_conversion,
+                                  window_blending)
 
 
 def test_tiles_cover_the_frame_and_are_off_when_not_needed():
@@ -77,3 +78,37 @@ def test_the_demo_refiner_on_tiles_stays_within_40_db_of_whole_frames():
   assert view_metrics.psnr(outputs[32], outputs[0]) > 40
   truth = np.asarray(clip.left)
   assert view_metrics.psnr(outputs[32], truth) > view_metrics.psnr(outputs[0], truth) - 0.5
+
+
+@pytest.mark.parametrize('height,width', [(64, 64), (128, 224), (256, 256)])
+def test_the_piece_memory_estimate_bounds_what_xla_allocates(height, width):
+  config = load_config('demo')
+  estimate = memory_fit.piece_bytes(config.model, config.data.num_frames, height, width)
+  compiled = compiled_programs.forward_figures(config, (1, config.data.num_frames, height,
+                                                        width))['temp_bytes']
+  # Measured: 1.7x at 64 px, 1.5x at 128x224, 1.4x at 256 px.
+  assert compiled <= estimate < 3 * compiled
+
+
+def test_tiles_are_chosen_from_the_frame_size_and_the_budget():
+  model = load_config('demo').model
+  choose = lambda *args: memory_fit.choose_refiner_tiling(model, 8, *args, overlap=16)
+  assert choose(64, 64, 4, 2**30, 32) == (0, 4)  # whole frames, as before
+  assert choose(720, 1280, 4, 8 * 2**30, 64) == (256, 2)  # about 3 GiB a 256 px piece
+  assert choose(720, 1280, 4, 2 * 2**30, 64) == (192, 1)  # a smaller budget, a smaller tile
+  assert choose(720, 1280, 4, 8 * 2**30, 32) == (128, 4)  # no wider than 4x the crops
+  with pytest.raises(ValueError, match='sample.refiner_tile: no tile of 720x1280 frames fits'):
+    choose(720, 1280, 4, 2**20, 32)
+
+
+def test_a_720p_clip_converts_with_the_demo_defaults(tmp_path):
+  """The whole-frame refiner would ask for about 1.7 TB here; the default tiles fit."""
+  config = load_config('demo')
+  config.sample.update(base_num_steps=1, refiner_num_steps=1, outputs=('sbs',))
+  sampler = video_conversion.load_sampler(config)
+  source = tmp_path / 'clip_720p.mp4'
+  video_io.write_video(source, np.random.default_rng(0).integers(0, 255, (1, 720, 1280, 3),
+                                                                 dtype=np.uint8), 24.0)
+  written = video_conversion.convert_file(sampler, source, tmp_path / 'out')
+  assert video_io.read_video(written['sbs']).frames.shape == (1, 720, 2560, 3)
+  assert sampler.plan_memory(720, 1280)[0] == 128  # 4x the demo refiner's 32 px crops

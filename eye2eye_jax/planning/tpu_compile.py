@@ -177,7 +177,8 @@ def compile_sampling_stage(config: ml_collections.ConfigDict, topology: accelera
     text = place((int(config.text.max_tokens), config.model.text_embed_dim))
     text_mask = place((int(config.text.max_tokens),), jnp.bool_)
   stage = stereo_sampler.Stage(config, params)
-  tiles = (window_blending.refiner_tiles(grid[0], grid[1], s.refiner_tile,
+  # -1 (chosen on the device at sampling time) compiles whole frames here.
+  tiles = (window_blending.refiner_tiles(grid[0], grid[1], max(0, int(s.refiner_tile)),
                                         s.refiner_tile_overlap, shape['factor'])
            if refiner else None)
   lowered = stereo_sampler.run_stage.lower(

@@ -37,7 +37,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from eye2eye_jax import diffusion
 from eye2eye_jax.data import frame_ops, text_encoding
 from eye2eye_jax.models import unet
-from eye2eye_jax.sampling import convergence, window_blending
+from eye2eye_jax.sampling import convergence, memory_fit, window_blending
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -173,6 +173,9 @@ class StereoSampler:
     if not -1 <= s.window_overlap < window:
       raise ValueError(f'sample.window_overlap={s.window_overlap}: must be -1 (half a window) '
                        f'or in [0, {window - 1}] (frames shared by windows of {window})')
+    if s.refiner_tile < -1:
+      raise ValueError(f'sample.refiner_tile={s.refiner_tile}: -1 (chosen to fit the device), '
+                       '0 (whole frames) or a tile side in px')
     if s.model_fps < 0:
       raise ValueError(f'sample.model_fps={s.model_fps}: must be >= 0 (0: the input\'s rate)')
     diffusion.check_solver(s.solver, float(s.eta))
@@ -180,6 +183,7 @@ class StereoSampler:
     convergence.check_convergence(float(s.convergence))
     self.mesh = window_blending.sampling_mesh(s)
     self._placed = {}  # stage -> its weights on every device of the mesh
+    self._refiner_tiling = {}  # (height, width) of the input -> (refiner tile, window batch)
 
   def _on_mesh(self, tree):
     """``tree`` copied to every device of the sampling mesh (as it is on one device)."""
@@ -191,9 +195,34 @@ class StereoSampler:
   def base_short_side(self) -> int:
     return int(self.sample_config.base_resolution) or self.base.resolution
 
+  def plan_memory(self, height: int, width: int) -> tuple[int, int]:
+    """(refiner tile, refiner pieces per call) for (height, width) input frames, the tile
+    chosen to fit the device when ``sample.refiner_tile`` is -1 (``memory_fit``); raises
+    ValueError naming the setting when the base stage or no refiner tile fits. Cheap, so
+    a file's conversion asks it before any work."""
+    if (height, width) not in self._refiner_tiling:
+      s = self.sample_config
+      budget = memory_fit.memory_budget()
+      memory_fit.check_base_fits(self.base.config.model, self.base.num_frames,
+                                 *base_grid(height, width, self.base_short_side,
+                                            self.base.spatial_factor), budget)
+      tiling = (int(s.refiner_tile), int(s.window_batch))
+      if self.refiner is not None and s.refiner_tile == -1:
+        factor = self.refiner.spatial_factor
+        tiling = memory_fit.choose_refiner_tiling(
+            self.refiner.config.model, self.refiner.num_frames, _round_to(height, factor),
+            _round_to(width, factor), int(s.window_batch), budget, self.refiner.resolution,
+            int(s.refiner_tile_overlap))
+      self._refiner_tiling[(height, width)] = tiling
+    return self._refiner_tiling[(height, width)]
+
   def _stage(self, stage: Stage, condition: np.ndarray, x_start: jax.Array,
-             rng: jax.Array, num_steps: int, t_start: float, caption: str) -> np.ndarray:
+             rng: jax.Array, num_steps: int, t_start: float, caption: str,
+             tiling: tuple[int, int]) -> np.ndarray:
+    """One stage over ``condition``; ``tiling`` is ``plan_memory``'s (tile, pieces per call),
+    used by the refiner."""
     s = self.sample_config
+    window_batch = int(s.window_batch)
     starts = window_blending.stage_windows(condition.shape[0], stage.num_frames, s.window_overlap)
     text = text_mask = None
     if text_encoding.uses_text(stage.config):
@@ -204,9 +233,9 @@ class StereoSampler:
       text, text_mask = (jnp.asarray(a) for a in encode(caption))
     tiles = None
     if stage is self.refiner:
-      tiles = window_blending.refiner_tiles(condition.shape[1], condition.shape[2],
-                                            s.refiner_tile, s.refiner_tile_overlap,
-                                            stage.spatial_factor)
+      tile, window_batch = tiling
+      tiles = window_blending.refiner_tiles(condition.shape[1], condition.shape[2], tile,
+                                            s.refiner_tile_overlap, stage.spatial_factor)
     if stage not in self._placed:
       self._placed[stage] = self._on_mesh(stage.params)
     strength = (jnp.float32(s.strength) if stage.config.model.strength_conditioning
@@ -216,7 +245,7 @@ class StereoSampler:
     out = run_stage(self._placed[stage], condition, x_start, rng, text, text_mask,
                     strength=strength,
                     config=stage.config, starts=starts, num_steps=int(num_steps), eta=float(s.eta),
-                    guidance_scale=float(s.guidance_scale), window_batch=int(s.window_batch),
+                    guidance_scale=float(s.guidance_scale), window_batch=window_batch,
                     t_start=float(t_start), text_guidance_scale=float(s.text_guidance_scale),
                     tiles=tiles, mesh=self.mesh, solver=s.solver)
     return np.asarray(out[0])
@@ -239,6 +268,7 @@ class StereoSampler:
     if mirror:  # the model makes left-from-right; a left input is mirrored into a "right" one
       video = video[:, :, ::-1]
     n, height, width, _ = video.shape
+    tiling = self.plan_memory(height, width)
     indices = frame_ops.resample_frame_indices(n, fps, float(s.model_fps)) if fps else np.arange(n)
     frames = video[indices]
     # Short videos are padded to one window by repeating the last frame.
@@ -251,7 +281,7 @@ class StereoSampler:
     condition = frame_ops.to_model_range(frame_ops.resize_clip(padded, bh, bw))
     noise = frame_noise(base_noise_rng, first_frame, (1,) + condition.shape)
     base_out = self._stage(self.base, condition, noise, base_rng,
-                           s.base_num_steps, 1.0, caption)
+                           s.base_num_steps, 1.0, caption, tiling)
     base_up = frame_ops.resize_clip(frame_ops.from_model_range(base_out), height, width)
     result = base_up
     if self.refiner is not None:
@@ -266,7 +296,7 @@ class StereoSampler:
       x_start = diffusion.add_noise(self.refiner.config.diffusion.schedule, up, eps,
                                     jnp.full((1,), t0))
       refined = self._stage(self.refiner, condition, x_start, refine_rng,
-                            s.refiner_num_steps, t0, caption)
+                            s.refiner_num_steps, t0, caption, tiling)
       result = frame_ops.resize_clip(frame_ops.from_model_range(refined), height, width)
 
     def restore(x):

@@ -177,6 +177,7 @@ def convert_file(sampler: stereo_sampler.StereoSampler, path: pathlib.Path,
   info = video_io.video_info(path)  # raises VideoError naming the file
   if not info.fps > 0:
     raise video_io.VideoError(f'{path}: the video has no valid frame rate')
+  sampler.plan_memory(info.height, info.width)  # a frame size that cannot fit fails here
   blank = np.zeros((1, info.height, info.width, 3), np.uint8)
   for layout in paths:  # a layout that cannot be made at this size fails before sampling
     stereo_formats.render(layout, blank, blank, s.anaglyph)
