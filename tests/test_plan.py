@@ -234,7 +234,7 @@ def test_wrong_inputs_are_clear_errors(args, message, tmp_path):
 
 
 def test_activations_leave_out_the_norm_and_activation_intermediates_the_compiler_fuses():
-  from jax._src.ad_checkpoint import saved_residuals
+  saved_residuals = compiled_programs.saved_residuals
   config = _tiny()
   loss = train_state.make_loss(config)
   args = (compiled_programs.abstract_train_state(config)['params'],

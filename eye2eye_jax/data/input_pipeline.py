@@ -29,13 +29,12 @@ get ``text`` (tokens, D) and ``text_mask`` (tokens,) from each clip's caption
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import grain
 import ml_collections
 import numpy as np
 
-from eye2eye_jax.data import datasets, frame_ops, text_encoding
+from eye2eye_jax.data import datasets, frame_ops, grain_state, text_encoding
 
 
 def check_records_fit(config: ml_collections.ConfigDict, source) -> None:
@@ -216,19 +215,11 @@ def seek_to_step(iterator: grain.DataLoaderIterator, config: ml_collections.Conf
 
   Used when a checkpoint's data position was written by a different number of processes:
   the sampler's order is global and each process reads every ``process_count``-th record
-  of it, so after ``step`` steps this process has read ``step`` of its local batches.
-  grain's iterator state counts records per worker (``data.num_workers`` worker
-  processes take batches in turn), in the sampler's global index.
+  of it, so after ``step`` steps this process has read ``step`` of its local batches
+  (``data.num_workers`` worker processes take them in turn). grain has no public way to
+  seek: ``grain_state.seek`` rewrites its iterator state.
   """
   import jax
   shard_index, shard_count = jax.process_index(), jax.process_count()
-  local_batch = config.data.batch_size // shard_count
-  workers = max(config.data.num_workers, 1)
-  global_workers = workers * shard_count
-  state = json.loads(iterator.get_state())
-  state['last_seen_indices'] = {
-      str(i): shard_index - global_workers + i * shard_count
-              + (step - i + workers - 1) // workers * local_batch * global_workers
-      for i in range(workers)}
-  state['last_worker_index'] = step % workers - 1
-  iterator.set_state(json.dumps(state).encode())
+  grain_state.seek(iterator, step, config.data.batch_size // shard_count,
+                   max(config.data.num_workers, 1), shard_index, shard_count)

@@ -4,7 +4,8 @@ Nothing is allocated: the train state is ``jax.eval_shape``d, the train step and
 forward are lowered from ShapeDtypeStructs and compiled once per config and shape (cached
 here), and XLA's cost and memory analyses give their figures. Activation memory is what
 JAX's autodiff keeps between the forward and backward pass under ``model.remat`` (see the
-package docstring for why this, not the CPU's temp bytes).
+package docstring for why this, not the CPU's temp bytes), read from jax's private
+``saved_residuals`` (no public function returns the list; see ``WRITTEN_FOR``).
 """
 
 from __future__ import annotations
@@ -92,15 +93,26 @@ def train_step_figures(config: ml_collections.ConfigDict, batch_size: int) -> di
 # pass from the arrays it does keep (convolution outputs, concatenated skips, block
 # outputs). Measured with the TPU compiler on configs/base_paper.py's train step (v5p-64,
 # benchmarks/tpu_train_memory.py): counting them made the estimate 4.4x the compiled bytes.
+# They, and ``fun``'s own arguments ('from the argument ...'), are recognised by the residual
+# descriptions jax writes (flax's source file, jax.nn.silu's jit): a private format, like
+# ``saved_residuals`` below.
 _FUSED_INTERMEDIATES = ('flax/nnx/nn/normalization.py', "jitted function 'silu'")
+# The versions the private jax internals here were read from (requirements.lock); checked,
+# with a loud failure naming them, by tests/test_pinned_internals.py.
+WRITTEN_FOR = {'jax': '0.10.2', 'flax': '0.12.8'}
+
+
+def saved_residuals(fun, *args) -> list[tuple]:
+  """(abstract value, description) of each residual ``fun``'s forward pass keeps for its
+  backward pass: the list the public ``jax.ad_checkpoint.print_saved_residuals`` prints.
+  jax has no public function that returns it; this is the one use of the private one."""
+  from jax._src.ad_checkpoint import saved_residuals as private_saved_residuals
+  return private_saved_residuals(fun, *args)
 
 
 def _residual_bytes(fun, *args) -> int:
   """Bytes of the residuals ``fun``'s forward pass keeps for its backward pass, its own
-  arguments and the fused elementwise intermediates left out (the list behind
-  ``jax.ad_checkpoint.print_saved_residuals``)."""
-  # saved_residuals is the list behind the public print_saved_residuals; jax is pinned.
-  from jax._src.ad_checkpoint import saved_residuals
+  arguments and the fused elementwise intermediates left out."""
   return sum(math.prod(r.shape) * np.dtype(r.dtype).itemsize
              for r, why in saved_residuals(fun, *args)
              if not why.startswith('from the argument')

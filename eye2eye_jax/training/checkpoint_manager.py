@@ -18,7 +18,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from eye2eye_jax.common import runtime
-from eye2eye_jax.data import input_pipeline
+from eye2eye_jax.data import grain_state, input_pipeline
 from eye2eye_jax.models import checkpoints
 
 
@@ -79,7 +79,7 @@ def restore_training(manager: ocp.CheckpointManager, abstract_state, data_iterat
       unreadable.append(directory)
       continue
     _check_structure(stored, abstract_state, directory)
-    written_by = _data_process_count(directory / 'data')
+    written_by = grain_state.written_process_count(directory / 'data')
     items = {'state': ocp.args.StandardRestore(abstract_state)}
     if written_by == jax.process_count():
       items['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
@@ -158,13 +158,6 @@ def _check_structure(stored: dict[str, tuple], abstract_state, directory) -> Non
           f'{describe(stored.get(path))} there and {describe(expected.get(path))} in this '
           'run; resume with the config that wrote it, start a new workdir, or pass '
           'train.init_checkpoint to start from its weights on purpose')
-
-
-def _data_process_count(directory: epath.Path) -> int | None:
-  """How many processes wrote the grain iterator states in ``directory`` (None: none)."""
-  names = [p.name for p in directory.glob('process_*-of-*.json')] if directory.exists() else []
-  counts = {int(name.rsplit('-of-', 1)[1].removesuffix('.json')) for name in names}
-  return counts.pop() if len(counts) == 1 else None
 
 
 def set_aside(directory: str) -> str:
