@@ -8,7 +8,8 @@
 3. converts held-out clips with the bundled demo checkpoint (or ``--checkpoint``) through
    the same path as ``eye2eye_jax.sample``, writing left, side-by-side and anaglyph videos;
 4. measures the 3D effect on held-out clips, next to the baselines (copy-right, global
-   shift, warp-and-inpaint), and writes ``metrics.json``, ``report.md`` and ``plots/``; where
+   shift, warp-and-inpaint), with the evaluation ``evaluate`` runs
+   (``evaluation/evaluator.py``), and writes ``metrics.json``, ``report.md`` and ``plots/``; where
    the dataset holds texture families out (``diverse``), the same for ``validation_unseen``
    in its own folder, and ``splits.md`` / ``splits.json`` setting the two side by side;
 5. measures the 3D strength: how the base sampling resolution changes the disparity, and,
@@ -28,8 +29,8 @@ from absl import flags, logging
 from eye2eye_jax.common import cli_flags, runtime
 from eye2eye_jax.data import datasets, video_io
 from eye2eye_jax import config_base
-from eye2eye_jax.evaluation import (metrics_report, quality_vs_steps, split_comparison,
-                                    strength_response, synthetic_eval)
+from eye2eye_jax.evaluation import (evaluator, metrics_report, quality_vs_steps,
+                                    split_comparison, strength_response, synthetic_eval)
 from eye2eye_jax.sampling import stereo_formats, stereo_sampler, video_conversion
 from eye2eye_jax.training import loop
 
@@ -101,16 +102,14 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
 
   by_split, examples = {}, {}
   for split in split_comparison.default_splits(config):
-    clips = validation if split == 'validation' else datasets.data_source(config, split,
-                                                                           data_dir)
-    count = min(num_eval_clips, len(clips))
+    held_out = evaluator.Evaluator(config, split, data_dir, num_eval_clips)
+    count = len(held_out.records)
     print(f'[4/6] Measuring the 3D effect on {count} clips of {split}, with the baselines')
     examples[split] = []
-    by_split[split] = synthetic_eval.evaluate(
-        sampler, (clips[i] for i in range(count)), synthetic_eval.scene_params(config, split),
-        progress=lambda done: done % 8 == 0 and print(f'      {done}/{count} clips'),
+    by_split[split] = held_out.run(
+        sampler, progress=lambda done: done % 8 == 0 and print(f'      {done}/{count} clips'),
         examples=examples[split])
-  by_split['validation']['strength'] = _strength_sweep(config, sampler, validation,
+  by_split['validation']['strength'] = _strength_sweep(config, sampler, data_dir,
                                                        num_strength_clips)
   by_split['validation']['training'] = training_summary
   for split, metrics in by_split.items():
@@ -178,11 +177,12 @@ def _quality_vs_steps(sampler, config, split: str, data_dir: str, count: int,
   return rows
 
 
-def _strength_sweep(config, sampler, validation, count: int) -> list[dict]:
+def _strength_sweep(config, sampler, data_dir: str, count: int) -> list[dict]:
   """Disparity measured at several base sampling resolutions (the 3D-strength control)."""
-  count = min(count, len(validation))
   if not count:
     return []
+  held_out = evaluator.Evaluator(config, 'validation', data_dir, count, baselines=False)
+  count = len(held_out.records)
   base = sampler.base.resolution
   resolutions = (base // 2, base * 3 // 4, base, base * 3 // 2)
   print(f'[5/6] 3D strength: base sampling resolutions {resolutions} on {count} clips')
@@ -191,8 +191,7 @@ def _strength_sweep(config, sampler, validation, count: int) -> list[dict]:
     sample_config = config.sample.copy_and_resolve_references()
     sample_config.base_resolution = resolution
     variant = stereo_sampler.StereoSampler(sampler.base, sampler.refiner, sample_config)
-    figures = synthetic_eval.evaluate(variant, (validation[i] for i in range(count)),
-                                      synthetic_eval.scene_params(config), baselines=False)
+    figures = held_out.run(variant)
     geometry = figures['geometry']['generated']['all']
     row = {'base_resolution': resolution, 'scale': geometry['scale'],
            'mean_measured_shift_px': geometry['mean_measured_shift_px'],

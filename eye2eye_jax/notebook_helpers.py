@@ -15,8 +15,8 @@ import numpy as np
 from eye2eye_jax import config_base
 from eye2eye_jax.data import frame_ops, synthetic_scenes, video_io
 from eye2eye_jax.evaluation import disparity_estimation
-from eye2eye_jax.sampling import (convergence, stereo_formats, stereo_sampler,
-                                  video_conversion)
+from eye2eye_jax.sampling import (chunked_conversion, convergence, stereo_formats,
+                                  stereo_sampler, video_conversion)
 
 
 def in_colab() -> bool:
@@ -102,18 +102,21 @@ def _check_frames(frames: np.ndarray, name: str) -> np.ndarray:
 
 def convert_clip(sampler: stereo_sampler.StereoSampler, frames: np.ndarray, fps: float = 8.0,
                  true_left: np.ndarray | None = None, name: str = 'frames') -> StereoResult:
-  """Generates the other eye of a uint8 (T, H, W, 3) clip (``sample.convergence`` applied
-  to the pair); ``name`` is used in errors."""
+  """Generates the other eye of a uint8 (T, H, W, 3) clip through the conversion ``sample``
+  runs (``chunked_conversion.convert_stream``: chunks, scene cuts, per-frame noise; then
+  ``video_conversion.stereo_pair``: the eyes in order, ``sample.convergence`` applied);
+  ``name`` is used in errors."""
   frames = _check_frames(frames, name)
-  generated = sampler.convert(frames, fps=fps)
+  sampler.plan_memory(*frames.shape[1:3])
+  pairs = [video_conversion.stereo_pair(sampler.sample_config, source, generated)
+           for source, generated in chunked_conversion.convert_stream(sampler, frames,
+                                                                      len(frames), fps)]
+  left, right = (np.concatenate(eye) for eye in zip(*pairs))
   s = sampler.sample_config
-  if s.input_eye == 'left':
-    left, right = convergence.converge(frames, generated, float(s.convergence))
-    return StereoResult(left=left, right=right, fps=fps)
-  left, right = convergence.converge(generated, frames, float(s.convergence))
-  if true_left is not None:  # shifted and cropped as the generated view was
+  if true_left is not None and s.input_eye == 'right':  # shifted and cropped as generated
     true_left = convergence.converge(true_left, frames, float(s.convergence))[0]
-  return StereoResult(left=left, right=right, fps=fps, true_left=true_left)
+  return StereoResult(left=left, right=right, fps=fps,
+                      true_left=true_left if s.input_eye == 'right' else None)
 
 
 def convert_video_file(sampler: stereo_sampler.StereoSampler, path: str | pathlib.Path,
@@ -134,12 +137,11 @@ def convert_video_file(sampler: stereo_sampler.StereoSampler, path: str | pathli
     frames = frame_ops.resize_clip(frames, max(8, round(height * scale)),
                                    max(8, round(width * scale)))
   result = convert_clip(sampler, frames, info.fps, name=str(path))
-  if output_dir is not None:
+  if output_dir is not None:  # the layouts as ``sample`` writes them, from the pairs made
     s = sampler.sample_config
-    source = result.left if s.input_eye == 'left' else result.right
-    generated = result.right if s.input_eye == 'left' else result.left
-    video_conversion.write_layouts(s, video_conversion.output_paths(output_dir, path.stem, s),
-                                   source, generated, info.fps)
+    video_conversion.write_pairs(s, video_conversion.output_paths(output_dir, path.stem, s),
+                                 zip(result.left[:, None], result.right[:, None]), info.fps,
+                                 name=str(path), output_dir=output_dir)
   return result
 
 

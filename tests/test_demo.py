@@ -4,7 +4,7 @@ import json
 
 from conftest import REPO
 from eye2eye_jax import demo
-from eye2eye_jax.evaluation import quality_vs_steps
+from eye2eye_jax.evaluation import checkpoint_report, evaluator, quality_vs_steps
 from eye2eye_jax.data import video_io
 
 
@@ -23,11 +23,23 @@ def test_main_job_writes_videos_metrics_and_report(tiny_config, tiny_checkpoint,
       '  return c\n')
   monkeypatch.setattr(quality_vs_steps, 'SETTINGS', (quality_vs_steps.Setting('ddim', 2, 1),
                                                      quality_vs_steps.Setting('dpmpp_2m', 2, 1)))
+  evaluated = []  # (split, clips) of every evaluation through the one shared evaluator
+  run = evaluator.Evaluator.run
+  monkeypatch.setattr(evaluator.Evaluator, 'run', lambda self, *a, **k: evaluated.append(
+      (self.split, len(self.records))) or run(self, *a, **k))
   by_split = demo.run(config, tmp_path, train_steps=4, checkpoint=str(tiny_checkpoint),
                       num_videos=1, num_eval_clips=2, refiner_checkpoint=str(tiny_checkpoint),
                       num_strength_clips=1, strength_config=str(strength_config),
                       num_steps_clips=1)
   assert list(by_split) == ['validation', 'validation_unseen']
+  # Step 2's samples (training), step 4 (both splits) and step 5's base resolutions.
+  assert evaluated == [('validation', 2)] + [('validation', 2), ('validation_unseen', 2)] + [
+      ('validation', 1)] * 4
+  # The same figures as the evaluate command's on the same clips and models.
+  evaluated_by_command = checkpoint_report.evaluate_checkpoint(
+      config, tmp_path / 'evaluate', str(tiny_checkpoint), str(tiny_checkpoint), num_clips=2)
+  for key in ('image', 'geometry'):
+    assert evaluated_by_command[key] == by_split['validation'][key]
   saved = json.loads((tmp_path / 'metrics.json').read_text())
   assert saved['num_clips'] == 2 == by_split['validation']['num_clips']
   assert set(saved['image']) == {'generated', 'base_only', 'copy_right', 'global_shift',

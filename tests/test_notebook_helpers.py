@@ -5,7 +5,7 @@ import pytest
 
 from eye2eye_jax import notebook_helpers
 from eye2eye_jax.data import video_io
-from eye2eye_jax.sampling import stereo_formats
+from eye2eye_jax.sampling import stereo_formats, video_conversion
 
 
 @pytest.fixture(scope='module')
@@ -84,3 +84,23 @@ def test_convert_video_file_shrinks_trims_and_writes_layouts(sampler, tmp_path):
   assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == [
       'clip_LRF_Full_SBS.mp4', 'clip_LR_Half_SBS.mp4', 'clip_TB.mp4', 'clip_anaglyph.mp4',
       'clip_left.mp4']
+
+
+def test_the_notebook_converts_a_file_as_the_sample_command_does(sampler, tmp_path):
+  """Chunks, a scene cut and per-frame noise, as ``sample`` streams them: the same frames."""
+  streamed = notebook_helpers.with_settings(sampler, chunk_frames=8, scene_cut_threshold=0.0,
+                                            scene_cuts=(8,), outputs=('left', 'sbs'))
+  rng = np.random.default_rng(0)
+  frames = np.concatenate([np.repeat(rng.integers(0, 255, (1, 16, 16, 3), np.uint8), 8, 0),
+                           np.repeat(rng.integers(0, 255, (1, 16, 16, 3), np.uint8), 12, 0)])
+  path = tmp_path / 'clip.mp4'
+  video_io.write_video(path, frames, 8.0)
+  result = notebook_helpers.convert_video_file(streamed, path, max_frames=0, max_side=0,
+                                               output_dir=tmp_path / 'notebook')
+  written = video_conversion.convert_file(streamed, path, tmp_path / 'sample')
+  by_command = video_io.read_video(written['left']).frames
+  by_notebook = video_io.read_video(tmp_path / 'notebook' / 'clip_left.mp4').frames
+  np.testing.assert_array_equal(by_notebook, by_command)
+  # Not one whole-clip call, as the notebook converted before.
+  whole = streamed.convert(video_io.read_video(path).frames, fps=8.0)
+  assert np.abs(whole.astype(int) - result.left).max() > 0

@@ -13,7 +13,7 @@ import tqdm
 
 from eye2eye_jax.common import atomic_files, runtime
 from eye2eye_jax.data import datasets
-from eye2eye_jax.evaluation import metrics_report, pair_eval, synthetic_eval
+from eye2eye_jax.evaluation import evaluator, metrics_report, synthetic_eval
 from eye2eye_jax.sampling import video_conversion
 
 
@@ -31,33 +31,24 @@ def evaluate_checkpoint(config, output_dir: pathlib.Path, checkpoint: str | None
   if num_clips < 1:
     raise ValueError(f'--num_clips must be >= 1, got {num_clips}')
   pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)  # unwritable: fail before work
-  synthetic = config.data.builder == 'synthetic_stereo'
-  params = synthetic_eval.scene_params(config, split) if synthetic else None
   data_dir = datasets.resolve_data_dir(config)
   if process_index == 0:  # one process builds it, the others wait for it
     datasets.ensure_dataset(config, data_dir)
   runtime.sync_processes('evaluation dataset ready')
-  records = datasets.data_source(config, split, data_dir)
-  count = min(num_clips, len(records))
+  held_out = evaluator.Evaluator(config, split, data_dir, num_clips, baselines)
+  count = len(held_out.records)
   sampler = video_conversion.load_sampler(config, checkpoint, refiner_checkpoint)
   converted = None
   if process_count > 1:
-    converted = _convert_on_every_process(sampler, records, count, pathlib.Path(output_dir),
-                                          process_index, process_count)
+    converted = _convert_on_every_process(sampler, held_out.records, count,
+                                          pathlib.Path(output_dir), process_index,
+                                          process_count)
     if converted is None:
       return None
   examples = []
-  clips = (records[i] for i in range(count))
   with tqdm.tqdm(total=count, unit='clip', desc='evaluating') as bar:
-    progress = lambda done: bar.update(1)
-    if synthetic:
-      metrics = synthetic_eval.evaluate(sampler, clips, params, baselines=baselines,
-                                        progress=progress, examples=examples,
-                                        converted=converted)
-    else:  # real rectified pairs: Stereo4D, or any dataset of (left, right) clips
-      metrics = pair_eval.evaluate(sampler, clips, pair_eval.search_range(records[0]),
-                                   baselines=baselines, progress=progress, examples=examples,
-                                   converted=converted)
+    metrics = held_out.run(sampler, progress=lambda done: bar.update(1), examples=examples,
+                           converted=converted)
   metrics['checkpoint'] = checkpoint or config.sample.checkpoint
   metrics['refiner_checkpoint'] = (config.sample.refiner_checkpoint
                                    if refiner_checkpoint is None else refiner_checkpoint)

@@ -191,14 +191,13 @@ def convert_file(sampler: stereo_sampler.StereoSampler, path: pathlib.Path,
   return paths
 
 
-def write_layouts(sample_config: ml_collections.ConfigDict, paths: dict[str, pathlib.Path],
-                  source: np.ndarray, generated: np.ndarray, fps: float,
-                  audio_from: pathlib.Path | None = None, name: str = 'the video',
-                  output_dir: str | pathlib.Path = '') -> None:
-  """``write_stream`` of whole (T, H, W, 3) videos: the input eye's ``source`` frames and
-  the generated eye's."""
-  write_stream(sample_config, paths, zip(source, generated), fps, audio_from, None, name,
-               output_dir)
+def stereo_pair(sample_config: ml_collections.ConfigDict, source: np.ndarray,
+                generated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(left, right) (1, H, W, 3) of one (input eye's, generated eye's) (H, W, 3) frame pair:
+  the eyes in order (``sample.input_eye``) and ``sample.convergence`` applied."""
+  s = sample_config
+  left, right = (source, generated) if s.input_eye == 'left' else (generated, source)
+  return convergence.converge(left[None], right[None], float(s.convergence))
 
 
 def write_stream(sample_config: ml_collections.ConfigDict, paths: dict[str, pathlib.Path],
@@ -207,17 +206,26 @@ def write_stream(sample_config: ml_collections.ConfigDict, paths: dict[str, path
                  progress: tqdm.tqdm | None = None, name: str = 'the video',
                  output_dir: str | pathlib.Path = '') -> None:
   """Writes each layout in ``paths`` (from ``output_paths``) of (input eye's frame,
-  generated eye's frame) ``pairs`` as they come (``sample.convergence`` applied), all or
-  none: each to a temporary file, renamed into place together when every frame is written.
-  ``progress`` advances by one per frame."""
+  generated eye's frame) ``pairs`` as they come (``stereo_pair``), all or none
+  (``write_pairs``). ``progress`` advances by one per frame."""
+  write_pairs(sample_config, paths, (stereo_pair(sample_config, source, generated)
+                                     for source, generated in pairs), fps, audio_from,
+              progress, name, output_dir)
+
+
+def write_pairs(sample_config: ml_collections.ConfigDict, paths: dict[str, pathlib.Path],
+                pairs: Iterable[tuple[np.ndarray, np.ndarray]], fps: float,
+                audio_from: pathlib.Path | None = None,
+                progress: tqdm.tqdm | None = None, name: str = 'the video',
+                output_dir: str | pathlib.Path = '') -> None:
+  """Writes each layout in ``paths`` of (left, right) (1, H, W, 3) ``pairs``, all or none:
+  each to a temporary file, renamed into place together when every frame is written."""
   s = sample_config
   try:
     with atomic_files.atomic_paths(paths.values()) as temporaries, \
         contextlib.ExitStack() as encoders:  # closed (files finished) before the renames
       open_encoders = {}
-      for source, generated in pairs:
-        left, right = (source, generated) if s.input_eye == 'left' else (generated, source)
-        left, right = convergence.converge(left[None], right[None], float(s.convergence))
+      for left, right in pairs:
         for (layout, target), temporary in zip(paths.items(), temporaries):
           frame = ((right if s.input_eye == 'left' else left) if layout == 'left'
                    else stereo_formats.render(layout, left, right, s.anaglyph))

@@ -7,15 +7,15 @@ true, side by side), with PSNR, SSIM, stereo-IoU, the fitted disparity scale, de
 accuracy and the estimated disparity's median and frame-to-frame change: a run that loses
 its 3D effect shows as a falling scale and a flat anaglyph. On real stereo pairs (no true
 depth) the scale and its error are those of the agreement with the true pair's disparity
-(``evaluation/pair_eval.py``) and there is no depth order.
+(``evaluation/pair_eval.py``) and there is no depth order. The evaluation is the one
+``evaluate`` and ``demo`` run (``evaluation/evaluator.py``), without the baselines.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from eye2eye_jax.data import datasets
-from eye2eye_jax.evaluation import pair_eval, synthetic_eval
+from eye2eye_jax.evaluation import evaluator
 from eye2eye_jax.sampling import stereo_formats, stereo_sampler
 
 
@@ -27,10 +27,8 @@ class TrainingSampler:
     if t.sample_clips < 1:
       raise ValueError(f'train.sample_clips must be >= 1 when train.sample_every > 0, got '
                        f'{t.sample_clips}')
-    self.scene_params = (synthetic_eval.scene_params(config)
-                         if config.data.builder == 'synthetic_stereo' else None)
-    source = datasets.data_source(config, 'validation', data_dir)
-    self.records = [source[i] for i in range(min(t.sample_clips, len(source)))]
+    self.held_out = evaluator.Evaluator(config, 'validation', data_dir, t.sample_clips,
+                                        baselines=False)
     self.use_ema = bool(config.sample.use_ema)
     self.sample_config = config.sample.copy_and_resolve_references()
     self.sample_config.base_resolution = 0  # the training resolution
@@ -44,16 +42,12 @@ class TrainingSampler:
                                  state['ema_params'] if self.use_ema else state['params'])
     sampler = stereo_sampler.StereoSampler(stage, None, self.sample_config)
     examples = []
-    if self.scene_params is not None:
-      metrics = synthetic_eval.evaluate(sampler, self.records, self.scene_params,
-                                        baselines=False, examples=examples)
+    metrics = self.held_out.run(sampler, examples=examples)
+    if self.held_out.synthetic:
       geometry = metrics['geometry']['generated']['all']
       scalars = {'samples/disparity_scale': geometry.get('scale', 0.0),
                  'samples/depth_order_accuracy': geometry.get('depth_order_accuracy') or 0.0}
     else:
-      metrics = pair_eval.evaluate(sampler, self.records,
-                                   pair_eval.search_range(self.records[0]), baselines=False,
-                                   examples=examples)
       agreement = metrics['agreement']['generated']
       scalars = {'samples/disparity_scale': agreement['scale'] or 0.0,
                  'samples/disparity_error_after_scale_px': agreement['error_px'] or 0.0}
