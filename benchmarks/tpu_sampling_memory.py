@@ -10,10 +10,10 @@ with libtpu, on this CPU, once per setting: on one chip of ``--topology`` as con
 and with the Pallas flash-attention kernel (``model.attention_kernel``),
 in bfloat16 (``model.dtype``), on overlapping spatial tiles (``sample.refiner_tile``), in
 bfloat16 on tiles; and with the window's rows split over all the topology's chips
-(``sample.mesh_shape=(1, chips)``), in float32 and bfloat16. Prints each setting's bytes per chip
-(arguments, temporaries, what must be resident at once, the constants embedded in the
-program) and its ratio to the first, so the effect of each measure is a measured figure. Each compile of a paper-scale window takes
-minutes on 2 CPU cores; the suite does not run this script. libtpu: ``pip install -e
+(``sample.mesh_shape=(1, chips)``), in float32 and bfloat16. Prints each setting's bytes per
+chip (arguments, temporaries, what must be resident at once, the constants embedded in the
+program) and its ratio to the first, so the effect of each measure is a measured figure.
+Each compile of a paper-scale window takes minutes on 2 CPU cores; the suite does not run this script. libtpu: ``pip install -e
 '.[tpu]'``, or, after ``make test``, ``PYTHONPATH=.venv/libtpu``.
 """
 

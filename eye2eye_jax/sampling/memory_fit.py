@@ -15,6 +15,7 @@ the square of the tile's area, while what it learned is local to its crops.
 from __future__ import annotations
 
 import math
+import os
 
 import jax
 import ml_collections
@@ -49,9 +50,12 @@ def memory_budget() -> float:
   stats = jax.local_devices()[0].memory_stats() or {}
   if stats.get('bytes_limit'):
     return BUDGET_FRACTION * stats['bytes_limit']
-  with open('/proc/meminfo') as meminfo:
-    fields = dict(line.split(':', 1) for line in meminfo)
-  return BUDGET_FRACTION * int(fields['MemAvailable'].split()[0]) * 1024
+  try:  # Linux: what the host can still give
+    with open('/proc/meminfo') as meminfo:
+      fields = dict(line.split(':', 1) for line in meminfo)
+    return BUDGET_FRACTION * int(fields['MemAvailable'].split()[0]) * 1024
+  except (OSError, KeyError, ValueError):  # elsewhere (macOS): all of the host's memory
+    return BUDGET_FRACTION * os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
 
 
 def choose_refiner_tiling(model_config: ml_collections.ConfigDict, frames: int, height: int,

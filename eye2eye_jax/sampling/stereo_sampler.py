@@ -220,7 +220,7 @@ class StereoSampler:
              rng: jax.Array, num_steps: int, t_start: float, caption: str,
              tiling: tuple[int, int]) -> np.ndarray:
     """One stage over ``condition``; ``tiling`` is ``plan_memory``'s (tile, pieces per call),
-    used by the refiner."""
+    used by the refiner (which may be the same model as the base)."""
     s = self.sample_config
     window_batch = int(s.window_batch)
     starts = window_blending.stage_windows(condition.shape[0], stage.num_frames, s.window_overlap)
@@ -244,7 +244,8 @@ class StereoSampler:
         (jnp.asarray(condition), x_start, rng, text, text_mask, strength))
     out = run_stage(self._placed[stage], condition, x_start, rng, text, text_mask,
                     strength=strength,
-                    config=stage.config, starts=starts, num_steps=int(num_steps), eta=float(s.eta),
+                    config=stage.config, starts=starts, num_steps=int(num_steps),
+                    eta=float(s.eta),
                     guidance_scale=float(s.guidance_scale), window_batch=window_batch,
                     t_start=float(t_start), text_guidance_scale=float(s.text_guidance_scale),
                     tiles=tiles, mesh=self.mesh, solver=s.solver)
