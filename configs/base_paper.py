@@ -1,8 +1,7 @@
-"""Paper-scale base model: 128x128 clips of 80 frames at 16 fps, downsampled from 512x512.
-
-Hyperparameters from the paper: batch 32, learning rate 2e-5, 120K steps; sampled with
-50 steps and no guidance, then refined by configs/refiner_paper.py's model. Trains on
-accelerators; on a CPU only shape checks run.
+"""Paper-scale base model: 128x128 clips of 80 frames at 16 fps, downsampled from 512x512;
+the paper's batch 32, learning rate 2e-5 and 120K steps; sampled with 50 steps and no
+guidance, then refined by ``configs/refiner_paper.py``'s model. Trains on accelerators; on
+a CPU only shape checks run.
 """
 
 from eye2eye_jax.config_base import base_config

@@ -45,13 +45,13 @@ def base_config() -> ml_collections.ConfigDict:
   """The full config tree, locked: experiments change values, and a key it does not have (a
   typo) is an error, not a new field."""
   c = ml_collections.ConfigDict()
-  c.seed = 0
+  c.seed = 0  # parameter initialisation and the training steps' randomness
   c.config_file = ''  # the file this config came from (the train command records it)
   c.compilation_cache_dir = ''  # '' -> $JAX_COMPILATION_CACHE_DIR, else .cache/jax
 
   # The device mesh (eye2eye_jax/common/sharding.py). Sizes per slice; one -1 takes the rest.
   c.mesh = ml_collections.ConfigDict()
-  c.mesh.axes = ('data', 'fsdp', 'tensor')
+  c.mesh.axes = ('data', 'fsdp', 'tensor')  # names of the mesh's axes, in order
   c.mesh.shape = (-1, 1, 1)  # e.g. (1, -1, 1): FSDP over every device of a slice
   c.mesh.dcn_shape = (1, 1, 1)  # slices along each axis (multi-slice: (slices, 1, 1))
   # Logical axis -> mesh axes; for each dimension the first rule that fits is used.
@@ -65,7 +65,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.builder = 'synthetic_stereo'  # TFDS dataset name
-  c.data.builder_config = 'demo'
+  c.data.builder_config = 'demo'  # the builder's config (synthetic_stereo: demo, diverse, ...)
   c.data.data_dir = ''  # '' -> $TFDS_DATA_DIR, else outputs/tfds
   c.data.manual_dir = ''  # inputs of builders that need them (stereo4d: npz/ and videos/)
   c.data.task = 'stereo'  # 'stereo' (right -> left) or 'video' (a backbone: clips alone)
@@ -74,7 +74,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.resolution = 32  # side of the square clip the model sees
   c.data.num_frames = 8  # frames per training clip (taken from the start of each record)
   c.data.batch_size = 8  # global batch
-  c.data.shuffle_seed = 0
+  c.data.shuffle_seed = 0  # order of the records in each epoch
   c.data.num_workers = 0  # grain worker processes (0: in the main process)
   c.data.mirror_augment = True  # mirror both views and swap eyes; keeps disparity >= 0
   # Zoom by resampling: a square of side (the view's usual side) / z, z drawn log-uniformly
@@ -85,13 +85,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.zoom_range = (1.0, 1.0)
 
   c.model = ml_collections.ConfigDict()
-  c.model.channels = 32
-  c.model.channel_mult = (1, 2, 2)
-  c.model.temporal_downsample = (False, True)
-  c.model.num_res_blocks = 1
-  c.model.num_heads = 4
+  c.model.channels = 32  # channels at the finest level
+  c.model.channel_mult = (1, 2, 2)  # channels per level, as multiples of model.channels
+  c.model.temporal_downsample = (False, True)  # per downsampling step: halve time too
+  c.model.num_res_blocks = 1  # residual blocks per level
+  c.model.num_heads = 4  # attention heads at the coarsest level
   c.model.text_embed_dim = 0  # 0: no text conditioning
-  c.model.video_channels = 3
+  c.model.video_channels = 3  # channels of the generated video (RGB)
   c.model.condition_channels = 3  # the right view; 0: an unconditional video backbone
   c.model.spatial_only = False  # True: an image UNet (no temporal layers), a 2-D backbone
   c.model.norm_per_frame = False  # group norms per frame (as the image UNet a model inflates)
@@ -113,22 +113,22 @@ def base_config() -> ml_collections.ConfigDict:
   # Captions -> embeddings for models with text (eye2eye_jax/data/text_encoding.py).
   c.text = ml_collections.ConfigDict()
   c.text.encoder = ''  # 'hashed_words', 'precomputed' or 'package.module:function'
-  c.text.max_tokens = 16
+  c.text.max_tokens = 16  # caption tokens kept (padded or cut to this many)
 
   c.diffusion = ml_collections.ConfigDict()
-  c.diffusion.schedule = 'cosine'
-  c.diffusion.prediction = 'v'
+  c.diffusion.schedule = 'cosine'  # noise schedule in continuous time: 'cosine' or 'linear'
+  c.diffusion.prediction = 'v'  # what the UNet predicts: 'v' or 'eps'
 
   c.train = ml_collections.ConfigDict()
-  c.train.num_steps = 1000
+  c.train.num_steps = 1000  # optimizer steps of the run
   # Micro-batches per optimizer step: data.batch_size clips per update, taken k at a time
   # over the devices' share, so the activations of only batch_size / k are held at once.
   c.train.grad_accum_steps = 1
-  c.train.learning_rate = 1e-3
-  c.train.warmup_steps = 100
-  c.train.weight_decay = 0.0
-  c.train.grad_clip_norm = 1.0
-  c.train.ema_decay = 0.999
+  c.train.learning_rate = 1e-3  # AdamW's rate after warmup (constant)
+  c.train.warmup_steps = 100  # linear warmup from 0
+  c.train.weight_decay = 0.0  # AdamW's decoupled weight decay
+  c.train.grad_clip_norm = 1.0  # gradients are clipped to this global norm
+  c.train.ema_decay = 0.999  # of the EMA weights that sampling and export use
   # Resume in a workdir whose checkpoints cannot be used (another model, unreadable) by
   # setting them aside (renamed, not deleted) and starting over; False: stop with an error.
   c.train.allow_fresh_start = False
@@ -139,12 +139,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.freeze = ()
   c.train.eval_every = 0  # steps between held-out losses (eval/loss); 0: never
   c.train.eval_batches = 4  # validation batches in each held-out loss
-  c.train.log_every = 50
+  c.train.log_every = 50  # steps between TensorBoard figures (loss, mfu, ...)
   # (first, last): trace these steps with jax.profiler into the workdir (TensorBoard's
   # Profile tab); () for none.
   c.train.profile_steps = ()
-  c.train.checkpoint_every = 500
-  c.train.keep_checkpoints = 3
+  c.train.checkpoint_every = 500  # steps between orbax checkpoints
+  c.train.keep_checkpoints = 3  # newest checkpoints kept; older ones are deleted
   c.train.sample_every = 0  # steps between validation clips sampled to TensorBoard; 0: never
   c.train.sample_clips = 2  # validation clips sampled each time
 
@@ -154,10 +154,10 @@ def base_config() -> ml_collections.ConfigDict:
   # (train.num_steps = rounds x steps_per_round). t_start: the sampling interval's start
   # as a cosine-schedule time (1 for a base model, sample.refiner_t_start for a refiner).
   c.distill = ml_collections.ConfigDict()
-  c.distill.teacher_steps = 0
-  c.distill.student_steps = 2
-  c.distill.steps_per_round = 500
-  c.distill.t_start = 1.0
+  c.distill.teacher_steps = 0  # the teacher's DDIM steps at the start; 0: no distillation
+  c.distill.student_steps = 2  # the steps the last student samples in
+  c.distill.steps_per_round = 500  # training steps before the steps halve
+  c.distill.t_start = 1.0  # start of the sampling interval (cosine-schedule time)
 
   c.sample = ml_collections.ConfigDict()
   # Checkpoints: a training workdir, a checkpoint directory, or bundled:NAME.
@@ -165,13 +165,13 @@ def base_config() -> ml_collections.ConfigDict:
   # distilled=True samples with the distilled students instead (training/distillation.py),
   # each in its own step count and interval, read from its config: DDIM, no guidance.
   c.sample.distilled = False
-  c.sample.distilled_checkpoint = ''
+  c.sample.distilled_checkpoint = ''  # the base student
   c.sample.distilled_refiner_checkpoint = ''  # '' -> the base student alone
   c.sample.refiner_checkpoint = ''  # '' -> base model only (its output upsampled)
-  c.sample.use_ema = True
+  c.sample.use_ema = True  # the EMA weights of a training checkpoint (False: raw weights)
   c.sample.base_resolution = 0  # short side the base samples at; 0: its training resolution
-  c.sample.base_num_steps = 50
-  c.sample.refiner_num_steps = 48
+  c.sample.base_num_steps = 50  # solver steps of the base stage
+  c.sample.refiner_num_steps = 48  # solver steps of the refiner from refiner_t_start
   # The base output is noised to this level, then refined: a time of the cosine schedule
   # (0.9: signal alpha 0.156), met on the refiner's own schedule (diffusion.noise_level_time).
   c.sample.refiner_t_start = 0.9
@@ -194,7 +194,7 @@ def base_config() -> ml_collections.ConfigDict:
   # 'ddim' or 'dpmpp_2m' (DPM-Solver++(2M): second order, fewer steps for the same quality)
   c.sample.solver = 'ddim'
   c.sample.eta = 0.0  # 'ddim' only: 0 deterministic; 1 DDPM-like ancestral sampling
-  c.sample.seed = 0
+  c.sample.seed = 0  # the noise; each frame's is keyed by its place in the video
   c.sample.window_overlap = -1  # frames shared by consecutive windows; -1: half a clip
   c.sample.window_batch = 4  # windows (or refiner tiles) per device per UNet call
   # The devices one process samples on: (windows, rows). Windows and tiles are spread over
@@ -213,13 +213,13 @@ def base_config() -> ml_collections.ConfigDict:
   # (0: 8 of the longest model window), so memory does not grow with the length;
   # consecutive chunks share chunk_overlap frames, cross-faded (-1: half a window).
   c.sample.chunk_frames = 0
-  c.sample.chunk_overlap = -1
+  c.sample.chunk_overlap = -1  # frames shared by consecutive chunks
   # A frame whose 32x32 grey thumbnail differs from the previous one's by more than this
   # (mean absolute levels of 255), and by 3x the recent differences, starts a new scene:
   # fresh chunks, no blending across the cut (0: off). scene_cuts: input frames known to
   # start a new scene.
   c.sample.scene_cut_threshold = 20.0
-  c.sample.scene_cuts = ()
+  c.sample.scene_cuts = ()  # input frames that start a scene, besides those detected
 
   c.lock()
   return c

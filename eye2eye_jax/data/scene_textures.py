@@ -8,6 +8,7 @@ out (the synthetic builder's ``validation_unseen``), so a report shows whether a
 learned stereo or the look of its training textures.
 
 Texture families:
+
   * ``photo``: scikit-image's photographs as the scenes have always drawn them (a crop of
     a colour photograph, or of a grey one tinted).
   * ``photo_jitter``: the same photographs rotated, rescaled, mirrored and colour-jittered
@@ -19,6 +20,7 @@ Texture families:
   * ``gradient``: a linear ramp between two colours, or one flat colour: little texture,
     so disparity must come from edges.
   * ``text``: random words in random colours on a plain ground.
+
 Shapes: ``ellipse``, ``box`` (the scenes' original two), ``polygon`` (a random convex or
 star polygon) and ``soft`` (a blurred blob with a soft edge).
 """

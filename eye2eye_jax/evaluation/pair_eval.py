@@ -1,6 +1,7 @@
 """Scores a sampler and the baselines on held-out rectified stereo pairs (real clips).
 
 A real pair has no layers and no true depth, so the figures are those that need neither:
+
   * PSNR, SSIM and stereo-IoU of each method's left view against the true left view;
   * the disparity between each left view and the right view (median, 5-95% range, share
     negative, frame-to-frame change: ``stereo_metrics.disparity_statistics``);
@@ -9,6 +10,7 @@ A real pair has no layers and no true depth, so the figures are those that need 
     scale (``stereo_metrics.disparity_scale``, as the synthetic evaluation fits it per set
     of layers; 0.5 for half the true 3D effect) and the error left in pixels once the
     method's disparity is rescaled to fit the truth. true_left agrees with itself (1, 0).
+
 Methods: generated (and base_only), true_left, copy_right, and with ``baselines``
 global_shift (the right view shifted by the true pair's median disparity) and warp_stereo
 (warp-and-inpaint with the disparity matched between the true eyes).

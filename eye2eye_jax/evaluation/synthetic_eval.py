@@ -1,6 +1,7 @@
 """Scores a sampler and the baselines on held-out synthetic clips, layer type by layer type.
 
 Every clip's left view is produced by each method:
+
   * generated: the sampler (base + refiner when it has one); base_only: its base stage
     alone, upsampled;
   * true_left: the true left view (a sanity ceiling: its measured shifts equal the truth);
@@ -11,6 +12,7 @@ Every clip's left view is produced by each method:
     estimator gives (the paper's warp-and-inpaint baseline, at its best);
   * warp_stereo: the same warp with the disparity matched between the true eyes (an
     oracle no monocular method has; matching sees a reflection's virtual depth).
+
 Each is scored with PSNR, SSIM and stereo-IoU against the truth, per-layer geometry
 (``stereo_metrics``), the disparity estimated between it and the right view (no ground
 truth needed), and, for transparent and reflective layers, whether it is closer to the true

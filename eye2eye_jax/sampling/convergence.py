@@ -8,10 +8,10 @@ screen plane, everything else in front of it. Moving the disparity ``c * W`` (a 
 nearer things in front of it and farther ones behind (c > 0 moves the scene back, as the
 convergence setting of 3D players does; c < 0 brings it forward).
 
-Each shift uncovers a strip of |cW|/2 px at one side of one view. The same k = ceil(|cW|/2)
-columns are cropped from both sides of both views (equal crops keep the disparities), the
-rows in proportion (the aspect ratio is kept), and the frames are scaled back to their size:
-the final disparity is (d - cW) * W / (W - 2k). Shift, crop and scale are one affine
+Each shift uncovers a strip of ``|cW| / 2`` px at one side of one view. The same
+``k = ceil(|cW| / 2)`` columns are cropped from both sides of both views (equal crops keep
+the disparities), the rows in proportion (the aspect ratio is kept), and the frames are
+scaled back to their size: the final disparity is (d - cW) * W / (W - 2k). Shift, crop and scale are one affine
 resampling per frame (bilinear).
 """
 

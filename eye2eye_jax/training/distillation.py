@@ -12,7 +12,7 @@ step lands where the teacher's two did:
 
   x~ = (z'' - (sigma'' / sigma_t) z_t) / (alpha'' - (sigma'' / sigma_t) alpha_t),
 
-with the loss |x^ - x~|^2 / sigma_t^2 (the paper's "SNR + 1" weighting; for a v model it
+with the loss ``|x^ - x~|^2 / sigma_t^2`` (the paper's "SNR + 1" weighting; for a v model it
 is the squared error of v). Every ``distill.steps_per_round`` steps the student's EMA
 weights become the teacher and N halves, from ``distill.teacher_steps / 2`` down to
 ``distill.student_steps``. The sampler then runs the student with DDIM in that many steps
