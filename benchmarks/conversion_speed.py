@@ -190,6 +190,36 @@ def memory(work: pathlib.Path, size: int, window: int = 8, tile: int = 128) -> d
   return {'figures': figures, 'runs': rows}
 
 
+def speed_table(report: dict) -> str:
+  """A row per sampler setting: evaluations, seconds per frame, frames per second."""
+  lines = ['| setting | evaluations per window | s per frame | frames per s | speed-up |',
+           '|---|---|---|---|---|']
+  lines += [f'| {name} | {row["evaluations_per_window"]} | {row["seconds_per_frame"]:.3f} | '
+            f'{row["frames_per_second"]:.2f} | {row["speed_up"]:.1f}x |'
+            for name, row in report['speed'].items()]
+  return '\n'.join(lines)
+
+
+def overlap_table(report: dict) -> str:
+  """A row per window overlap: seconds per frame and the seam it leaves."""
+  lines = ['| `sample.window_overlap` (dpmpp_2m 4+2) | s per frame | window seam |',
+           '|---|---|---|']
+  lines += [f'| {name} | {row["seconds_per_frame"]:.3f} | {row["window_seam"]:.2f} |'
+            for name, row in report['overlap'].items()]
+  return '\n'.join(lines)
+
+
+def memory_table(report: dict) -> str:
+  """Every figure of the peak-memory runs, and the cost growth with the frames."""
+  lines = ['| figure | value |', '|---|---|']
+  lines += [f'| {name} | {value:.2f} |' for name, value in report['memory']['figures'].items()]
+  if 'growth' in report:
+    lines += [f'| time at {k.split("_")[0]} the frames over the time at 1x (dpmpp_2m 2+2, '
+              f'window overlap 0) | {v:.2f} |' for k, v in report['growth'].items()
+              if k.endswith('_frames_time')]
+  return '\n'.join(lines)
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--frames', type=int, default=64, help='frames of the speed video')
@@ -213,18 +243,11 @@ def main(argv=None) -> None:
     if 'speed' in parts:
       report['speed'] = speed(work, args.frames, args.size, parse_settings(args.settings),
                               args.repeats)
-      print(f'\nSpeed, {args.frames} frames of {args.size}x{args.size} (this machine):')
-      print('| setting | evaluations per window | s per frame | frames per s | speed-up |')
-      print('|---|---|---|---|---|')
-      for name, row in report['speed'].items():
-        print(f'| {name} | {row["evaluations_per_window"]} | {row["seconds_per_frame"]:.3f} '
-              f'| {row["frames_per_second"]:.2f} | {row["speed_up"]:.1f}x |', flush=True)
+      print(f'\nSpeed, {args.frames} frames of {args.size}x{args.size} (this machine):\n'
+            f'{speed_table(report)}', flush=True)
     if 'overlap' in parts:
       report['overlap'] = overlaps(work, args.frames, args.size, args.repeats)
-      print('\nWindow overlap (dpmpp_2m 4+2): | setting | s per frame | window seam |')
-      for name, row in report['overlap'].items():
-        print(f'| {name} | {row["seconds_per_frame"]:.3f} | {row["window_seam"]:.2f} |',
-              flush=True)
+      print(f'\nWindow overlap (dpmpp_2m 4+2):\n{overlap_table(report)}', flush=True)
     if 'growth' in parts:
       report['growth'] = growth(work, args.frames, args.size, args.repeats)
       print(f'\nCost growth (dpmpp_2m 2+2, window overlap 0): 2x frames '
@@ -232,9 +255,7 @@ def main(argv=None) -> None:
             f'{report["growth"]["4x_frames_time"]:.2f}x', flush=True)
     if 'memory' in parts:
       report['memory'] = memory(work, args.memory_size, tile=args.memory_tile)
-      print(f'\nPeak memory, {args.memory_size}x{args.memory_size} frames (dpmpp_2m 2+2):')
-      for name, value in report['memory']['figures'].items():
-        print(f'  {name}: {value:.2f}', flush=True)
+      print(f'\nPeak memory:\n{memory_table(report)}', flush=True)
   if args.output:
     atomic_files.write_text(args.output, json.dumps(report, indent=1) + '\n')
 

@@ -79,6 +79,21 @@ def measure(config: str, topology: str, video: tuple[int, int, int], chunk: int,
                       'settings': rows}}
 
 
+def table(result: dict) -> str:
+  """A row per setting: bytes per chip that must be resident, temporaries, FLOPs per chip,
+  whether it fits, and the ratio to the first setting."""
+  lines = ['| setting | resident per chip | temporaries | TFLOP per chip | fits the chip | '
+           'vs as configured |', '|---|---|---|---|---|---|']
+  gib = lambda value: '–' if value is None else f'{value / 2**30:.1f} GiB'
+  for name, row in result['details']['settings'].items():
+    ratio = result['figures'][f'{name}: resident bytes over as configured']
+    flops = '–' if row['flops'] is None else f'{row["flops"] / 1e12:.1f}'
+    fits = 'yes' if row['fits'] else ('refused by the compiler' if row['refused'] else 'no')
+    lines.append(f'| {name} | {gib(row["total_bytes"])} | {gib(row["temp_bytes"])} | '
+                 f'{flops} | {fits} | {ratio:.2f} |')
+  return '\n'.join(lines)
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--config', default='configs/refiner_paper.py')

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pathlib
 
 import matplotlib
@@ -25,11 +26,23 @@ from eye2eye_jax.sampling import stereo_formats  # noqa: E402
 _KIND_COLORS = {LayerKind.BACKGROUND: 'tab:gray', LayerKind.OPAQUE: 'tab:blue',
                 LayerKind.TRANSPARENT: 'tab:orange', LayerKind.REFLECTION: 'tab:purple'}
 _KINDS = ('all', 'background', 'opaque', 'transparent', 'reflection')
+_MANUAL = pathlib.Path(__file__).resolve().parents[2] / 'docs'
+
+
+def manual_link(output_dir: str | pathlib.Path, page: str, title: str) -> str:
+  """A line pointing a report's reader to the manual page that explains it: a link relative
+  to the report in a checkout, else the page's place in the repository."""
+  name = page.split('#')[0]
+  lead = 'What these figures mean and how they were measured: the manual\'s'
+  if not (_MANUAL / name).is_file():  # an installed package: no docs beside it
+    return f'{lead} {title} page (`docs/{name}` in the eye2eye_jax repository).\n'
+  target = os.path.relpath(_MANUAL / name, pathlib.Path(output_dir).resolve())
+  return f'{lead} [{title}]({target}{page[len(name):]}).\n'
 
 
 def write_report(output_dir: str | pathlib.Path, metrics: dict,
                  examples: list[dict] | None = None, num_example_clips: int = 4) -> None:
-  """metrics.json, report.md and plots/*.png under ``output_dir`` (for synthetic clips'
+  """metrics.json, report.md and ``plots/*.png`` under ``output_dir`` (for synthetic clips'
   metrics, or rectified pairs' from ``pair_eval``)."""
   out = pathlib.Path(output_dir)
   if metrics.get('kind') == 'pairs':
@@ -38,7 +51,8 @@ def write_report(output_dir: str | pathlib.Path, metrics: dict,
       plots['anaglyphs'] = save_figure(out / 'plots' / 'anaglyphs.png', _anaglyph_figure(
           examples[:num_example_clips], metrics['methods']))
     atomic_files.write_text(out / 'metrics.json', json.dumps(metrics, indent=2))
-    atomic_files.write_text(out / 'report.md', pair_report(metrics, plots))
+    atomic_files.write_text(out / 'report.md', pair_report(metrics, plots) + '\n' +
+                            manual_link(out, 'evaluating.md#on-real-stereo-pairs', 'Evaluating'))
     return
   plots = {}
   if metrics.get('layers'):
@@ -51,7 +65,8 @@ def write_report(output_dir: str | pathlib.Path, metrics: dict,
     plots['anaglyphs'] = save_figure(out / 'plots' / 'anaglyphs.png',
                                _anaglyph_figure(examples[:num_example_clips], metrics['methods']))
   atomic_files.write_text(out / 'metrics.json', json.dumps(metrics, indent=2))
-  atomic_files.write_text(out / 'report.md', markdown_report(metrics, plots))
+  atomic_files.write_text(out / 'report.md', markdown_report(metrics, plots) + '\n' +
+                          manual_link(out, 'evaluating.md#what-it-measured', 'Evaluating'))
 
 
 def save_figure(path: pathlib.Path, figure) -> str:
@@ -146,6 +161,51 @@ def _fmt(value, spec: str = '.2f') -> str:
   return '-' if value is None else format(value, spec)
 
 
+def summary_table(metrics: dict) -> str:
+  """A row per method: image quality against the true view and the fitted geometry."""
+  lines = ['| method | PSNR (dB) | SSIM | stereo-IoU | scale | Spearman | order | '
+           'error after scale (px) |', '|---|---|---|---|---|---|---|---|']
+  for m in metrics['methods']:
+    image = metrics['image'].get(m, {})
+    g = metrics['geometry'][m]['all']
+    lines.append(f'| {m} | {_fmt(image.get("psnr"))} | {_fmt(image.get("ssim"), ".3f")} | '
+                 f'{_fmt(image.get("stereo_iou"), ".3f")} | {_fmt(g.get("scale"))} | '
+                 f'{_fmt(g.get("spearman"))} | {_fmt(g.get("depth_order_accuracy"))} | '
+                 f'{_fmt(g.get("mean_abs_error_after_scale_px"))} |')
+  return '\n'.join(lines)
+
+
+def layer_table(metrics: dict, kind: str) -> str | None:
+  """A row per method over the layers of one kind ('opaque', 'reflection', ...), with the
+  single-depth comparison where it was made; None where no clip has such a layer."""
+  methods = metrics['methods']
+  rows = [(m, metrics['geometry'][m].get(kind, {})) for m in methods]
+  if not any(r.get('num_layers') for _, r in rows):
+    return None
+  comparison = metrics.get('single_depth_comparison', {})
+  has_comparison = any(kind in comparison.get(m, {}) for m in methods)
+  header = ('| method | layers | mean true d | mean shift | scale | Spearman | order | '
+            'error after scale (px) |')
+  rule = '|---|---|---|---|---|---|---|---|'
+  if has_comparison:
+    header += ' closer to truth than to warp | PSNR to truth / to warp (dB) |'
+    rule += '---|---|'
+  lines = [header, rule]
+  for m, s in rows:
+    if not s.get('num_layers'):
+      continue
+    line = (f'| {m} | {s["num_layers"]} | {s["mean_true_disparity_px"]:.2f} | '
+            f'{s["mean_measured_shift_px"]:.2f} | {s["scale"]:.2f} | {_fmt(s["spearman"])} | '
+            f'{_fmt(s["depth_order_accuracy"])} | {s["mean_abs_error_after_scale_px"]:.2f} |')
+    if has_comparison:
+      c = comparison.get(m, {}).get(kind, {})
+      line += (f' {_fmt(c.get("closer_to_truth_fraction"))} | '
+               f'{_fmt(c.get("psnr_to_truth"), ".1f")} / '
+               f'{_fmt(c.get("psnr_to_single_depth_warp"), ".1f")} |')
+    lines.append(line)
+  return '\n'.join(lines)
+
+
 def markdown_report(metrics: dict, plots: dict[str, str] | None = None) -> str:
   """A readable summary of ``synthetic_eval.evaluate``'s figures (and the demo's extras)."""
   plots = plots or {}
@@ -163,42 +223,11 @@ def markdown_report(metrics: dict, plots: dict[str, str] | None = None) -> str:
             '0). order: fraction of layer pairs of a clip (true disparities > 0.5 px apart) '
             'in the right depth order. Per layer type, the error is measured after this one '
             'scale.', '',
-            '| method | PSNR (dB) | SSIM | stereo-IoU | scale | Spearman | order | '
-            'error after scale (px) |', '|---|---|---|---|---|---|---|---|']
-  for m in methods:
-    image = metrics['image'].get(m, {})
-    g = metrics['geometry'][m]['all']
-    lines.append(f'| {m} | {_fmt(image.get("psnr"))} | {_fmt(image.get("ssim"), ".3f")} | '
-                 f'{_fmt(image.get("stereo_iou"), ".3f")} | {_fmt(g.get("scale"))} | '
-                 f'{_fmt(g.get("spearman"))} | {_fmt(g.get("depth_order_accuracy"))} | '
-                 f'{_fmt(g.get("mean_abs_error_after_scale_px"))} |')
-  lines += ['', '## Per layer type', '']
+            summary_table(metrics), '', '## Per layer type', '']
   for kind in _KINDS[1:]:
-    rows = [(m, metrics['geometry'][m].get(kind, {})) for m in methods]
-    if not any(r.get('num_layers') for _, r in rows):
-      continue
-    comparison = metrics.get('single_depth_comparison', {})
-    has_comparison = any(kind in comparison.get(m, {}) for m in methods)
-    header = ('| method | layers | mean true d | mean shift | scale | Spearman | order | '
-              'error after scale (px) |')
-    rule = '|---|---|---|---|---|---|---|---|'
-    if has_comparison:
-      header += ' closer to truth than to warp | PSNR to truth / to warp (dB) |'
-      rule += '---|---|'
-    lines += [f'### {kind}', '', header, rule]
-    for m, s in rows:
-      if not s.get('num_layers'):
-        continue
-      line = (f'| {m} | {s["num_layers"]} | {s["mean_true_disparity_px"]:.2f} | '
-              f'{s["mean_measured_shift_px"]:.2f} | {s["scale"]:.2f} | {_fmt(s["spearman"])} | '
-              f'{_fmt(s["depth_order_accuracy"])} | {s["mean_abs_error_after_scale_px"]:.2f} |')
-      if has_comparison:
-        c = comparison.get(m, {}).get(kind, {})
-        line += (f' {_fmt(c.get("closer_to_truth_fraction"))} | '
-                 f'{_fmt(c.get("psnr_to_truth"), ".1f")} / '
-                 f'{_fmt(c.get("psnr_to_single_depth_warp"), ".1f")} |')
-      lines.append(line)
-    lines.append('')
+    table = layer_table(metrics, kind)
+    if table:
+      lines += [f'### {kind}', '', table, '']
   if metrics.get('single_depth_comparison'):
     lines += ['"closer to truth than to warp": inside each transparent or reflective layer, '
               'the fraction of layers where the left view is nearer (MSE) to the true view '
@@ -231,14 +260,33 @@ def markdown_report(metrics: dict, plots: dict[str, str] | None = None) -> str:
     lines += ['## 3D strength: the base sampling resolution', '',
               'The model keeps disparity in pixels of the grid it samples on, so sampling the '
               'base at a lower resolution gives a larger disparity in the output.', '',
-              '| base resolution (px) | disparity scale | base stage alone | mean shift (px) '
-              '| PSNR (dB) |',
-              '|---|---|---|---|---|']
-    for row in metrics['strength']:
-      lines.append(f'| {row["base_resolution"]} | {row["scale"]:.2f} | '
-                   f'{_fmt(row.get("base_only_scale"))} | '
-                   f'{row["mean_measured_shift_px"]:.2f} | {row["psnr"]:.2f} |')
-    lines.append('')
+              resolution_table(metrics), '']
+  return '\n'.join(lines)
+
+
+def resolution_table(metrics: dict) -> str:
+  """A row per base sampling resolution the demo measured: the disparity it gives."""
+  lines = ['| base resolution (px) | disparity scale | base stage alone | mean shift (px) '
+           '| PSNR (dB) |', '|---|---|---|---|---|']
+  lines += [f'| {row["base_resolution"]} | {row["scale"]:.2f} | '
+            f'{_fmt(row.get("base_only_scale"))} | {row["mean_measured_shift_px"]:.2f} | '
+            f'{row["psnr"]:.2f} |' for row in metrics['strength']]
+  return '\n'.join(lines)
+
+
+def pair_table(metrics: dict) -> str:
+  """A row per method on real pairs: image quality, disparity, agreement with the truth."""
+  lines = ['| method | PSNR (dB) | SSIM | stereo-IoU | median d | 5-95% range | negative | '
+           'frame-to-frame change | agreement scale | error after scale (px) |',
+           '|---|---|---|---|---|---|---|---|---|---|']
+  for m in metrics['methods']:
+    image, d, a = (metrics['image'].get(m, {}), metrics['disparity_statistics'][m],
+                   metrics['agreement'][m])
+    lines.append(f'| {m} | {_fmt(image.get("psnr"))} | {_fmt(image.get("ssim"), ".3f")} | '
+                 f'{_fmt(image.get("stereo_iou"), ".3f")} | {_fmt(d.get("median_px"))} | '
+                 f'{_fmt(d.get("range_px"))} | {_fmt(d.get("negative_fraction"))} | '
+                 f'{_fmt(d.get("frame_median_change_px"))} | {_fmt(a.get("scale"))} | '
+                 f'{_fmt(a.get("error_px"))} |')
   return '\n'.join(lines)
 
 
@@ -255,17 +303,7 @@ def pair_report(metrics: dict, plots: dict[str, str] | None = None) -> str:
             'each left view and the right view): median and 5-95% range. Agreement: the '
             'least-squares scale from the method\'s disparity to the true pair\'s, pixel by '
             'pixel, and the mean error after it.', '',
-            '| method | PSNR (dB) | SSIM | stereo-IoU | median d | 5-95% range | negative | '
-            'frame-to-frame change | agreement scale | error after scale (px) |',
-            '|---|---|---|---|---|---|---|---|---|---|']
-  for m in methods:
-    image, d, a = (metrics['image'].get(m, {}), metrics['disparity_statistics'][m],
-                   metrics['agreement'][m])
-    lines.append(f'| {m} | {_fmt(image.get("psnr"))} | {_fmt(image.get("ssim"), ".3f")} | '
-                 f'{_fmt(image.get("stereo_iou"), ".3f")} | {_fmt(d.get("median_px"))} | '
-                 f'{_fmt(d.get("range_px"))} | {_fmt(d.get("negative_fraction"))} | '
-                 f'{_fmt(d.get("frame_median_change_px"))} | {_fmt(a.get("scale"))} | '
-                 f'{_fmt(a.get("error_px"))} |')
+            pair_table(metrics)]
   for name, path in (plots or {}).items():
     lines += ['', f'![{name}]({path})']
   return '\n'.join(lines) + '\n'

@@ -94,7 +94,7 @@ def measure_setting(sampler: StereoSampler, records: list[dict], params: ScenePa
 def measure(sampler: StereoSampler, records: list[dict], params: SceneParams,
             settings=None, progress=None, students=None) -> list[dict]:
   """One row per setting (default ``SETTINGS``), the first the reference of the others'
-  differences; ``students`` (base, refiner or None ``Stage``s) for distilled settings."""
+  differences; ``students`` (base, refiner or None, each a ``Stage``) for distilled settings."""
   rows = []
   for setting in settings or SETTINGS:
     row = {'name': setting.name, **dataclasses.asdict(setting),
@@ -121,14 +121,9 @@ def _fmt(value, spec: str = '.2f') -> str:
   return '-' if value is None else format(value, spec)
 
 
-def markdown(rows: list[dict], num_clips: int, split: str, plot: str | None) -> str:
-  """The table of settings as a readable report."""
-  lines = ['# Quality against model evaluations', '',
-           f'{num_clips} clips of `{split}`, converted with each setting. Evaluations: UNet '
-           'evaluations per window over both stages. Seconds per clip: the conversions '
-           f'alone, on this machine, after a warm-up. Changes are from `{rows[0]["name"]}`.',
-           '',
-           '| setting | evaluations | s / clip | speed-up | PSNR (dB) | change | scale | change '
+def table(rows: list[dict]) -> str:
+  """A row per sampler setting: its cost, its quality and the change from the first row."""
+  lines = ['| setting | evaluations | s / clip | speed-up | PSNR (dB) | change | scale | change '
            '| Spearman | change | depth order | change |',
            '|---|---|---|---|---|---|---|---|---|---|---|---|']
   for r in rows:
@@ -138,7 +133,16 @@ def markdown(rows: list[dict], num_clips: int, split: str, plot: str | None) -> 
         f'{_fmt(r["scale"])} | {_fmt(r["scale_change"], "+.2f")} | {_fmt(r["spearman"])} | '
         f'{_fmt(r["spearman_change"], "+.2f")} | {_fmt(r["depth_order"])} | '
         f'{_fmt(r["depth_order_change"], "+.2f")} |')
-  lines.append('')
+  return '\n'.join(lines)
+
+
+def markdown(rows: list[dict], num_clips: int, split: str, plot: str | None) -> str:
+  """The table of settings as a readable report."""
+  lines = ['# Quality against model evaluations', '',
+           f'{num_clips} clips of `{split}`, converted with each setting. Evaluations: UNet '
+           'evaluations per window over both stages. Seconds per clip: the conversions '
+           f'alone, on this machine, after a warm-up. Changes are from `{rows[0]["name"]}`.',
+           '', table(rows), '']
   if plot:
     lines += [f'![quality against evaluations]({plot})', '']
   return '\n'.join(lines)
@@ -170,5 +174,6 @@ def write(output_dir: str | pathlib.Path, rows: list[dict], num_clips: int, spli
   metrics_report.save_figure(out / 'plots' / 'quality_vs_evaluations.png', _figure(rows))
   atomic_files.write_text(out / 'steps.json', json.dumps(
       {'split': split, 'num_clips': num_clips, 'rows': rows}, indent=2))
-  atomic_files.write_text(out / 'steps.md', markdown(rows, num_clips, split,
-                                                     'plots/quality_vs_evaluations.png'))
+  report = markdown(rows, num_clips, split, 'plots/quality_vs_evaluations.png')
+  atomic_files.write_text(out / 'steps.md', report + '\n' + metrics_report.manual_link(
+      out, 'converting.md', 'Converting videos'))

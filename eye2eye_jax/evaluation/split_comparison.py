@@ -16,6 +16,7 @@ import ml_collections
 
 from eye2eye_jax.common import atomic_files
 from eye2eye_jax.data import datasets
+from eye2eye_jax.evaluation.metrics_report import manual_link
 
 UNSEEN_SPLIT = 'validation_unseen'
 # (column, how to read it from a split's metrics for a method, format)
@@ -54,30 +55,65 @@ def default_splits(config: ml_collections.ConfigDict) -> list[str]:
   return ['validation']
 
 
+def headline(metrics_by_split: dict[str, dict]) -> dict:
+  """What splits.json holds: split -> figure -> method -> value, and the generalisation gap."""
+  figures = {split: {title: {m: read(metrics, m) for m in metrics['methods']}
+                     for title, read, _ in _COLUMNS}
+             for split, metrics in metrics_by_split.items()}
+  return figures | {'generalisation_gap_db': generalisation_gap(metrics_by_split)}
+
+
+def figure_table(figures: dict, title: str) -> str | None:
+  """One figure of ``headline``'s: a row per method but the true view, a column per split;
+  None where no method has it."""
+  splits = [s for s in figures if s != 'generalisation_gap_db']
+  spec = next(spec for name, _, spec in _COLUMNS if name == title)
+  methods = [m for m in figures[splits[0]][title] if m != 'true_left']
+  rows = [[_format(figures[s][title][m], spec) for s in splits] for m in methods]
+  if all(cell == '–' for row in rows for cell in row):
+    return None
+  lines = ['| method | ' + ' | '.join(splits) + ' |', '|---' * (len(splits) + 1) + '|']
+  lines += [f'| {method} | ' + ' | '.join(row) + ' |' for method, row in zip(methods, rows)]
+  return '\n'.join(lines)
+
+
+def method_table(figures: dict, method: str) -> str:
+  """Every figure of one method (a row each) on every split (a column each)."""
+  splits = [s for s in figures if s != 'generalisation_gap_db']
+  lines = ['| ' + method + ' | ' + ' | '.join(f'`{s}`' for s in splits) + ' |',
+           '|---' * (len(splits) + 1) + '|']
+  lines += [f'| {title} | ' + ' | '.join(_format(figures[s][title].get(method), spec)
+                                         for s in splits) + ' |'
+            for title, _, spec in _COLUMNS]
+  return '\n'.join(lines)
+
+
+def gap_sentence(figures: dict) -> str | None:
+  """The generalisation gap in words, or None without both splits."""
+  gap = figures.get('generalisation_gap_db')
+  if gap is None:
+    return None
+  raw = figures['validation']['PSNR']['generated'] - figures[UNSEEN_SPLIT]['PSNR']['generated']
+  return (f'Generated PSNR, `validation` minus `{UNSEEN_SPLIT}`: {raw:+.2f} dB; less the same '
+          f'difference for copying the right view (how much harder the unseen textures are '
+          f'in themselves): **{gap:+.2f} dB**. Above ~1 dB the model still relies on the look '
+          'of its training textures.')
+
+
 def comparison_markdown(metrics_by_split: dict[str, dict]) -> str:
   """A table per figure: one row per method, one column per split."""
-  splits = list(metrics_by_split)
-  methods = [m for m in next(iter(metrics_by_split.values()))['methods'] if m != 'true_left']
+  figures = headline(metrics_by_split)
   lines = ['# Evaluation splits side by side', '',
-           ', '.join(f'`{s}`: {metrics_by_split[s]["num_clips"]} clips' for s in splits) +
+           ', '.join(f'`{s}`: {metrics_by_split[s]["num_clips"]} clips'
+                     for s in metrics_by_split) +
            '; each split\'s full report is in its folder.', '']
-  for title, read, spec in _COLUMNS:
-    rows = [[_format(read(metrics_by_split[s], method), spec) for s in splits]
-            for method in methods]
-    if all(cell == '–' for row in rows for cell in row):
-      continue
-    lines += [f'## {title}', '', '| method | ' + ' | '.join(splits) + ' |',
-              '|---' * (len(splits) + 1) + '|']
-    lines += [f'| {method} | ' + ' | '.join(row) + ' |' for method, row in zip(methods, rows)]
-    lines.append('')
-  gap = generalisation_gap(metrics_by_split)
-  if gap is not None:
-    raw = (metrics_by_split['validation']['image']['generated']['psnr'] -
-           metrics_by_split[UNSEEN_SPLIT]['image']['generated']['psnr'])
-    lines += [f'Generated PSNR, `validation` minus `{UNSEEN_SPLIT}`: {raw:+.2f} dB; less '
-              f'the same difference for copying the right view (how much harder the unseen '
-              f'textures are in themselves): **{gap:+.2f} dB**. Above ~1 dB the model '
-              'still relies on the look of its training textures.', '']
+  for title, _, _ in _COLUMNS:
+    table = figure_table(figures, title)
+    if table:
+      lines += [f'## {title}', '', table, '']
+  gap = gap_sentence(figures)
+  if gap:
+    lines += [gap, '']
   return '\n'.join(lines)
 
 
@@ -99,13 +135,11 @@ def write_comparison(output_dir: str | pathlib.Path, metrics_by_split: dict[str,
                      report_name: str = 'report.md') -> pathlib.Path:
   """Writes ``report_name`` (the tables) and splits.json (each split's headline figures)."""
   output_dir = pathlib.Path(output_dir)
-  headline = {split: {title: {m: read(metrics, m) for m in metrics['methods']}
-                      for title, read, _ in _COLUMNS}
-              for split, metrics in metrics_by_split.items()}
-  headline['generalisation_gap_db'] = generalisation_gap(metrics_by_split)
-  atomic_files.write_text(output_dir / 'splits.json', json.dumps(headline, indent=2))
+  atomic_files.write_text(output_dir / 'splits.json',
+                          json.dumps(headline(metrics_by_split), indent=2))
   report = output_dir / report_name
-  atomic_files.write_text(report, comparison_markdown(metrics_by_split))
+  atomic_files.write_text(report, comparison_markdown(metrics_by_split) + '\n' + manual_link(
+      output_dir, 'evaluating.md#seen-and-held-out-textures', 'Evaluating'))
   return report
 
 

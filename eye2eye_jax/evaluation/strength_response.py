@@ -85,6 +85,18 @@ def _fmt(value, spec: str = '.2f') -> str:
   return '-' if value is None else format(value, spec)
 
 
+def table(rows: list[dict], method: str) -> str:
+  """A row per requested strength: what ``method`` ('generated' or 'base_only') made."""
+  lines = ['| strength | scale | ratio | Spearman | depth order | PSNR (dB) | copy (dB) |',
+           '|---|---|---|---|---|---|---|']
+  for row in rows:
+    r = row[method]
+    lines.append(f'| {row["strength"]:g} | {_fmt(r["scale"])} | {_fmt(r["ratio"])} | '
+                 f'{_fmt(r["spearman"])} | {_fmt(r["depth_order"])} | {_fmt(r["psnr"])} | '
+                 f'{row["copy_psnr"]:.2f} |')
+  return '\n'.join(lines)
+
+
 def markdown(rows: list[dict], num_clips: int, split: str, plot: str | None) -> str:
   """The response curve as a readable report."""
   stages = [m for m in ('generated', 'base_only') if m in rows[0]]
@@ -97,15 +109,7 @@ def markdown(rows: list[dict], num_clips: int, split: str, plot: str | None) -> 
            'view.', '']
   for method in stages:
     name = 'the full sampler' if method == 'generated' else 'the base stage alone'
-    lines += [f'## {name}', '',
-              '| strength | scale | ratio | Spearman | depth order | PSNR (dB) | copy (dB) |',
-              '|---|---|---|---|---|---|---|']
-    for row in rows:
-      r = row[method]
-      lines.append(f'| {row["strength"]:g} | {_fmt(r["scale"])} | {_fmt(r["ratio"])} | '
-                   f'{_fmt(r["spearman"])} | {_fmt(r["depth_order"])} | {_fmt(r["psnr"])} | '
-                   f'{row["copy_psnr"]:.2f} |')
-    lines.append('')
+    lines += [f'## {name}', '', table(rows, method), '']
   if plot:
     lines += [f'![requested against measured]({plot})', '']
   return '\n'.join(lines)
@@ -134,5 +138,6 @@ def write(output_dir: str | pathlib.Path, rows: list[dict], num_clips: int, spli
   metrics_report.save_figure(out / 'plots' / 'strength_response.png', _figure(rows))
   atomic_files.write_text(out / 'strength.json', json.dumps(
       {'split': split, 'num_clips': num_clips, 'rows': rows}, indent=2))
-  atomic_files.write_text(out / 'strength.md', markdown(rows, num_clips, split,
-                                                        'plots/strength_response.png'))
+  report = markdown(rows, num_clips, split, 'plots/strength_response.png')
+  atomic_files.write_text(out / 'strength.md', report + '\n' + metrics_report.manual_link(
+      out, 'strength.md', '3D strength and convergence'))

@@ -147,3 +147,59 @@ def _accumulation(per_device: int, most: int) -> int:
   ``most``."""
   return next(k for k in range(1, per_device + 1) if per_device % k == 0
               and per_device // k <= most)
+
+
+def summary_table(plans: list[dict]) -> str:
+  """Plans side by side (a column each): what a config needs per device, how long it takes
+  and what it reads, by the estimate and, where compiled, by the TPU compiler."""
+  def fits(ok: bool) -> str:
+    return 'fits' if ok else 'does not fit'
+
+  def compiled_memory(p: dict) -> str:
+    c = p.get('compiled', {}).get('train_step')
+    if c is None:
+      return '–'
+    if c['refused']:
+      return f"refused: temporaries {_bytes(c['temp_bytes'])}"
+    return (f"**{_bytes(c['total_bytes'])}: {fits(c['fits'])}** ({_bytes(c['argument_bytes'])}"
+            f" arguments, {_bytes(c['temp_bytes'])} temporaries)")
+
+  def step_flops(p: dict) -> str:
+    estimate = p['training']['flops']['train_step_per_device'] / 1e12
+    c = p.get('compiled', {}).get('train_step')
+    by_compiler = f" / {c['flops'] / 1e12:,.1f}" if c and c.get('flops') else ''
+    return f'{estimate:,.1f}{by_compiler} TFLOP'
+
+  def build(d: dict) -> str:
+    return (f"{duration(d['build_s'])} on {d['builder_cores']} cores "
+            f"({d['build_core_hours']:,.0f} core-hours)") if 'build_s' in d else '–'
+
+  rows = {
+      'devices': lambda p: f"{p['topology']['devices']} x {p['topology']['chip']}",
+      'batch per device': lambda p: (
+          f"{p['training']['per_device_batch']}" +
+          (f" in {p['training']['grad_accum_steps']} micro-batches"
+           if p['training'].get('grad_accum_steps', 1) > 1 else '')),
+      'memory per device: estimate': lambda p: (
+          f"{_bytes(p['training']['memory']['total'])} of "
+          f"{_bytes(p['training']['memory']['hbm'])}: {fits(p['training']['memory']['fits'])}"),
+      'the same, by the TPU compiler': compiled_memory,
+      'train step per device: estimate / TPU compiler': step_flops,
+      'steps at the planned MFU': lambda p: (
+          f"{p['training']['time']['num_steps']:,} at {p['training']['time']['mfu']:g}: "
+          f"{duration(p['training']['time']['total_s'])}, "
+          f"{p['training']['time']['chip_hours']:,.0f} chip-hours"),
+      'input per host': lambda p: f"{p['data']['input_bytes_per_s_per_host'] / 1e9:,.1f} GB/s",
+      'dataset': lambda p: (f"{p['data']['dataset_bytes'] / 1e12:,.1f} TB (compression "
+                            f"{p['data']['compression_ratio']:.2f})"),
+      'Stereo4D build': lambda p: build(p['data']),
+      'sampling one video on one chip': lambda p: (
+          f"{p['sampling']['stage']} {'x'.join(map(str, p['sampling']['video']))}: "
+          f"{duration(p['sampling']['seconds_per_video'])}, "
+          f"{_bytes(p['sampling']['memory_bytes'])}"),
+  }
+  lines = ['| | ' + ' | '.join(f"{p['topology']['name']}, `{p['config']}`" for p in plans) +
+           ' |', '|---' * (len(plans) + 1) + '|']
+  lines += [f'| {label} | ' + ' | '.join(read(p) for p in plans) + ' |'
+            for label, read in rows.items()]
+  return '\n'.join(lines)
