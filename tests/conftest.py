@@ -21,6 +21,19 @@ from eye2eye_jax.common import runtime  # noqa: E402
 
 runtime.enable_compilation_cache()
 
+# The files holding the longest tests of a full run on 2 cores (make test prints the 30
+# slowest), longest first. They are started first, so that no pytest-xdist worker is left
+# running a long test at the end while the other has nothing to do.
+_LONGEST_FIRST = ('test_scale_out.py', 'test_benchmarks.py', 'test_refiner_tiles.py',
+                  'test_demo.py', 'test_accelerator_check.py', 'test_sampling_at_scale.py',
+                  'test_distillation.py', 'test_tpu_compile.py', 'test_plan.py')
+
+
+def pytest_collection_modifyitems(items):
+  """Puts the files of ``_LONGEST_FIRST`` first, in that order (the rest keep theirs)."""
+  rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
 
 def load_config(name: str):
   """configs/<name>.py's get_config()."""
