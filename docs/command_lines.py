@@ -144,6 +144,9 @@ def check(paths: list[pathlib.Path] | None = None) -> list[str]:
 
 if __name__ == '__main__':
   chosen = [pathlib.Path(a).resolve() for a in sys.argv[1:]] or None
+  missing = [str(path) for path in chosen or [] if not path.is_file()]
+  if missing:
+    sys.exit(f'error: no such file: {", ".join(missing)}')
   lines = command_lines(chosen)
   failed = check(chosen)
   for problem in failed:

@@ -168,7 +168,10 @@ def record(name: str, source: pathlib.Path, command: str, commit: str | None = N
            date: str | None = None, machine_text: str | None = None) -> pathlib.Path:
   """Keeps ``source`` (a command's JSON output) as the record ``name``; the date defaults to
   the file's modification time, the commit to this checkout's."""
-  data = json.loads(source.read_text())
+  try:
+    data = json.loads(source.read_text())
+  except json.JSONDecodeError as error:
+    raise ValueError(f'{source} is not JSON ({error}); nothing was recorded') from error
   when = date or datetime.datetime.fromtimestamp(source.stat().st_mtime,
                                                  datetime.timezone.utc).strftime('%Y-%m-%d')
   target = RESULTS / f'{name}.json'
