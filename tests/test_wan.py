@@ -1,0 +1,239 @@
+"""Wan 2.1 in Flax against the reference: parity on a tiny release made and run by diffusers
+and transformers (tests/fixtures/make_wan_fixtures.py), the import's checks, the command."""
+
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from eye2eye_jax.models import checkpoints, wan_import, wan_runner, wan_transformer, wan_weights
+
+RELEASE = pathlib.Path(__file__).resolve().parent / 'fixtures' / 'wan_release'
+REPO = RELEASE.parent.parent.parent
+
+
+@pytest.fixture(scope='module')
+def reference():
+  return dict(np.load(RELEASE / 'reference_outputs.npz'))
+
+
+@pytest.fixture(scope='module')
+def imported(tmp_path_factory):
+  """The tiny release imported once, as ``ckpt import`` imports it."""
+  output = tmp_path_factory.mktemp('wan') / 'checkpoint'
+  report = wan_import.import_release(str(RELEASE), str(output), progress=None,
+                                     empty_caption=np.load(RELEASE / 'empty_caption.npy'))
+  return output, report
+
+
+@pytest.fixture(scope='module')
+def wan(imported):
+  return wan_runner.ImportedWan.load(str(imported[0]))
+
+
+def _run_transformer(wan, reference, params=None):
+  latents = reference['transformer_latents'].transpose(0, 2, 3, 4, 1)
+  out = wan._forward(wan.params['transformer'] if params is None else params, latents,
+                     reference['transformer_timesteps'].astype(np.float32),
+                     reference['transformer_text'])
+  return np.asarray(out).transpose(0, 4, 1, 2, 3)
+
+
+def test_transformer_matches_diffusers(wan, reference):
+  out = wan.transformer(reference['transformer_latents'], reference['transformer_timesteps'],
+                        reference['transformer_text'])
+  assert out.shape == reference['transformer_output'].shape
+  np.testing.assert_allclose(out, reference['transformer_output'], atol=2e-5, rtol=0)
+
+
+def test_transformer_in_bfloat16_stays_close(imported, reference):
+  """bf16 compute (float32 norms, modulation and rotary tables, as the reference keeps them):
+  within 5% of the output's scale."""
+  half = wan_runner.ImportedWan.load(str(imported[0]), dtype='bfloat16')
+  out = half.transformer(reference['transformer_latents'],
+                         reference['transformer_timesteps'], reference['transformer_text'])
+  expected = reference['transformer_output']
+  assert np.abs(out - expected).max() < 0.05 * np.abs(expected).max()
+
+
+def test_vae_matches_diffusers(wan, reference):
+  mean, log_variance = wan.encode(reference['vae_video'])
+  np.testing.assert_allclose(mean, reference['vae_mean'], atol=1e-4, rtol=0)
+  np.testing.assert_allclose(log_variance, reference['vae_logvar'], atol=1e-4, rtol=0)
+  video = wan.decode(reference['vae_mean'])
+  assert video.shape == reference['vae_video'].shape
+  np.testing.assert_allclose(video, reference['vae_decoded'], atol=1e-4, rtol=0)
+
+
+def test_chunked_encode_and_decode_equal_whole_video(wan, reference):
+  """Equal up to float rounding (XLA sums a convolution in another order per shape)."""
+  whole_mean, _ = wan.encode(reference['vae_video'])
+  chunked_mean, _ = wan.encode(reference['vae_video'], chunk_frames=4)  # frames 1+4, then 4
+  np.testing.assert_allclose(chunked_mean, whole_mean, atol=5e-5, rtol=0)
+  whole = wan.decode(whole_mean)
+  chunked = wan.decode(whole_mean, chunk_frames=1)  # one latent frame at a time
+  np.testing.assert_allclose(chunked, whole, atol=5e-5, rtol=0)
+
+
+def test_vae_refuses_a_chunk_the_causal_stream_cannot_take(wan, reference):
+  with pytest.raises(ValueError, match='1 \\+ 4k frames'):
+    wan.encode(reference['vae_video'][:, :, :4])
+
+
+def test_latent_normalisation_uses_the_released_statistics(wan):
+  vae = wan_runner._merged(lambda: __import__('eye2eye_jax.models.wan_vae', fromlist=['x'])
+                           .create(wan.vae_shape), wan.params['vae'])
+  config = json.loads((RELEASE / 'vae' / 'config.json').read_text())
+  raw = np.array(config['latents_mean']) + 2 * np.array(config['latents_std'])
+  np.testing.assert_allclose(vae.normalize(raw), 2.0, atol=1e-6)
+  np.testing.assert_allclose(vae.denormalize(vae.normalize(raw)), raw, atol=1e-6)
+
+
+def test_every_imported_tensor_moves_the_output_and_a_transposed_one_breaks_parity(
+    wan, reference):
+  """A tensor dropped, misnamed or transposed on import would change the output: each one
+  perturbed moves it, and each square one transposed takes it out of parity."""
+  params = jax.tree.map(np.asarray, wan.params['transformer'])
+  baseline = _run_transformer(wan, reference, params)
+  for mapping in wan_weights.transformer_plan(wan.shape):
+    for change in ('perturb', 'transpose'):
+      leaf = params
+      for key in mapping.target[:-1]:
+        leaf = leaf[key]
+      original = leaf[mapping.target[-1]]
+      value = original.copy()
+      row = value if mapping.layer is None else value[mapping.layer]
+      if change == 'perturb':
+        row += 0.5 * np.random.default_rng(0).standard_normal(row.shape).astype(row.dtype)
+      elif row.ndim == 2 and row.shape[0] == row.shape[1]:
+        row[...] = row.T.copy()
+      else:
+        continue
+      leaf[mapping.target[-1]] = value
+      moved = np.abs(_run_transformer(wan, reference, params) - baseline).max()
+      leaf[mapping.target[-1]] = original
+      assert moved > 1e-3, f'{change} {mapping.source}: the output moved only {moved:.2e}'
+
+
+def _copy_release(tmp_path) -> pathlib.Path:
+  copy = tmp_path / 'release'
+  shutil.copytree(RELEASE, copy)
+  return copy
+
+
+def _rewrite_shard(release: pathlib.Path, edit) -> None:
+  """Loads the transformer's first shard, applies ``edit`` to its tensors, writes it back
+  and updates the index to match."""
+  folder = release / 'transformer'
+  index_path = folder / 'diffusion_pytorch_model.safetensors.index.json'
+  index = json.loads(index_path.read_text())
+  shard = folder / 'diffusion_pytorch_model-00001-of-00003.safetensors'
+  tensors = load_file(shard)
+  edit(tensors)
+  save_file(tensors, shard)
+  index['weight_map'] = {k: v for k, v in index['weight_map'].items() if v != shard.name}
+  index['weight_map'].update({k: shard.name for k in tensors})
+  index_path.write_text(json.dumps(index))
+
+
+def _first_tensor(release: pathlib.Path) -> str:
+  shard = release / 'transformer' / 'diffusion_pytorch_model-00001-of-00003.safetensors'
+  return sorted(load_file(shard))[0]
+
+
+def _missing(release):
+  name = _first_tensor(release)
+  _rewrite_shard(release, lambda t: t.pop(name))
+  return f'missing tensor {name}'
+
+
+def _unexpected(release):
+  _rewrite_shard(release, lambda t: t.update({'blocks.0.attn3.weight': np.zeros(3, np.float32)}))
+  return 'unexpected tensor blocks.0.attn3.weight'
+
+
+def _wrong_shape(release):
+  name = _first_tensor(release)
+  _rewrite_shard(release, lambda t: t.update({name: np.zeros((7,) + t[name].shape, np.float32)}))
+  return f'tensor {name} has shape'
+
+
+def _unknown_architecture(release):
+  path = release / 'transformer' / 'config.json'
+  config = json.loads(path.read_text())
+  config['_class_name'] = 'HunyuanVideoTransformer3DModel'
+  path.write_text(json.dumps(config))
+  return "_class_name is 'HunyuanVideoTransformer3DModel'"
+
+
+def _truncated(release):
+  shard = release / 'transformer' / 'diffusion_pytorch_model-00002-of-00003.safetensors'
+  data = shard.read_bytes()
+  shard.write_bytes(data[:len(data) // 2])
+  return 'not a readable safetensors file'
+
+
+@pytest.mark.parametrize('damage', [_missing, _unexpected, _wrong_shape, _unknown_architecture,
+                                    _truncated])
+def test_a_bad_release_is_one_error_naming_the_file_and_nothing_is_written(tmp_path, damage):
+  release = _copy_release(tmp_path)
+  expected = damage(release)
+  output = tmp_path / 'out'
+  with pytest.raises(ValueError, match='transformer') as error:
+    wan_import.import_release(str(release), str(output), progress=None,
+                              empty_caption=np.load(RELEASE / 'empty_caption.npy'))
+  assert expected in str(error.value)
+  assert str(release) in str(error.value)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['release']
+
+
+def test_import_then_info_as_a_user_runs_them(tmp_path):
+  output = tmp_path / 'wan'
+  command = [sys.executable, '-m', 'eye2eye_jax.ckpt']
+  done = subprocess.run(command + ['import', str(RELEASE), str(output),
+                                   f'--empty_caption={RELEASE / "empty_caption.npy"}'],
+                        capture_output=True, text=True, cwd=REPO, check=True)
+  assert '263 tensors mapped' in done.stdout
+  report = json.loads((output / 'import_report.json').read_text())
+  assert {row['tensor'] for row in report['tensors']} >= {'blocks.1.ffn.net.2.weight',
+                                                          'decoder.conv_out.weight'}
+  info = subprocess.run(command + ['info', str(output)], capture_output=True, text=True,
+                        cwd=REPO, check=True).stdout
+  assert 'Wan 2.1 transformer, 2 blocks of width 24' in info
+  assert f'{report["parameters"]["transformer"]:,}' in info
+
+  again = subprocess.run(command + ['import', str(RELEASE / 'vae'), str(tmp_path / 'other'),
+                                    f'--empty_caption={RELEASE / "empty_caption.npy"}'],
+                         capture_output=True, text=True, cwd=REPO)
+  assert again.returncode != 0
+  errors = [line for line in again.stderr.splitlines() if line.startswith('error:')]
+  assert errors == [f'error: {RELEASE / "vae" / "transformer" / "config.json"}: not found']
+  assert not (tmp_path / 'other').exists()
+
+
+def test_the_import_report_and_config_describe_the_release(imported):
+  output, report = imported
+  config = checkpoints.read_config(checkpoints.epath.Path(output))
+  released = json.loads((RELEASE / 'transformer' / 'config.json').read_text())
+  assert config.model.architecture == 'wan'
+  assert wan_transformer.WanShape.from_config(config.model.wan) == \
+      wan_transformer.WanShape.from_diffusers(released)
+  assert len(report['tensors']) == len(
+      {t for f in (RELEASE / 'transformer').glob('*.safetensors') for t in load_file(f)}) + len(
+          load_file(RELEASE / 'vae' / 'diffusion_pytorch_model.safetensors'))
+
+
+def test_umt5_hook_matches_the_released_pipeline(reference):
+  pytest.importorskip('torch')
+  pytest.importorskip('transformers')
+  from eye2eye_jax.data import text_encoding, umt5_text
+  encoder = umt5_text.Umt5Encoder(RELEASE, max_tokens=16)
+  for caption, expected in zip(reference['captions'], reference['caption_embeddings']):
+    padded, _ = text_encoding.pad_tokens(encoder(str(caption)), 16)
+    np.testing.assert_allclose(padded, expected, atol=1e-5)
