@@ -237,3 +237,44 @@ def test_umt5_hook_matches_the_released_pipeline(reference):
   for caption, expected in zip(reference['captions'], reference['caption_embeddings']):
     padded, _ = text_encoding.pad_tokens(encoder(str(caption)), 16)
     np.testing.assert_allclose(padded, expected, atol=1e-5)
+
+
+def test_the_vae_stream_equals_one_pass_and_keeps_only_fixed_caches(wan, reference):
+  from eye2eye_jax.models import wan_streaming
+  stream = wan_streaming.VaeStream(wan.params['vae'], wan.vae_shape)
+  video = reference['vae_video'].transpose(0, 2, 3, 4, 1)
+  encoder = stream.encoder()
+  latents = [encoder.push(video[:, :5])]
+  first_caches = jax.tree.map(np.shape, encoder.caches)
+  latents.append(encoder.push(video[:, 5:]))
+  assert jax.tree.map(np.shape, encoder.caches) == first_caches  # flat in the video's length
+  latents = np.concatenate(latents, 1)
+  np.testing.assert_allclose(latents, reference['vae_mean'].transpose(0, 2, 3, 4, 1),
+                             atol=1e-4)
+  decoder = stream.decoder()
+  frames = np.concatenate([decoder.push(latents[:, i:i + 1]) for i in range(3)], 1)
+  np.testing.assert_allclose(frames, reference['vae_decoded'].transpose(0, 2, 3, 4, 1),
+                             atol=1e-4)
+
+
+def test_tiles_cover_the_frame_and_blend_without_seams():
+  """With a pointwise function in place of the VAE, tiled equals untiled: the tiles cover
+  every pixel and the blend weights sum to one; each tile keeps caches of its own."""
+  from eye2eye_jax.models import wan_streaming
+  assert wan_streaming.tile_starts(100, 256, 64, 8) == [0]
+  starts = wan_streaming.tile_starts(480, 256, 64, 8)
+  assert starts[0] == 0 and starts[-1] == 480 - 256 and all(s % 8 == 0 for s in starts)
+  assert all(b - a <= 256 - 64 for a, b in zip(starts, starts[1:]))
+  seen = []
+
+  def pointwise(params, x, caches):
+    seen.append(caches)
+    return np.asarray(x) * 2 + 1, 'cache'
+
+  frames = np.random.default_rng(0).standard_normal((1, 2, 40, 56, 3)).astype(np.float32)
+  tiled = wan_streaming._Pass(pointwise, None, tile=24, overlap=8, scale=1, align=8)
+  np.testing.assert_allclose(tiled.push(frames), frames * 2 + 1, atol=1e-5)
+  tiles = len(seen)
+  assert tiles == 2 * 3 and seen == [None] * tiles
+  tiled.push(frames)
+  assert seen[tiles:] == ['cache'] * tiles
