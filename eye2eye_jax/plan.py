@@ -13,7 +13,10 @@ the dataset's size, input bandwidth per host and the Stereo4D build time. ``--co
 (TPU topologies, with libtpu installed) also compiles the sharded train step and the sampling
 stage with the TPU compiler itself and reports its bytes per device beside the estimate; the
 verdict then follows the compiler. ``--output`` writes the same as JSON. Topologies:
-``eye2eye_jax/planning/accelerators.py``.
+``eye2eye_jax/planning/accelerators.py``. For a Wan 2.1 config (``model.architecture='wan'``,
+e.g. configs/wan_t2v_14b.py) it plans the transformer's fine-tuning step on a ``--video``
+clip and, with ``--compile``, also the VAE's decode of one chunk
+(``eye2eye_jax/planning/wan_plan.py``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from absl import flags  # noqa: E402
 
 from eye2eye_jax.common import atomic_files, cli_flags, runtime  # noqa: E402
 from eye2eye_jax.planning import (accelerators, data_estimate, planner, report,  # noqa: E402
-                                  tpu_compile)
+                                  tpu_compile, wan_plan)
 
 _CONFIG = cli_flags.define_config()
 _TOPOLOGY = flags.DEFINE_string('topology', None,
@@ -44,9 +47,10 @@ _COMPILE = flags.DEFINE_bool('compile', False,
                              'Also compile the sharded train step and the sampling stage with '
                              'the TPU compiler for --topology (needs libtpu: '
                              f'{tpu_compile.LIBTPU_HINT}).')
-_VIDEO = flags.DEFINE_string('video', '512x512x160',
+_VIDEO = flags.DEFINE_string('video', None,
                              'Sampling estimate for a video WIDTHxHEIGHTxFRAMES (frames at '
-                             'the model\'s frame rate).')
+                             'the model\'s frame rate; default 512x512x160); for a Wan '
+                             'config, the clip its step is planned for (default 832x480x81).')
 _NUM_CLIPS = flags.DEFINE_integer('num_clips', 100_000, 'Clips in the training set.')
 _COMPRESSION = flags.DEFINE_float('compression_ratio', None,
                                   'Raw / stored bytes of the dataset\'s views; default: '
@@ -74,14 +78,21 @@ def main(argv):
   start = time.time()
   with cli_flags.exit_on_error():
     topology = accelerators.parse_topology(_TOPOLOGY.value)
-    result = planner.plan(_CONFIG.value, topology, name=cli_flags.config_description(),
-                          mfu=_MFU.value, video=_video(_VIDEO.value),
-                          num_clips=_NUM_CLIPS.value, compression_ratio=_COMPRESSION.value,
-                          builder_ms_per_frame=_BUILDER_MS.value,
-                          builder_cores=_BUILDER_CORES.value,
-                          compile_for_tpu=_COMPILE.value)
+    if _CONFIG.value.model.architecture == 'wan':
+      video = _video(_VIDEO.value) if _VIDEO.value else wan_plan.DEFAULT_VIDEO
+      result = wan_plan.plan(_CONFIG.value, topology, name=cli_flags.config_description(),
+                             mfu=_MFU.value, video=video, compile_for_tpu=_COMPILE.value)
+      formatter = wan_plan.format_plan
+    else:
+      result = planner.plan(_CONFIG.value, topology, name=cli_flags.config_description(),
+                            mfu=_MFU.value, video=_video(_VIDEO.value or '512x512x160'),
+                            num_clips=_NUM_CLIPS.value, compression_ratio=_COMPRESSION.value,
+                            builder_ms_per_frame=_BUILDER_MS.value,
+                            builder_cores=_BUILDER_CORES.value,
+                            compile_for_tpu=_COMPILE.value)
+      formatter = report.format_plan
   result['planning_s'] = time.time() - start
-  print(report.format_plan(result))
+  print(formatter(result))
   print(f'\n(planned in {report.duration(result["planning_s"])})')
   if _OUTPUT.value:
     atomic_files.write_text(_OUTPUT.value, json.dumps(result, indent=2) + '\n')

@@ -87,3 +87,19 @@ def test_an_inference_checkpoint_on_a_bucket_loads_and_describes(fake_bucket, ti
   info = checkpoints.describe(f'{fake_bucket}/lean')
   assert info['kind'] == 'inference'
   assert info['bytes_on_disk'] == checkpoints.directory_bytes(tmp_path / 'lean')
+
+
+def test_an_imported_wan_model_runs_from_a_bucket(fake_bucket, tmp_path):
+  """An imported Wan checkpoint on gs:// loads and runs with the reference's outputs. (It is
+  imported locally and copied up: the fake server cannot take orbax's own bucket writes.)"""
+  from eye2eye_jax.models import wan_import, wan_runner
+  release = REPO / 'tests' / 'fixtures' / 'wan_release'
+  reference = np.load(release / 'reference_outputs.npz')
+  wan_import.import_release(str(release), str(tmp_path / 'wan'), progress=None,
+                            empty_caption=np.load(release / 'empty_caption.npy'))
+  target = f'{fake_bucket}/imports/wan_tiny'
+  _upload(tmp_path / 'wan', epath.Path(target))
+  wan = wan_runner.ImportedWan.load(target)
+  out = wan.transformer(reference['transformer_latents'], reference['transformer_timesteps'],
+                        reference['transformer_text'])
+  np.testing.assert_allclose(out, reference['transformer_output'], atol=2e-5)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from eye2eye_jax.models import checkpoints, wan_import, wan_runner, wan_transformer, wan_weights
+from eye2eye_jax.models import (checkpoints, wan_import, wan_runner, wan_transformer, wan_vae,
+                                wan_weights)
 
 RELEASE = pathlib.Path(__file__).resolve().parent / 'fixtures' / 'wan_release'
 REPO = RELEASE.parent.parent.parent
@@ -87,8 +88,7 @@ def test_vae_refuses_a_chunk_the_causal_stream_cannot_take(wan, reference):
 
 
 def test_latent_normalisation_uses_the_released_statistics(wan):
-  vae = wan_runner._merged(lambda: __import__('eye2eye_jax.models.wan_vae', fromlist=['x'])
-                           .create(wan.vae_shape), wan.params['vae'])
+  vae = wan_runner._merged(lambda: wan_vae.create(wan.vae_shape), wan.params['vae'])
   config = json.loads((RELEASE / 'vae' / 'config.json').read_text())
   raw = np.array(config['latents_mean']) + 2 * np.array(config['latents_std'])
   np.testing.assert_allclose(vae.normalize(raw), 2.0, atol=1e-6)
@@ -278,3 +278,15 @@ def test_tiles_cover_the_frame_and_blend_without_seams():
   assert tiles == 2 * 3 and seen == [None] * tiles
   tiled.push(frames)
   assert seen[tiles:] == ['cache'] * tiles
+
+
+def test_the_unet_commands_refuse_a_wan_checkpoint_with_a_reason(imported):
+  from eye2eye_jax import config_base
+  from eye2eye_jax.models import unet
+  from eye2eye_jax.training import train_state
+  config = config_base.base_config()
+  with pytest.raises(ValueError, match="holds a 'wan' model; this config builds a 'unet' one"):
+    train_state.init_from_checkpoint(config, str(imported[0]))
+  stored = checkpoints.read_config(checkpoints.epath.Path(imported[0]))
+  with pytest.raises(ValueError, match="model.architecture='wan': this runs the space-time UNet"):
+    unet.validate_model_config(stored.model)

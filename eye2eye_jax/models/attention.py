@@ -87,16 +87,19 @@ def _attend(query, key, value, bias, mask, precision):
 
 
 KERNELS = ('xla', 'cudnn', 'pallas_flash')
-# How the UNet's activations are laid out on a mesh while it is traced (``batch_layout``):
-# a Pallas kernel runs per device, so it is mapped over the devices that split the batch.
+# How the model's activations are laid out on a mesh while it is traced (``batch_layout``):
+# a Pallas kernel runs per device, so it is mapped over the devices that split the batch
+# (and, for a transformer whose tokens are split, over those that split its queries).
 _BATCH_LAYOUT: contextvars.ContextVar = contextvars.ContextVar('batch_layout', default=None)
 
 
 @contextlib.contextmanager
-def batch_layout(sharding: jax.sharding.NamedSharding | None):
-  """While tracing the UNet: its (B, ...) activations lie as ``sharding`` says (None: one
-  device), so the fused kernels split their batch the same way."""
-  token = _BATCH_LAYOUT.set(sharding)
+def batch_layout(sharding: jax.sharding.NamedSharding | None, query_axes=None):
+  """While tracing a model: its (B, ...) activations lie as ``sharding`` says (None: one
+  device), so the fused kernels split their batch the same way; ``query_axes`` (mesh axes)
+  also split the queries of self-attention (context parallelism: each device attends its
+  share of the queries to every key)."""
+  token = _BATCH_LAYOUT.set(None if sharding is None else (sharding, query_axes))
   try:
     yield
   finally:
@@ -124,8 +127,8 @@ def cudnn_attention(query, key, value, bias=None, mask=None, *, dtype=None, prec
 
 def pallas_flash_attention(query, key, value, bias=None, mask=None, *, dtype=None,
                            precision=None, **unused):
-  """Unmasked self-attention by the Pallas TPU flash-attention kernel. Sequences are padded
-  to its block; padded positions are a segment of their own, so no real query sees them.
+  """Unmasked attention by the Pallas TPU flash-attention kernel. Sequences are padded to
+  its block; padded positions are a segment of their own, so no real query sees them.
   Sequences shorter than one block (the temporal attention over a few frames) use XLA's
   attention: their score matrices are small, and padding them would multiply the work."""
   from jax.experimental.pallas.ops.tpu import flash_attention as flash
@@ -135,30 +138,37 @@ def pallas_flash_attention(query, key, value, bias=None, mask=None, *, dtype=Non
   length, keys, depth = query.shape[-3], key.shape[-3], query.shape[-1]
   if min(length, keys) < _FLASH_BLOCK:  # shorter than a block (attention over a few
     return nnx.dot_product_attention(query, key, value)  # frames): its scores are small
+  layout = _BATCH_LAYOUT.get()
+  mesh, batch_axes, query_axes = None, None, None
+  if layout is not None:  # a kernel call is per device: map it over the batch's devices
+    mesh, batch_axes, query_axes = layout[0].mesh, layout[0].spec[0], layout[1]
+  query_split = 1 if not query_axes else math.prod(
+      mesh.shape[a] for a in ((query_axes,) if isinstance(query_axes, str) else query_axes))
   to_kernel = lambda x, n: jnp.pad(_flatten_batch(x).transpose(0, 2, 1, 3),
                                    ((0, 0), (0, 0), (0, n - x.shape[-3]), (0, 0)))
-  padded_q, padded_k = (math.ceil(n / _FLASH_BLOCK) * _FLASH_BLOCK for n in (length, keys))
+  padded_q = math.ceil(length / (_FLASH_BLOCK * query_split)) * _FLASH_BLOCK * query_split
+  padded_k = math.ceil(keys / _FLASH_BLOCK) * _FLASH_BLOCK
   q, k, v = to_kernel(query, padded_q), to_kernel(key, padded_k), to_kernel(value, padded_k)
-  padded = (padded_q, padded_k) != (length, keys)
   blocks = flash.BlockSizes(**{name: _FLASH_BLOCK for name in (
       'block_q', 'block_k_major', 'block_k', 'block_q_major_dkv', 'block_k_major_dkv',
       'block_k_dkv', 'block_q_dkv', 'block_k_major_dq', 'block_k_dq', 'block_q_dq')}, block_b=1)
+  # Padded positions are a segment of their own, so no real query sees them.
+  ids = lambda n, total: jnp.broadcast_to((jnp.arange(total) >= n).astype(jnp.int32),
+                                          (q.shape[0], total))
+  q_ids, kv_ids = ids(length, padded_q), ids(keys, padded_k)
 
-  def kernel(q, k, v):
-    segments = None
-    if padded:
-      ids = lambda n, total: jnp.broadcast_to((jnp.arange(total) >= n).astype(jnp.int32),
-                                              (q.shape[0], total))
-      segments = flash.SegmentIds(q=ids(length, padded_q), kv=ids(keys, padded_k))
-    return flash.flash_attention(q, k, v, segment_ids=segments, sm_scale=1 / math.sqrt(depth),
-                                 block_sizes=blocks)
+  def kernel(q, k, v, q_ids, kv_ids):
+    return flash.flash_attention(q, k, v, segment_ids=flash.SegmentIds(q=q_ids, kv=kv_ids),
+                                 sm_scale=1 / math.sqrt(depth), block_sizes=blocks)
 
-  layout = _BATCH_LAYOUT.get()
-  if layout is not None:  # a kernel call is per device: map it over the batch's devices
-    spec = jax.sharding.PartitionSpec(layout.spec[0])
-    kernel = jax.shard_map(kernel, mesh=layout.mesh, in_specs=spec, out_specs=spec,
-                           check_vma=False)
-  out = kernel(q, k, v)[:, :, :length].transpose(0, 2, 1, 3)
+  if mesh is not None:
+    spec = jax.sharding.PartitionSpec
+    queries = spec(batch_axes, None, query_axes, None)
+    kernel = jax.shard_map(
+        kernel, mesh=mesh, out_specs=queries, check_vma=False,
+        in_specs=(queries, spec(batch_axes), spec(batch_axes), spec(batch_axes, query_axes),
+                  spec(batch_axes)))
+  out = kernel(q, k, v, q_ids, kv_ids)[:, :, :length].transpose(0, 2, 1, 3)
   return out.reshape(query.shape[:-1] + value.shape[-1:])
 
 

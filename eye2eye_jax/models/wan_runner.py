@@ -30,11 +30,16 @@ def _merged(module_fn, params):
   return nnx.merge(graphdef, state)
 
 
-def transformer_function(shape: wan_transformer.WanShape, model=None):
-  """A jitted (params, latents (B, T, H, W, C), timesteps (B,), text) -> prediction; the
-  weights are arguments (not compiled in), so one compile serves any weights."""
-  return jax.jit(lambda params, latents, timesteps, text: _merged(
-      lambda: wan_transformer.create(shape, model), params)(latents, timesteps, text))
+def transformer_function(shape: wan_transformer.WanShape, model=None, jit: bool = True):
+  """(params, latents (B, T, H, W, C), timesteps (B,), text, token_sharding=None) ->
+  prediction, jitted unless ``jit`` is False; the weights are arguments (not compiled in),
+  so one compile serves any weights."""
+
+  def apply(params, latents, timesteps, text, token_sharding=None):
+    model_ = _merged(lambda: wan_transformer.create(shape, model), params)
+    return model_(latents, timesteps, text, token_sharding)
+
+  return jax.jit(apply, static_argnames=('token_sharding',)) if jit else apply
 
 
 def vae_functions(shape: wan_vae.VaeShape, dtype: str = 'float32'):

@@ -242,6 +242,8 @@ class WanTransformer(nnx.Module):
     self.proj_out = _dense(dim, math.prod(patch) * shape.out_channels, self.dtype, rngs)
 
   def __call__(self, latents, timesteps, text, token_sharding=None):
+    """``token_sharding`` (a NamedSharding of (B, tokens, width)) pins the activations
+    between blocks: the batch over its first axes, the tokens over its second."""
     shape = self.shape
     batch, frames, height, width, channels = latents.shape
     pt, ph, pw = shape.patch_size
@@ -272,7 +274,10 @@ class WanTransformer(nnx.Module):
 
     if self.remat != 'none':
       one_block = jax.checkpoint(one_block, policy=_REMAT_POLICIES[self.remat])
-    x, _ = jax.lax.scan(one_block, x, state)
+    layout = (attention.batch_layout(None) if token_sharding is None else
+              attention.batch_layout(token_sharding, query_axes=token_sharding.spec[1]))
+    with layout:
+      x, _ = jax.lax.scan(one_block, x, state)
 
     shift, scale = jnp.split(self.scale_shift_table[...][None] + temb[:, None], 2, axis=1)
     x = (_layer_norm(x, shape.eps) * (1 + scale) + shift).astype(self.dtype)

@@ -123,7 +123,8 @@ def compiled_figures(lowered, hbm_bytes: float) -> dict:
                     'compile_s': time.time() - start, 'refused': None}
 
 
-def _placed(tree, shardings):
+def placed(tree, shardings):
+  """ShapeDtypeStructs of ``tree`` laid out by ``shardings`` (what a lowering takes)."""
   return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), tree,
                       shardings)
 
@@ -138,10 +139,10 @@ def compile_train_step(config: ml_collections.ConfigDict, topology: accelerators
   abstract = compiled_programs.abstract_train_state(config)
   state_shardings = sharding.state_shardings(abstract, mesh, rules)
   batch_shardings = sharding.batch_shardings(mesh, rules, input_pipeline.batch_ndims(config))
-  batch = _placed(compiled_programs.batch_struct(config, config.data.batch_size),
+  batch = placed(compiled_programs.batch_struct(config, config.data.batch_size),
                   batch_shardings)
   step = train_state.make_train_step(config, state_shardings, batch_shardings)
-  lowered = step.lower(_placed(abstract, state_shardings), batch)
+  lowered = step.lower(placed(abstract, state_shardings), batch)
   figures = compiled_figures(lowered, topology.chip.hbm_bytes)
   k = config.train.grad_accum_steps
   if k > 1 and figures['flops']:  # XLA counted the micro-batch loop's body once

@@ -13,7 +13,7 @@ import tqdm
 
 from eye2eye_jax.common import atomic_files
 from eye2eye_jax.data import video_io
-from eye2eye_jax.models import checkpoints
+from eye2eye_jax.models import checkpoints, unet
 from eye2eye_jax.sampling import (chunked_conversion, convergence, stereo_formats,
                                   stereo_sampler)
 
@@ -130,6 +130,7 @@ def load_sampler(config: ml_collections.ConfigDict, checkpoint: str | None = Non
 
   def stage(source: str) -> stereo_sampler.Stage:
     model_config, params = checkpoints.load_for_inference(source, s.use_ema)
+    unet.validate_model_config(model_config.model)  # e.g. refuses an imported Wan backbone
     if s.dtype:  # the weights stay float32; the UNet computes in sample.dtype
       model_config.model.dtype = s.dtype
     return stereo_sampler.Stage(model_config, params)

@@ -157,7 +157,11 @@ def init_from_checkpoint(config: ml_collections.ConfigDict, source: str, state_s
   receives only its own shards and the optimizer state is created in place, so the state
   is never whole on one accelerator.
   """
-  _, loaded = checkpoints.load_weights_to_host(source)
+  source_config, loaded = checkpoints.load_weights_to_host(source)
+  if source_config.model.architecture != config.model.architecture:
+    raise ValueError(f'train.init_checkpoint {source}: holds a '
+                     f'{source_config.model.architecture!r} model; this config builds a '
+                     f'{config.model.architecture!r} one')
   with jax.default_device(jax.local_devices(backend='cpu')[0]):  # host memory, not a chip's
     fresh = unet.init_params(config, config.seed)
   try:
