@@ -36,7 +36,7 @@ CASES = {
                         {'mesh.shape': (1, -1, 2), 'data.batch_size': 4}),
     '14B 480p v5p-64': ('configs/wan_t2v_14b.py', 'v5p-64', P480, {}),
     '14B 720p v5p-128': ('configs/wan_t2v_14b.py', 'v5p-128', P720,
-                         {'mesh.shape': (1, -1, 2)}),
+                         {'mesh.shape': (1, -1, 4), 'data.batch_size': 16}),
     '14B 480p v5e-256': ('configs/wan_t2v_14b.py', 'v5e-256', P480,
                          {'mesh.shape': (1, -1, 4), 'data.batch_size': 64}),
 }

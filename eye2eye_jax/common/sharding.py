@@ -62,7 +62,10 @@ def create_mesh(config: ml_collections.ConfigDict, devices=None) -> Mesh:
     grid = mesh_utils.create_hybrid_device_mesh(
         shape, dcn, devices, process_is_granule=not hasattr(devices[0], 'slice_index'))
   else:
-    grid = mesh_utils.create_device_mesh(shape, devices)
+    try:
+      grid = mesh_utils.create_device_mesh(shape, devices)
+    except NotImplementedError:  # e.g. an axis of 2 on a 4x4x4 torus: split a physical axis
+      grid = mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
   return Mesh(grid, tuple(config.mesh.axes))
 
 

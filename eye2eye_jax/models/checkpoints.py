@@ -11,6 +11,7 @@ field has a value even when the checkpoint predates it. Paths may be local or on
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import shutil
@@ -78,21 +79,25 @@ def _inside(path: epath.Path, folder: epath.Path) -> bool:
 
 
 def save_inference(directory: str, params, config: ml_collections.ConfigDict,
-                   extra_files: dict[str, str] | None = None) -> None:
+                   extra_files: dict[str, str] | None = None,
+                   copy_host_arrays: bool = True) -> None:
   """Writes a lean checkpoint (weights + config, and ``extra_files``: name -> text, e.g. an
   import report) to ``directory``, which may hold an earlier one (replaced) and nothing
   else (``check_export_target``). A local one is written beside it first and swapped in
-  when complete, so a failed write keeps what was there."""
+  when complete, so a failed write keeps what was there. ``copy_host_arrays=False`` writes
+  NumPy arrays (e.g. memory-mapped ones) without orbax's copy of each: the caller leaves
+  them unchanged until this returns."""
   check_export_target(directory)
   directory = absolute(directory)
+  save = functools.partial(_save_inference_at, copy_host_arrays=copy_host_arrays)
   if '://' in directory:
-    _save_inference_at(directory, params, config, extra_files)
+    save(directory, params, config, extra_files)
     return
   target = pathlib.Path(directory)
   target.parent.mkdir(parents=True, exist_ok=True)
   staging = pathlib.Path(tempfile.mkdtemp(prefix=f'.{target.name}.partial.', dir=target.parent))
   try:
-    _save_inference_at(str(staging / 'new'), params, config, extra_files)
+    save(str(staging / 'new'), params, config, extra_files)
     if target.exists():
       os.rename(target, staging / 'previous')
     try:
@@ -106,11 +111,18 @@ def save_inference(directory: str, params, config: ml_collections.ConfigDict,
 
 
 def _save_inference_at(directory: str, params, config: ml_collections.ConfigDict,
-                       extra_files: dict[str, str] | None) -> None:
-  with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+                       extra_files: dict[str, str] | None, copy_host_arrays: bool) -> None:
+  handlers = {}
+  if not copy_host_arrays:
+    registry = ocp.type_handlers.create_type_handler_registry(
+        (np.ndarray, ocp.type_handlers.NumpyHandler(deepcopy_host_arrays=False)))
+    handlers = {'params': ocp.PyTreeCheckpointHandler(type_handler_registry=registry),
+                'config': ocp.JsonCheckpointHandler()}
+  weights = (ocp.args.StandardSave(params) if copy_host_arrays
+             else ocp.args.PyTreeSave(params))
+  with ocp.Checkpointer(ocp.CompositeCheckpointHandler(**handlers)) as checkpointer:
     checkpointer.save(directory, args=ocp.args.Composite(
-        params=ocp.args.StandardSave(params),
-        config=ocp.args.JsonSave(config.to_dict())), force=True)
+        params=weights, config=ocp.args.JsonSave(config.to_dict())), force=True)
   for name, text in (extra_files or {}).items():
     if name not in _INFERENCE_ENTRIES:
       raise ValueError(f'{name}: not a file an inference checkpoint may hold')

@@ -195,7 +195,7 @@ def import_release(release: str, output: str, *, empty_caption: np.ndarray,
               'parameters': {part: int(sum(np.prod(r['shape']) for r in rows
                                            if r['part'] == part)) for part in plans},
               'tensors': rows}
-    checkpoints.save_inference(output, params, config,
+    checkpoints.save_inference(output, params, config, copy_host_arrays=False,
                                extra_files={'import_report.json': json.dumps(report, indent=1)})
   report['seconds'] = round(time.time() - started, 1)
   return report
