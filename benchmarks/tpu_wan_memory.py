@@ -37,6 +37,10 @@ CASES = {
     '14B 480p v5p-64': ('configs/wan_t2v_14b.py', 'v5p-64', P480, {}),
     '14B 720p v5p-128': ('configs/wan_t2v_14b.py', 'v5p-128', P720,
                          {'mesh.shape': (1, -1, 4), 'data.batch_size': 16}),
+    # Half the blocks of the row above: how the compiler's bytes grow with depth.
+    '14B 720p v5p-128, 20 blocks': ('configs/wan_t2v_14b.py', 'v5p-128', P720,
+                                    {'mesh.shape': (1, -1, 4), 'data.batch_size': 16,
+                                     'model.wan.num_layers': 20}),
     '14B 480p v5e-256': ('configs/wan_t2v_14b.py', 'v5e-256', P480,
                          {'mesh.shape': (1, -1, 4), 'data.batch_size': 64}),
 }
@@ -45,8 +49,11 @@ CASES = {
 def _variant(path: str, fields: dict):
   config = common.load_config(path)
   for dotted, value in fields.items():
-    section, name = dotted.split('.')
-    config[section][name] = value
+    *sections, name = dotted.split('.')
+    node = config
+    for section in sections:
+      node = node[section]
+    node[name] = value
   return config
 
 
@@ -79,7 +86,8 @@ def table(result: dict) -> str:
            'compiler / estimate | fits the chip | VAE decode chunk |',
            '|---|---|---|---|---|---|---|---|---|']
   gib = lambda value: '–' if value is None else f'{value / 2**30:.1f} GiB'
-  for name, row in result['cases'].items():
+  order = {name: i for i, name in enumerate(CASES)}
+  for name, row in sorted(result['cases'].items(), key=lambda item: order.get(item[0], 99)):
     est, step = row['estimate'], row['train_step']
     mesh = ' x '.join(f'{k} {v}' for k, v in step['mesh'].items() if v > 1)
     ratio = ('–' if step['total_bytes'] is None
