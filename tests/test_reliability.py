@@ -387,8 +387,8 @@ def test_a_failed_export_keeps_the_previous_export(tiny_checkpoint, tmp_path, mo
   before = _snapshot(export)
   real_save = checkpoints._save_inference_at
 
-  def save_then_fail(directory, *args):
-    real_save(directory, *args)
+  def save_then_fail(directory, *args, **kwargs):
+    real_save(directory, *args, **kwargs)
     raise OSError(errno.ENOSPC, 'No space left on device')
 
   monkeypatch.setattr(checkpoints, '_save_inference_at', save_then_fail)
