@@ -144,8 +144,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.text.max_tokens = 16  # caption tokens kept (padded or cut to this many)
 
   c.diffusion = ml_collections.ConfigDict()
-  c.diffusion.schedule = 'cosine'  # noise schedule in continuous time: 'cosine' or 'linear'
-  c.diffusion.prediction = 'v'  # what the UNet predicts: 'v' or 'eps'
+  # Noise schedule in continuous time: 'cosine', 'linear' or rectified flow, 'flow' or
+  # 'flow:S' with Wan's timestep shift S (3 for 480p, 5 for 720p); eye2eye_jax/diffusion.py.
+  c.diffusion.schedule = 'cosine'
+  c.diffusion.prediction = 'v'  # what the model predicts: 'v', 'eps' or 'flow' (eps - x0)
+  c.diffusion.clip_x0 = True  # clip the samplers' x0 estimates to [-1, 1] (False: latents)
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 1000  # optimizer steps of the run

@@ -1,9 +1,13 @@
 """Noise schedules, the training loss and the samplers, in continuous time t in [0, 1].
 
-x_t = alpha(t) * x0 + sigma(t) * eps. The model predicts eps or v = alpha * eps - sigma * x0
-(``config.diffusion.prediction``). Samplers (``SOLVERS``: DDIM/DDPM and DPM-Solver++(2M)) run
-as one ``lax.fori_loop``, so a jitted sampler is one compiled program per shape, whatever the
-number of steps.
+x_t = alpha(t) * x0 + sigma(t) * eps. The model predicts eps, v = alpha * eps - sigma * x0
+or, on a flow schedule, the flow velocity eps - x0 (``config.diffusion.prediction``).
+Schedules: 'cosine' and 'linear' keep alpha^2 + sigma^2 = 1; 'flow' is rectified flow,
+alpha = 1 - sigma, with 'flow:S' shifting its times toward noise as Wan does
+(sigma = S t / (1 + (S - 1) t); Wan 2.1 samples 480p with S = 3, 720p with 5). Samplers
+(``SOLVERS``: DDIM/DDPM, which on a flow schedule is the Euler method, and DPM-Solver++(2M),
+a second-order multistep solver in any of these schedules) run as one ``lax.fori_loop``, so
+a jitted sampler is one compiled program per shape, whatever the number of steps.
 """
 
 from __future__ import annotations
@@ -22,9 +26,32 @@ Denoiser = Callable[[jax.Array, jax.Array], jax.Array]
 _LINEAR_BETAS = (1e-4, 0.02, 1000)  # DDPM's discrete linear schedule
 
 
+# The flow schedules stop just short of pure noise, so the log-SNR stays finite.
+_FLOW_MIN_ALPHA = 1e-4
+
+
+def flow_shift(schedule: str) -> float | None:
+  """The timestep shift of a flow schedule ('flow': 1, 'flow:S': S); None for the others."""
+  name, _, shift = schedule.partition(':')
+  if name != 'flow':
+    return None
+  try:
+    value = float(shift) if shift else 1.0
+  except ValueError:
+    value = 0.0
+  if value <= 0:
+    raise ValueError(f"diffusion.schedule={schedule!r}: write 'flow' or 'flow:S' with a "
+                     'shift S > 0')
+  return value
+
+
 def alpha_sigma(schedule: str, t: jax.Array, xp=jnp) -> tuple[jax.Array, jax.Array]:
   """Signal and noise scales of the named schedule at times t in [0, 1] (computed with
   ``xp``: jax.numpy, or numpy for host-side constants such as a time grid)."""
+  shift = flow_shift(schedule)
+  if shift is not None:
+    sigma = xp.clip(shift * t / (1 + (shift - 1) * t), 0.0, 1.0 - _FLOW_MIN_ALPHA)
+    return 1.0 - sigma, sigma
   if schedule == 'cosine':
     # Nichol & Dhariwal's cosine schedule, clipped so that alpha(1) > 0.
     s = 0.008
@@ -37,13 +64,18 @@ def alpha_sigma(schedule: str, t: jax.Array, xp=jnp) -> tuple[jax.Array, jax.Arr
     log_alpha_bar = -(start * u + (end - start) * u**2 / (2 * n))
     alpha_bar = xp.clip(xp.exp(log_alpha_bar), 1e-5, 1.0)
   else:
-    raise ValueError(f"diffusion.schedule must be 'cosine' or 'linear', got {schedule!r}")
+    raise ValueError(f"diffusion.schedule must be 'cosine', 'linear' or 'flow[:S]', got "
+                     f'{schedule!r}')
   return xp.sqrt(alpha_bar), xp.sqrt(1 - alpha_bar)
 
 
 def time_at_alpha(schedule: str, alpha: float) -> float:
   """The time at which the named schedule's signal scale is ``alpha`` (the inverse of
   ``alpha_sigma``), in [0, 1]."""
+  shift = flow_shift(schedule)
+  if shift is not None:
+    sigma = min(max(1.0 - float(alpha), 0.0), 1.0 - _FLOW_MIN_ALPHA)
+    return min(max(sigma / (shift - (shift - 1) * sigma), 0.0), 1.0)
   alpha_bar = min(max(float(alpha)**2, 1e-5), 1.0)
   if schedule == 'cosine':
     s = 0.008
@@ -55,22 +87,31 @@ def time_at_alpha(schedule: str, alpha: float) -> float:
     u = (-start + math.sqrt(start**2 - 4 * a * log_alpha_bar)) / (2 * a)
     t = u / n
   else:
-    raise ValueError(f"diffusion.schedule must be 'cosine' or 'linear', got {schedule!r}")
+    raise ValueError(f"diffusion.schedule must be 'cosine', 'linear' or 'flow[:S]', got "
+                     f'{schedule!r}')
   return min(max(t, 0.0), 1.0)
+
+
+def alpha_at_log_snr(schedule: str, log_snr):
+  """The signal scale where log(alpha / sigma) is ``log_snr`` (NumPy): alpha^2 + sigma^2 = 1
+  on the variance-preserving schedules, alpha + sigma = 1 on a flow."""
+  if flow_shift(schedule) is not None:
+    return 1 / (1 + np.exp(-np.asarray(log_snr, np.float64)))
+  return np.sqrt(1 / (1 + np.exp(-2 * np.asarray(log_snr, np.float64))))
 
 
 def noise_level_time(schedule: str, cosine_t: float) -> float:
   """The time of the named schedule with the noise of the cosine schedule at ``cosine_t``.
 
   A noise level given as a cosine-schedule time (as SDEdit starts are quoted for cosine,
-  Lumiere-like schedules) then means the same signal fraction alpha whatever schedule a
-  model was trained with: cosine 0.9 is alpha 0.156, which the linear schedule reaches at
-  t 0.66 (its own t 0.9 leaves alpha 0.017).
+  Lumiere-like schedules) then means the same signal-to-noise ratio alpha / sigma whatever
+  schedule a model was trained with: cosine 0.9 is alpha 0.156, which the linear schedule
+  reaches at t 0.61 (its own t 0.9 leaves alpha 0.017); on a flow it is sigma 0.864.
   """
   if schedule == 'cosine':
     return float(cosine_t)
-  alpha, _ = alpha_sigma('cosine', jnp.asarray(cosine_t, jnp.float32))
-  return time_at_alpha(schedule, float(alpha))
+  alpha, sigma = alpha_sigma('cosine', np.float64(cosine_t), xp=np)
+  return time_at_alpha(schedule, float(alpha_at_log_snr(schedule, np.log(alpha / sigma))))
 
 
 def _bcast(x: jax.Array, like: jax.Array) -> jax.Array:
@@ -87,6 +128,9 @@ def to_x0_eps(prediction: str, schedule: str, x_t: jax.Array, t: jax.Array,
   """Converts a model output (eps or v) at (x_t, t) to estimates of x0 and eps."""
   alpha, sigma = alpha_sigma(schedule, t)
   alpha, sigma = _bcast(alpha, x_t), _bcast(sigma, x_t)
+  if prediction == 'flow':
+    _require_flow(schedule)
+    return x_t - sigma * output, x_t + alpha * output  # output = eps - x0
   if prediction == 'eps':
     eps = output
     x0 = (x_t - sigma * eps) / alpha
@@ -94,8 +138,14 @@ def to_x0_eps(prediction: str, schedule: str, x_t: jax.Array, t: jax.Array,
     x0 = alpha * x_t - sigma * output
     eps = sigma * x_t + alpha * output
   else:
-    raise ValueError(f"diffusion.prediction must be 'eps' or 'v', got {prediction!r}")
+    raise ValueError(f"diffusion.prediction must be 'eps', 'v' or 'flow', got {prediction!r}")
   return x0, eps
+
+
+def _require_flow(schedule: str) -> None:
+  if flow_shift(schedule) is None:
+    raise ValueError(f"diffusion.prediction='flow' (the velocity eps - x0) needs a flow "
+                     f"schedule ('flow' or 'flow:S'), got {schedule!r}")
 
 
 def draw_time_and_noise(rng: jax.Array, shape: tuple, dtype) -> tuple[jax.Array, jax.Array]:
@@ -118,9 +168,19 @@ def diffusion_loss(config: ml_collections.ConfigDict, denoiser: Denoiser, x0: ja
   elif d.prediction == 'v':
     alpha, sigma = alpha_sigma(d.schedule, t)
     target = _bcast(alpha, x0) * eps - _bcast(sigma, x0) * x0
+  elif d.prediction == 'flow':
+    _require_flow(d.schedule)
+    target = eps - x0
   else:
-    raise ValueError(f"diffusion.prediction must be 'eps' or 'v', got {d.prediction!r}")
+    raise ValueError(f"diffusion.prediction must be 'eps', 'v' or 'flow', got "
+                     f'{d.prediction!r}')
   return jnp.mean((output.astype(jnp.float32) - target)**2)
+
+
+def _clipped(diffusion_config: ml_collections.ConfigDict, x: jax.Array) -> jax.Array:
+  """``x`` clipped to [-1, 1], the pixels' range, unless ``diffusion.clip_x0`` is off (latents
+  have no fixed range)."""
+  return jnp.clip(x, -1.0, 1.0) if diffusion_config.get('clip_x0', True) else x
 
 
 def ddim_step(schedule: str, x0: jax.Array, x: jax.Array, t: jax.Array,
@@ -149,7 +209,7 @@ def ddim_sample(config: ml_collections.ConfigDict, denoiser: Denoiser, x_start: 
     t, s = times[i], times[i + 1]
     output = denoiser(x, jnp.full((batch,), t))
     x0, eps = to_x0_eps(d.prediction, d.schedule, x, jnp.full((batch,), t), output)
-    x0 = jnp.clip(x0, -1.0, 1.0)
+    x0 = _clipped(d, x0)
     alpha_t, sigma_t = alpha_sigma(d.schedule, t)
     alpha_s, sigma_s = alpha_sigma(d.schedule, s)
     eps = (x - alpha_t * x0) / sigma_t  # consistent with the clipped x0
@@ -176,11 +236,12 @@ def log_snr_times(schedule: str, t_start: float, num_steps: int) -> np.ndarray:
   """``num_steps + 1`` times from ``t_start`` to the time where sigma is
   ``DPM_SOLVER_END_SIGMA``, uniform in log(alpha / sigma) (DPM-Solver's grid for pixel
   models)."""
-  t_end = time_at_alpha(schedule, math.sqrt(1 - DPM_SOLVER_END_SIGMA**2))
+  end_alpha = (1 - DPM_SOLVER_END_SIGMA if flow_shift(schedule) is not None
+               else math.sqrt(1 - DPM_SOLVER_END_SIGMA**2))
+  t_end = time_at_alpha(schedule, end_alpha)
   alpha, sigma = alpha_sigma(schedule, np.asarray([t_start, t_end]), xp=np)
   lambdas = np.linspace(*np.log(alpha / sigma), num_steps + 1)
-  alphas = np.sqrt(1 / (1 + np.exp(-2 * lambdas)))  # lambda = log(alpha / sqrt(1 - alpha^2))
-  times = [time_at_alpha(schedule, a) for a in alphas]
+  times = [time_at_alpha(schedule, a) for a in alpha_at_log_snr(schedule, lambdas)]
   return np.asarray([t_start] + times[1:-1] + [t_end], np.float32)
 
 
@@ -208,7 +269,7 @@ def dpm_solver_2m_sample(config: ml_collections.ConfigDict, denoiser: Denoiser,
     t, s = times[i], times[i + 1]
     output = denoiser(x, jnp.full((batch,), t))
     x0, _ = to_x0_eps(d.prediction, d.schedule, x, jnp.full((batch,), t), output)
-    x0 = jnp.clip(x0, -1.0, 1.0)
+    x0 = _clipped(d, x0)
     _, sigma_t = alpha_sigma(d.schedule, t)
     alpha_s, sigma_s = alpha_sigma(d.schedule, s)
     h = log_snr(s) - log_snr(t)
@@ -219,16 +280,20 @@ def dpm_solver_2m_sample(config: ml_collections.ConfigDict, denoiser: Denoiser,
 
   x, _, _ = jax.lax.fori_loop(0, num_steps, step,
                               (x_start, jnp.zeros_like(x_start), jnp.float32(1.0)))
-  return jnp.clip(x, -1.0, 1.0)
+  return _clipped(d, x)
 
 
 SOLVERS = ('ddim', 'dpmpp_2m')
 
 
-def check_solver(solver: str, eta: float) -> None:
-  """Raises ValueError unless ``solver`` is one of ``SOLVERS`` and can use ``eta``."""
+def check_solver(solver: str, eta: float, schedule: str = 'cosine') -> None:
+  """Raises ValueError unless ``solver`` is one of ``SOLVERS`` and can use ``eta`` on the
+  model's ``schedule`` (DDIM's ancestral noise is written for alpha^2 + sigma^2 = 1)."""
   if solver not in SOLVERS:
     raise ValueError(f'sample.solver must be one of {SOLVERS}, got {solver!r}')
+  if eta != 0 and flow_shift(schedule) is not None:
+    raise ValueError(f'sample.eta={eta}: a flow schedule ({schedule!r}) samples '
+                     "deterministically: eta=0 (solver 'ddim' is then the Euler method)")
   if solver == 'dpmpp_2m' and eta != 0:
     raise ValueError(f"sample.eta={eta}: solver 'dpmpp_2m' is deterministic; it needs eta=0 "
                      "(eta > 0 is DDIM's ancestral noise: solver 'ddim')")
@@ -239,7 +304,7 @@ def sample(config: ml_collections.ConfigDict, denoiser: Denoiser, x_start: jax.A
            solver: str = 'ddim') -> jax.Array:
   """Runs the named solver (``SOLVERS``) from ``x_start`` at ``t_start`` to t=0 in
   ``num_steps`` model evaluations."""
-  check_solver(solver, eta)
+  check_solver(solver, eta, config.diffusion.schedule)
   if solver == 'dpmpp_2m':
     return dpm_solver_2m_sample(config, denoiser, x_start, num_steps, t_start)
   return ddim_sample(config, denoiser, x_start, rng, num_steps, t_start=t_start, eta=eta)

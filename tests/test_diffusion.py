@@ -85,7 +85,7 @@ def _gaussian_problem(schedule, prediction, mean=0.1, std=0.2):
     alpha, sigma = (a[:, None, None, None, None] for a in diffusion.alpha_sigma(schedule, t))
     x0 = mean + alpha * std**2 * (x_t - alpha * mean) / (alpha**2 * std**2 + sigma**2)
     eps = (x_t - alpha * x0) / sigma
-    return eps if prediction == 'eps' else alpha * eps - sigma * x0
+    return {'eps': eps, 'v': alpha * eps - sigma * x0, 'flow': eps - x0}[prediction]
 
   noise = jax.random.normal(jax.random.PRNGKey(5), (1, 2, 8, 8, 3))
   alpha_1, sigma_1 = diffusion.alpha_sigma(schedule, jnp.ones(()))
@@ -134,3 +134,68 @@ def test_an_unknown_solver_or_noise_on_the_ode_solver_is_a_clear_error():
     diffusion.check_solver('euler', 0.0)
   with pytest.raises(ValueError, match='deterministic; it needs eta=0'):
     diffusion.check_solver('dpmpp_2m', 1.0)
+
+
+def test_a_flow_schedule_is_rectified_flow_shifted_toward_noise():
+  t = jnp.linspace(0, 1, 11)
+  alpha, sigma = diffusion.alpha_sigma('flow', t)
+  np.testing.assert_allclose(alpha + sigma, 1.0, atol=1e-6)
+  np.testing.assert_allclose(sigma[:-1], t[:-1], atol=1e-6)  # unshifted: sigma = t
+  assert float(alpha[-1]) > 0  # short of pure noise: a finite log-SNR
+  _, shifted = diffusion.alpha_sigma('flow:3', jnp.asarray([0.25, 0.5]))
+  np.testing.assert_allclose(shifted, [0.5, 0.75], atol=1e-6)  # 3t / (1 + 2t)
+  for bad in ('flow:0', 'flow:x'):
+    with pytest.raises(ValueError, match="'flow' or 'flow:S' with a shift S > 0"):
+      diffusion.alpha_sigma(bad, t)
+
+
+def test_the_flow_velocity_converts_to_x0_and_eps_and_needs_a_flow_schedule():
+  x0 = jax.random.uniform(jax.random.PRNGKey(0), (2, 3, 4, 4, 3), minval=-2, maxval=2)
+  eps = jax.random.normal(jax.random.PRNGKey(1), x0.shape)
+  t = jnp.array([0.3, 0.8])
+  x_t = diffusion.add_noise('flow:3', x0, eps, t)
+  x0_hat, eps_hat = diffusion.to_x0_eps('flow', 'flow:3', x_t, t, eps - x0)
+  np.testing.assert_allclose(x0_hat, x0, atol=1e-5)
+  np.testing.assert_allclose(eps_hat, eps, atol=1e-5)
+  with pytest.raises(ValueError, match="needs a flow schedule"):
+    diffusion.to_x0_eps('flow', 'cosine', x_t, t, eps - x0)
+
+
+def test_time_at_alpha_inverts_a_shifted_flow():
+  for t in (0.05, 0.3, 0.6, 0.9, 0.99):
+    alpha, _ = diffusion.alpha_sigma('flow:5', jnp.asarray(t, jnp.float32))
+    assert diffusion.time_at_alpha('flow:5', float(alpha)) == pytest.approx(t, abs=1e-5)
+
+
+def test_an_sdedit_start_means_the_same_signal_to_noise_on_a_flow():
+  """The refiner's start, quoted as a cosine time, keeps its alpha / sigma on a flow (and on
+  the linear schedule, where matching it is matching alpha)."""
+  cosine_alpha, cosine_sigma = diffusion.alpha_sigma('cosine', jnp.asarray(0.9))
+  for schedule in ('flow', 'flow:3', 'linear'):
+    alpha, sigma = diffusion.alpha_sigma(
+        schedule, jnp.asarray(diffusion.noise_level_time(schedule, 0.9)))
+    assert float(alpha / sigma) == pytest.approx(float(cosine_alpha / cosine_sigma), rel=1e-3)
+  _, flow_sigma = diffusion.alpha_sigma('flow', jnp.asarray(diffusion.noise_level_time('flow',
+                                                                                       0.9)))
+  assert float(flow_sigma) == pytest.approx(0.864, abs=1e-3)
+
+
+def test_on_a_flow_euler_and_dpm_solver_2m_converge_at_their_orders():
+  """Gaussian data's exact velocity on the 'flow:3' schedule: Euler (solver 'ddim') is first
+  order, DPM-Solver++(2M) second order and closer at few steps; unclipped, as for latents."""
+  config, denoiser, noise, exact = _gaussian_problem('flow:3', 'flow', mean=1.5, std=0.8)
+  config.diffusion.clip_x0 = False
+  run = jax.jit(lambda x, solver, n: diffusion.sample(config, denoiser, x, jax.random.PRNGKey(0),
+                                                      n, solver=solver),
+                static_argnums=(1, 2))
+  error = {(solver, n): float(jnp.abs(run(noise, solver, n) - exact).max())
+           for solver in diffusion.SOLVERS for n in (5, 10, 40, 80)}
+  # Measured: 3.4 times closer at 5 steps, 5.6 at 10; twice the steps cut DPM-Solver++'s
+  # error 5x from 40 to 80 (second order or better), Euler's 2x (first order).
+  assert error['dpmpp_2m', 5] < 0.35 * error['ddim', 5], error
+  assert error['dpmpp_2m', 10] < 0.25 * error['ddim', 10], error
+  assert error['dpmpp_2m', 80] < 0.3 * error['dpmpp_2m', 40], error
+  assert 0.4 * error['ddim', 40] < error['ddim', 80] < 0.65 * error['ddim', 40], error
+  assert float(jnp.abs(exact).max()) > 1  # beyond [-1, 1]: clipping would have broken it
+  with pytest.raises(ValueError, match='samples deterministically'):
+    diffusion.sample(config, denoiser, noise, jax.random.PRNGKey(0), 5, eta=1.0)

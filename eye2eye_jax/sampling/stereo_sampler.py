@@ -178,7 +178,9 @@ class StereoSampler:
                        '0 (whole frames) or a tile side in px')
     if s.model_fps < 0:
       raise ValueError(f'sample.model_fps={s.model_fps}: must be >= 0 (0: the input\'s rate)')
-    diffusion.check_solver(s.solver, float(s.eta))
+    for stage in (base, refiner):
+      if stage is not None:
+        diffusion.check_solver(s.solver, float(s.eta), stage.config.diffusion.schedule)
     check_strength(float(s.strength), base.config)
     convergence.check_convergence(float(s.convergence))
     self.mesh = window_blending.sampling_mesh(s)
