@@ -324,3 +324,36 @@ def test_the_import_holds_one_tensor_at_a_time_not_the_model(tmp_path):
   tracemalloc.stop()
   assert total > 30e6 and largest <= 2**21
   assert peak < 4 * largest, f'peak {peak / 1e6:.1f} MB for a {total / 1e6:.0f} MB model'
+
+
+def test_a_stereo_transformer_from_the_backbone_predicts_what_the_backbone_does(wan, reference):
+  """The right view's latents join by channel concatenation at the patch embedding; started
+  by the checkpoint surgery from the imported backbone, the new channels' weights are zero,
+  so at step 0 the stereo model's prediction is the backbone's whatever the right view."""
+  from flax import nnx
+  from eye2eye_jax.models import surgery
+  model = wan.config.model.copy_and_resolve_references()
+  model.condition_channels = wan.shape.in_channels
+  stereo = wan_transformer.create(wan.shape, model, seed=3)
+  fresh = {'transformer': nnx.to_pure_dict(nnx.state(stereo, nnx.Param))}
+  params, report = surgery.transplant(fresh, {'transformer': wan.params['transformer']})
+  assert report['extended'] == ['transformer/patch_embedding']
+  assert len(report['copied']) == len(jax.tree.leaves(wan.params['transformer'])) - 1
+  assert not report['new_random'] and not report['unused']
+  forward = wan_runner.transformer_function(wan.shape, model)
+  latents = reference['transformer_latents'].transpose(0, 2, 3, 4, 1)
+  right = np.random.default_rng(0).standard_normal(latents.shape).astype(np.float32)
+  t = reference['transformer_timesteps'].astype(np.float32)
+  out = forward(params['transformer'], latents, t, reference['transformer_text'],
+                condition=right)
+  np.testing.assert_allclose(np.asarray(out).transpose(0, 4, 1, 2, 3),
+                             reference['transformer_output'], atol=2e-5)
+  # Once training moves the new channels' weights, the right view changes the prediction.
+  trained = dict(params['transformer'])
+  kernel = np.array(trained['patch_embedding'])
+  kernel[..., wan.shape.in_channels:, :] = 0.1 * np.random.default_rng(1).standard_normal(
+      kernel[..., wan.shape.in_channels:, :].shape)
+  trained['patch_embedding'] = kernel
+  views = [forward(trained, latents, t, reference['transformer_text'], condition=c)
+           for c in (right, -right)]
+  assert np.abs(np.asarray(views[0]) - np.asarray(views[1])).max() > 1e-2

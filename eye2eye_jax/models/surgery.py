@@ -4,10 +4,11 @@
 a different but related UNet, parameter by parameter (matched by path):
 
 * **copied**: same path and shape;
-* **extended**: the first convolution of a stereo model started from a backbone with fewer
-  input channels (an unconditional video model, ``condition_channels=0``): the backbone's
-  kernel is kept for its channels and the extra right-view channels get zero weights, so
-  the stereo model's output at step 0 equals the backbone's;
+* **extended**: the first convolution (or a Wan transformer's patch embedding) of a stereo
+  model started from a backbone with fewer input channels (an unconditional video model,
+  ``condition_channels=0``): the backbone's kernel is kept for its channels and the extra
+  right-view channels get zero weights, so the stereo model's output at step 0 equals the
+  backbone's;
 * **inflated**: a space-time UNet started from an image UNet (``spatial_only=True``): its
   spatial layers are copied, and a temporal downsampler's 3x3x3 kernel is built from the
   image model's 3x3 one, split over the two frames it merges, so that downsampling a clip
@@ -34,7 +35,9 @@ import numpy as np
 
 # Parameters inside residual branches whose last layer starts at zero (eye2eye_jax/models/unet.py).
 _IDENTITY_AT_INIT = re.compile(r'(^|/)temporal(_norm|_conv)?/|^strength_mlp')
-_CONV_IN = 'conv_in/conv/kernel'
+# The first layers that take the model's input: the UNet's first convolution, the Wan
+# transformer's patch embedding; kernels (*window, in, out).
+_INPUT_KERNELS = ('conv_in/conv/kernel', 'transformer/patch_embedding')
 _TEMPORAL_DOWNSAMPLE = re.compile(r'^downsamplers/(\d+)/conv/(kernel|bias)$')
 
 
@@ -75,14 +78,14 @@ def transplant(target_params, source_params) -> tuple[dict, dict[str, list[str]]
       out[path] = np.asarray(source[path], fresh.dtype)
       used.add(path)
       report['copied'].append(path)
-    elif path == _CONV_IN and path in source:
+    elif path in _INPUT_KERNELS and path in source:
       kernel = np.asarray(source[path])
-      if kernel.shape[:2] != fresh.shape[:2] or kernel.shape[3] != fresh.shape[3] or (
-          kernel.shape[2] > fresh.shape[2]):
+      if (kernel.ndim != fresh.ndim or kernel.shape[:-2] != fresh.shape[:-2]
+          or kernel.shape[-1] != fresh.shape[-1] or kernel.shape[-2] > fresh.shape[-2]):
         raise ValueError(f'{path}: cannot extend a kernel of shape {kernel.shape} to '
                          f'{fresh.shape}')
       extended = np.zeros_like(fresh)
-      extended[:, :, :kernel.shape[2]] = kernel  # the noisy view's channels come first
+      extended[..., :kernel.shape[-2], :] = kernel  # the noisy view's channels come first
       out[path] = extended
       used.add(path)
       report['extended'].append(path)

@@ -31,13 +31,13 @@ def _merged(module_fn, params):
 
 
 def transformer_function(shape: wan_transformer.WanShape, model=None, jit: bool = True):
-  """(params, latents (B, T, H, W, C), timesteps (B,), text, token_sharding=None) ->
-  prediction, jitted unless ``jit`` is False; the weights are arguments (not compiled in),
+  """(params, latents (B, T, H, W, C), timesteps (B,), text, token_sharding=None,
+  condition=None) -> prediction, jitted unless ``jit`` is False; the weights are arguments (not compiled in),
   so one compile serves any weights."""
 
-  def apply(params, latents, timesteps, text, token_sharding=None):
+  def apply(params, latents, timesteps, text, token_sharding=None, condition=None):
     model_ = _merged(lambda: wan_transformer.create(shape, model), params)
-    return model_(latents, timesteps, text, token_sharding)
+    return model_(latents, timesteps, text, token_sharding, condition)
 
   return jax.jit(apply, static_argnames=('token_sharding',)) if jit else apply
 

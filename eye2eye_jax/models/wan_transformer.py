@@ -216,14 +216,16 @@ class WanTransformer(nnx.Module):
   prediction (B, T, H, W, out_channels), float32."""
 
   def __init__(self, shape: WanShape, *, dtype: str = 'float32', remat: str = 'none',
-               attention_kernel: str = 'xla', attention_chunk: int = 0, rngs: nnx.Rngs):
+               attention_kernel: str = 'xla', attention_chunk: int = 0,
+               condition_channels: int = 0, rngs: nnx.Rngs):
     self.shape = shape
+    self.condition_channels = condition_channels
     self.dtype = jnp.dtype(dtype)
     self.remat = remat
     dim, patch = shape.dim, shape.patch_size
     fn = attention.attention_fn(attention_kernel, attention_chunk)
     self.patch_embedding = nnx.Param(nnx.initializers.lecun_normal()(
-        rngs.params(), patch + (shape.in_channels, dim)))
+        rngs.params(), patch + (shape.in_channels + condition_channels, dim)))
     self.patch_bias = nnx.Param(jnp.zeros((dim,), jnp.float32))
     self.time_linear_1 = _dense(shape.freq_dim, dim, jnp.float32, rngs)
     self.time_linear_2 = _dense(dim, dim, jnp.float32, rngs)
@@ -241,10 +243,17 @@ class WanTransformer(nnx.Module):
         jax.random.normal(rngs.params(), (2, dim), jnp.float32) / math.sqrt(dim))
     self.proj_out = _dense(dim, math.prod(patch) * shape.out_channels, self.dtype, rngs)
 
-  def __call__(self, latents, timesteps, text, token_sharding=None):
-    """``token_sharding`` (a NamedSharding of (B, tokens, width)) pins the activations
+  def __call__(self, latents, timesteps, text, token_sharding=None, condition=None):
+    """``condition`` (B, T, H, W, condition_channels): latents joined to ``latents`` by
+    channel concatenation at the patch embedding (the right view of a stereo model).
+    ``token_sharding`` (a NamedSharding of (B, tokens, width)) pins the activations
     between blocks: the batch over its first axes, the tokens over its second."""
     shape = self.shape
+    if (condition is None) != (self.condition_channels == 0):
+      raise ValueError(f'this transformer takes {self.condition_channels} condition channels; '
+                       f'got {"none" if condition is None else condition.shape[-1]}')
+    if condition is not None:
+      latents = jnp.concatenate([latents, condition.astype(latents.dtype)], axis=-1)
     batch, frames, height, width, channels = latents.shape
     pt, ph, pw = shape.patch_size
     if frames % pt or height % ph or width % pw:
@@ -295,9 +304,11 @@ _REMAT_POLICIES = {
 
 def create(shape: WanShape, model: ml_collections.ConfigDict | None = None,
            seed: int = 0) -> WanTransformer:
-  """A randomly initialised transformer with ``model``'s dtype, remat and attention kernel."""
+  """A randomly initialised transformer with ``model``'s dtype, remat, attention kernel and
+  condition channels (the right view's latent channels of a stereo model)."""
   options = {}
   if model is not None:
     options = dict(dtype=model.dtype, remat=model.remat, attention_kernel=model.attention_kernel,
-                   attention_chunk=model.attention_chunk)
+                   attention_chunk=model.attention_chunk,
+                   condition_channels=model.condition_channels)
   return WanTransformer(shape, **options, rngs=nnx.Rngs(seed))
