@@ -12,6 +12,7 @@ largest tensor, not the model, and written as an orbax checkpoint with its confi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 import tempfile
@@ -107,11 +108,11 @@ def _fill(plan, files, scratch: pathlib.Path, dtype, progress) -> tuple[dict, li
     arrays[target] = np.lib.format.open_memmap(scratch / f'{i}.npy', mode='w+', dtype=dtype,
                                                shape=full)
   report, handles = [], {}
-  try:
+  with contextlib.ExitStack() as stack:  # each shard opened once, all closed at the end
     for count, m in enumerate(plan, 1):
       path = files[m.source]
       if path not in handles:
-        handles[path] = _open(path).__enter__()
+        handles[path] = stack.enter_context(_open(path))
       try:
         tensor = np.asarray(handles[path].get_tensor(m.source), np.float32)
       except Exception as error:
@@ -126,9 +127,6 @@ def _fill(plan, files, scratch: pathlib.Path, dtype, progress) -> tuple[dict, li
                      'layout': m.layout})
       if progress and (count % 200 == 0 or count == len(plan)):
         progress(f'  {count}/{len(plan)} tensors from {path.parent.name}/')
-  finally:
-    for handle in handles.values():
-      handle.__exit__(None, None, None)
   tree: dict = {}
   for target, array in arrays.items():
     node = tree

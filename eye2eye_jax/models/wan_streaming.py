@@ -28,7 +28,7 @@ def tile_starts(size: int, tile: int, overlap: int, align: int) -> list[int]:
   return [int(round(s / align)) * align for s in np.linspace(0, size - tile, count)]
 
 
-def _ramp(size: int, starts: list[int], tile: int, index: int) -> np.ndarray:
+def _ramp(starts: list[int], tile: int, index: int) -> np.ndarray:
   """Weights of tile ``index`` along one axis: 1, falling linearly to 0 across the parts it
   shares with its neighbours."""
   weights = np.ones(tile, np.float32)
@@ -72,8 +72,8 @@ class _Pass:
           weight = np.zeros(out.shape[2:4] + (1,), np.float32)
         rh, rw = result.shape[2:4]
         y, x = int(top * self.scale), int(left * self.scale)
-        ramp = (_ramp(out.shape[2], [int(r * self.scale) for r in rows], rh, i)[:, None]
-                * _ramp(out.shape[3], [int(c * self.scale) for c in cols], rw, j)[None, :])
+        ramp = (_ramp([int(r * self.scale) for r in rows], rh, i)[:, None]
+                * _ramp([int(c * self.scale) for c in cols], rw, j)[None, :])
         out[:, :, y:y + rh, x:x + rw] += result * ramp[..., None]
         weight[y:y + rh, x:x + rw] += ramp[..., None]
     return out / weight
