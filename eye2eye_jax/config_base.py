@@ -226,6 +226,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.sample.solver = 'ddim'
   c.sample.eta = 0.0  # 'ddim' only: 0 deterministic; 1 DDPM-like ancestral sampling
   c.sample.seed = 0  # the noise; each frame's is keyed by its place in the video
+  # Latent models (Wan): their VAE encodes and decodes a video vae_chunk_frames frames at a
+  # time (the first chunk one more), its causal caches carried between chunks, on tiles of
+  # vae_tile px overlapping by vae_tile_overlap (0: whole frames); the same frames as one
+  # pass, in memory that does not grow with the chunk's length (models/wan_streaming.py).
+  c.sample.vae_chunk_frames = 16  # frames per VAE chunk (a multiple of 4)
+  c.sample.vae_tile = 0  # px of the VAE's square tiles; 0: whole frames
+  c.sample.vae_tile_overlap = 64  # px shared by neighbouring VAE tiles
   c.sample.window_overlap = -1  # frames shared by consecutive windows; -1: half a clip
   c.sample.window_batch = 4  # windows (or refiner tiles) per device per UNet call
   # The devices one process samples on: (windows, rows). Windows and tiles are spread over

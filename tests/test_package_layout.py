@@ -90,7 +90,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_the_import_graph_reads_real_imports():
-  assert 'eye2eye_jax.models.unet' in GRAPH['eye2eye_jax.sampling.stereo_sampler']
+  assert 'eye2eye_jax.models.networks' in GRAPH['eye2eye_jax.sampling.stereo_sampler']
   assert 'eye2eye_jax.data.frame_ops' in GRAPH['data_builders.stereo4d.frame_sources']
   assert _cycles({'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}}) == [['a', 'b', 'c']]
 

@@ -280,16 +280,15 @@ def test_tiles_cover_the_frame_and_blend_without_seams():
   assert seen[tiles:] == ['cache'] * tiles
 
 
-def test_the_unet_commands_refuse_a_wan_checkpoint_with_a_reason(imported):
+def test_a_unet_run_and_the_sampler_refuse_a_wan_backbone_with_a_reason(imported):
   from eye2eye_jax import config_base
-  from eye2eye_jax.models import unet
+  from eye2eye_jax.sampling import video_conversion
   from eye2eye_jax.training import train_state
   config = config_base.base_config()
   with pytest.raises(ValueError, match="holds a 'wan' model; this config builds a 'unet' one"):
     train_state.init_from_checkpoint(config, str(imported[0]))
-  stored = checkpoints.read_config(checkpoints.epath.Path(imported[0]))
-  with pytest.raises(ValueError, match="model.architecture='wan': this runs the space-time UNet"):
-    unet.validate_model_config(stored.model)
+  with pytest.raises(ValueError, match='a video backbone .* cannot convert; fine-tune'):
+    video_conversion.load_sampler(config, str(imported[0]))
 
 
 def test_the_import_holds_one_tensor_at_a_time_not_the_model(tmp_path):
@@ -326,34 +325,40 @@ def test_the_import_holds_one_tensor_at_a_time_not_the_model(tmp_path):
   assert peak < 4 * largest, f'peak {peak / 1e6:.1f} MB for a {total / 1e6:.0f} MB model'
 
 
-def test_a_stereo_transformer_from_the_backbone_predicts_what_the_backbone_does(wan, reference):
+def test_a_stereo_model_started_from_the_import_predicts_what_the_backbone_does(
+    imported, wan, reference):
   """The right view's latents join by channel concatenation at the patch embedding; started
-  by the checkpoint surgery from the imported backbone, the new channels' weights are zero,
-  so at step 0 the stereo model's prediction is the backbone's whatever the right view."""
-  from flax import nnx
-  from eye2eye_jax.models import surgery
-  model = wan.config.model.copy_and_resolve_references()
-  model.condition_channels = wan.shape.in_channels
-  stereo = wan_transformer.create(wan.shape, model, seed=3)
-  fresh = {'transformer': nnx.to_pure_dict(nnx.state(stereo, nnx.Param))}
-  params, report = surgery.transplant(fresh, {'transformer': wan.params['transformer']})
+  through ``train.init_checkpoint`` from the imported backbone, the new channels' weights
+  are zero, so at step 0 the stereo model (``networks``: flow time t reaching the
+  transformer as 1000 sigma(t)) predicts the backbone's output whatever the right view."""
+  from eye2eye_jax import diffusion
+  from eye2eye_jax.models import networks
+  from eye2eye_jax.training import train_state
+  config = checkpoints.read_config(checkpoints.epath.Path(imported[0]))
+  config.model.condition_channels = wan.shape.in_channels
+  state, report = train_state.init_from_checkpoint(config, str(imported[0]))
   assert report['extended'] == ['transformer/patch_embedding']
-  assert len(report['copied']) == len(jax.tree.leaves(wan.params['transformer'])) - 1
   assert not report['new_random'] and not report['unused']
-  forward = wan_runner.transformer_function(wan.shape, model)
+  assert 'empty_caption/embedding' in report['copied']
+  assert sum(p.startswith('vae/') for p in report['copied']) == len(
+      jax.tree.leaves(wan.params['vae']))
+  params = state['params']
   latents = reference['transformer_latents'].transpose(0, 2, 3, 4, 1)
   right = np.random.default_rng(0).standard_normal(latents.shape).astype(np.float32)
-  t = reference['transformer_timesteps'].astype(np.float32)
-  out = forward(params['transformer'], latents, t, reference['transformer_text'],
-                condition=right)
-  np.testing.assert_allclose(np.asarray(out).transpose(0, 4, 1, 2, 3),
-                             reference['transformer_output'], atol=2e-5)
+  schedule = config.diffusion.schedule
+  t = np.array([diffusion.time_at_alpha(schedule, 1 - step / 1000)
+                for step in reference['transformer_timesteps']], np.float32)
+  denoiser = networks.make_denoiser(config, networks.graphdef(config), params, right,
+                                    reference['transformer_text'])
+  # (1e-4: the timestep comes back from t through the float32 schedule, within 1e-4 of 999)
+  np.testing.assert_allclose(np.asarray(denoiser(latents, t)).transpose(0, 4, 1, 2, 3),
+                             reference['transformer_output'], atol=1e-4)
   # Once training moves the new channels' weights, the right view changes the prediction.
-  trained = dict(params['transformer'])
-  kernel = np.array(trained['patch_embedding'])
+  kernel = np.array(params['transformer']['patch_embedding'])
   kernel[..., wan.shape.in_channels:, :] = 0.1 * np.random.default_rng(1).standard_normal(
       kernel[..., wan.shape.in_channels:, :].shape)
-  trained['patch_embedding'] = kernel
-  views = [forward(trained, latents, t, reference['transformer_text'], condition=c)
+  trained = {**params, 'transformer': {**params['transformer'], 'patch_embedding': kernel}}
+  views = [networks.make_denoiser(config, networks.graphdef(config), trained, c,
+                                  reference['transformer_text'])(latents, t)
            for c in (right, -right)]
   assert np.abs(np.asarray(views[0]) - np.asarray(views[1])).max() > 1e-2

@@ -186,6 +186,17 @@ def batch_sharding(mesh: Mesh, rules, ndim: int = 5) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec())
 
 
+def token_sharding(mesh: Mesh, rules) -> NamedSharding:
+  """The layout of a transformer's (batch, tokens, width) activations: the batch over the
+  ``batch`` rule's axes less those of the ``tokens`` rule, the tokens over the ``tokens``
+  rule's (context parallelism; none without one)."""
+  axes = {logical: (m,) if isinstance(m, str) else tuple(m) for logical, m in rules
+          if logical in ('batch', 'tokens')}
+  token_axes = axes.get('tokens', ())
+  batch_axes = tuple(a for a in axes.get('batch', ()) if a not in token_axes)
+  return NamedSharding(mesh, PartitionSpec(batch_axes or None, token_axes or None, None))
+
+
 def batch_shardings(mesh: Mesh, rules, ndims: dict[str, int]) -> dict[str, NamedSharding]:
   """A batch sharding per batch key, for arrays of rank ``ndims[key]``."""
   return {key: batch_sharding(mesh, rules, ndim) for key, ndim in ndims.items()}

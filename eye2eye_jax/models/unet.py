@@ -319,9 +319,8 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the field when the model config cannot build a UNet."""
   if config.architecture != 'unet':
     raise ValueError(
-        f'model.architecture={config.architecture!r}: this runs the space-time UNet; an '
-        "imported Wan 2.1 model runs through eye2eye_jax.models.wan_runner (stereo training "
-        'and conversion on Wan need its stereo conditioning, not built yet)')
+        f'model.architecture={config.architecture!r}: this builds the space-time UNet; '
+        'eye2eye_jax.models.networks builds every architecture')
   levels = len(config.channel_mult)
   if levels < 1:
     raise ValueError('model.channel_mult needs at least one level')

@@ -148,6 +148,9 @@ def wan_config(shape: wan_transformer.WanShape, vae: wan_vae.VaeShape, caption_t
     config.model.wan_vae[field] = getattr(vae, field)
   config.model.text_embed_dim = shape.text_dim
   config.model.condition_channels = 0  # the released backbone: no stereo condition yet
+  # Wan 2.1 is a flow-matching model; its pipelines sample 480p with the timestep shift 3.
+  config.diffusion.schedule, config.diffusion.prediction = 'flow:3', 'flow'
+  config.diffusion.clip_x0 = False
   config.text.max_tokens = caption_tokens
   return config
 

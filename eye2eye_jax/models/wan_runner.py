@@ -86,7 +86,7 @@ class ImportedWan:
     """(B, 3, F, H, W) video in [-1, 1] -> (mean, log-variance), each (B, z, f, h, w)."""
     frames = np.asarray(video, np.float32).transpose(0, 2, 3, 4, 1)
     pieces, caches = [], None
-    for chunk in _chunks(frames.shape[1], chunk_frames, first_extra=1):
+    for chunk in frame_chunks(frames.shape[1], chunk_frames, first_extra=1):
       mean, log_variance, caches = self._encode(self.params['vae'],
                                                 jnp.asarray(frames[:, chunk]), caches)
       pieces.append((np.asarray(mean), np.asarray(log_variance)))
@@ -97,13 +97,13 @@ class ImportedWan:
     """(B, z, f, h, w) raw latents -> (B, 3, F, H, W) video in [-1, 1]."""
     latents = np.asarray(latents, np.float32).transpose(0, 2, 3, 4, 1)
     pieces, caches = [], None
-    for chunk in _chunks(latents.shape[1], chunk_frames, first_extra=0):
+    for chunk in frame_chunks(latents.shape[1], chunk_frames, first_extra=0):
       video, caches = self._decode(self.params['vae'], jnp.asarray(latents[:, chunk]), caches)
       pieces.append(np.asarray(video))
     return np.concatenate(pieces, 1).transpose(0, 4, 1, 2, 3)
 
 
-def _chunks(total: int, size: int, first_extra: int) -> list[slice]:
+def frame_chunks(total: int, size: int, first_extra: int) -> list[slice]:
   """Slices of ``size`` frames (the first ``first_extra`` more), or one slice when 0."""
   if size <= 0:
     return [slice(0, total)]

@@ -36,8 +36,8 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from eye2eye_jax import diffusion
 from eye2eye_jax.data import frame_ops, text_encoding
-from eye2eye_jax.models import unet
-from eye2eye_jax.sampling import convergence, memory_fit, window_blending
+from eye2eye_jax.models import networks
+from eye2eye_jax.sampling import convergence, latent_space, memory_fit, window_blending
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -63,13 +63,19 @@ class Stage:
 
   @property
   def spatial_factor(self) -> int:
-    return 2**(len(self.config.model.channel_mult) - 1)
+    return networks.spatial_factor(self.config.model)
+
+  @property
+  def window(self) -> int:
+    """Frames of one window as the network sees them (a Wan model's latent frames)."""
+    return networks.model_frames(self.config.model, self.num_frames)
 
 
-def piece_predictor(graphdef, params, guidance_scale: float, text: jax.Array | None = None,
+def piece_predictor(config, params, guidance_scale: float, text: jax.Array | None = None,
                     text_mask: jax.Array | None = None, text_guidance_scale: float = 0.0,
                     activation_sharding=None, strength: jax.Array | None = None):
-  """The UNet on a batch of pieces: f(x, c (B, T, H, W, C), t (B,)) -> prediction like x.
+  """The network of ``config`` on a batch of pieces: f(x, c (B, T, H, W, C), t (B,)) ->
+  prediction like x.
 
   text (tokens, D) and text_mask (tokens,) are shared by the batch. With guidance_scale
   w > 0 the prediction is cond + w * (cond - uncond), uncond being the model with an
@@ -78,11 +84,14 @@ def piece_predictor(graphdef, params, guidance_scale: float, text: jax.Array | N
   dropout). ``activation_sharding`` pins the UNet's activations (``window_blending``);
   ``strength`` (a scalar) is the disparity scale asked of a strength-conditioned model.
   """
+  graphdef = networks.graphdef(config)
+
   def predict(x, c, t):
     batch = lambda a: None if a is None else jnp.broadcast_to(a[None], (x.shape[0],) + a.shape)
     batch_text, batch_mask, batch_strength = batch(text), batch(text_mask), batch(strength)
-    model = lambda c, mask: unet.make_denoiser(graphdef, params, c, batch_text, mask,
-                                               activation_sharding, batch_strength)(x, t)
+    model = lambda c, mask: networks.make_denoiser(config, graphdef, params, c, batch_text,
+                                                   mask, activation_sharding,
+                                                   batch_strength)(x, t)
     prediction = model(c, batch_mask)
     guided = prediction
     if guidance_scale:
@@ -106,12 +115,12 @@ def run_stage(params, condition, x_start, rng, text, text_mask, *, config, start
   ``window_blending.refiner_tiles``), ``window_batch`` pieces per device per call, spread
   over ``mesh`` (``window_blending.sampling_mesh``); jitted per shape (``strength``, a
   traced scalar, does not recompile)."""
-  predict = piece_predictor(unet.model_graphdef(config), params, guidance_scale, text,
+  predict = piece_predictor(config, params, guidance_scale, text,
                             text_mask, text_guidance_scale,
                             window_blending.activation_layout(mesh), strength)
-  denoiser = window_blending.blended_denoiser(predict, condition, starts,
-                                              int(config.data.num_frames), tiles, window_batch,
-                                              mesh)
+  window = networks.model_frames(config.model, int(config.data.num_frames))
+  denoiser = window_blending.blended_denoiser(predict, condition, starts, window, tiles,
+                                              window_batch, mesh)
   return diffusion.sample(config, denoiser, x_start, rng, num_steps, t_start=t_start,
                           eta=eta, solver=solver)
 
@@ -159,8 +168,8 @@ class StereoSampler:
     s = sample_config
     for stage in (base, refiner):
       if stage is not None:
-        unet.check_video_shape(stage.config.model, stage.num_frames, stage.resolution,
-                               stage.resolution)
+        networks.check_video_shape(stage.config.model, stage.num_frames, stage.resolution,
+                                   stage.resolution)
     if s.base_num_steps < 1 or (refiner is not None and s.refiner_num_steps < 1):
       raise ValueError('sample.base_num_steps and sample.refiner_num_steps must be >= 1')
     if not 0 < s.refiner_t_start <= 1:
@@ -169,13 +178,17 @@ class StereoSampler:
       raise ValueError(f"sample.input_eye must be 'right' or 'left', got {s.input_eye!r}")
     if s.window_batch < 1:
       raise ValueError(f'sample.window_batch must be >= 1, got {s.window_batch}')
-    window = min(stage.num_frames for stage in (base, refiner) if stage is not None)
+    window = min(stage.window for stage in (base, refiner) if stage is not None)
     if not -1 <= s.window_overlap < window:
       raise ValueError(f'sample.window_overlap={s.window_overlap}: must be -1 (half a window) '
                        f'or in [0, {window - 1}] (frames shared by windows of {window})')
     if s.refiner_tile < -1:
       raise ValueError(f'sample.refiner_tile={s.refiner_tile}: -1 (chosen to fit the device), '
                        '0 (whole frames) or a tile side in px')
+    if s.refiner_tile > 0 and any(stage is not None and stage.config.model.architecture != 'unet'
+                                  for stage in (base, refiner)):
+      raise ValueError(f'sample.refiner_tile={s.refiner_tile}: a Wan stage denoises whole '
+                       'latent frames (sample.vae_tile bounds its VAE\'s memory); set it to 0')
     if s.model_fps < 0:
       raise ValueError(f'sample.model_fps={s.model_fps}: must be >= 0 (0: the input\'s rate)')
     for stage in (base, refiner):
@@ -185,6 +198,10 @@ class StereoSampler:
     convergence.check_convergence(float(s.convergence))
     self.mesh = window_blending.sampling_mesh(s)
     self._placed = {}  # stage -> its weights on every device of the mesh
+    self._codecs = {}  # stage -> the space its network denoises in (latent_space)
+    for stage in (base, refiner):  # a bad VAE streaming setting fails here, before work
+      if stage is not None:
+        self._space(stage)
     self._refiner_tiling = {}  # (height, width) of the input -> (refiner tile, window batch)
 
   def _on_mesh(self, tree):
@@ -204,11 +221,14 @@ class StereoSampler:
     a file's conversion asks it before any work."""
     if (height, width) not in self._refiner_tiling:
       s = self.sample_config
+      tiling = (int(s.refiner_tile), int(s.window_batch))
+      if self.base.config.model.architecture != 'unet':  # memory_fit models the UNet only
+        self._refiner_tiling[(height, width)] = (0, tiling[1])
+        return self._refiner_tiling[(height, width)]
       budget = memory_fit.memory_budget()
       memory_fit.check_base_fits(self.base.config.model, self.base.num_frames,
                                  *base_grid(height, width, self.base_short_side,
                                             self.base.spatial_factor), budget)
-      tiling = (int(s.refiner_tile), int(s.window_batch))
       if self.refiner is not None and s.refiner_tile == -1:
         factor = self.refiner.spatial_factor
         tiling = memory_fit.choose_refiner_tiling(
@@ -218,6 +238,12 @@ class StereoSampler:
       self._refiner_tiling[(height, width)] = tiling
     return self._refiner_tiling[(height, width)]
 
+  def _space(self, stage: Stage) -> latent_space.Pixels | latent_space.WanLatents:
+    """The space ``stage``'s network denoises in (its VAE's latents for a Wan model)."""
+    if stage not in self._codecs:
+      self._codecs[stage] = latent_space.codec(stage.config, stage.params, self.sample_config)
+    return self._codecs[stage]
+
   def _stage(self, stage: Stage, condition: np.ndarray, x_start: jax.Array,
              rng: jax.Array, num_steps: int, t_start: float, caption: str,
              tiling: tuple[int, int]) -> np.ndarray:
@@ -225,7 +251,7 @@ class StereoSampler:
     used by the refiner (which may be the same model as the base)."""
     s = self.sample_config
     window_batch = int(s.window_batch)
-    starts = window_blending.stage_windows(condition.shape[0], stage.num_frames, s.window_overlap)
+    starts = window_blending.stage_windows(condition.shape[0], stage.window, s.window_overlap)
     text = text_mask = None
     if text_encoding.uses_text(stage.config):
       encode = text_encoding.caption_encoder(stage.config)
@@ -274,32 +300,37 @@ class StereoSampler:
     tiling = self.plan_memory(height, width)
     indices = frame_ops.resample_frame_indices(n, fps, float(s.model_fps)) if fps else np.arange(n)
     frames = video[indices]
-    # Short videos are padded to one window by repeating the last frame.
-    window = max(self.base.num_frames, self.refiner.num_frames if self.refiner else 0)
-    padded = np.concatenate([frames, np.repeat(frames[-1:], max(0, window - len(frames)), 0)])
+    # Short videos are padded to one window by repeating the last frame (and to a length
+    # every stage's network takes: a Wan VAE's 1 + 4k frames).
+    stages = [stage for stage in (self.base, self.refiner) if stage is not None]
+    length = max([len(frames)] + [stage.num_frames for stage in stages])
+    length = max(networks.valid_frames(stage.config.model, length) for stage in stages)
+    padded = np.concatenate([frames, np.repeat(frames[-1:], length - len(frames), 0)])
     rng = jax.random.PRNGKey(s.seed if seed is None else seed)
     base_rng, refine_rng, noise_rng, base_noise_rng = jax.random.split(rng, 4)
 
     bh, bw = base_grid(height, width, self.base_short_side, self.base.spatial_factor)
-    condition = frame_ops.to_model_range(frame_ops.resize_clip(padded, bh, bw))
-    noise = frame_noise(base_noise_rng, first_frame, (1,) + condition.shape)
-    base_out = self._stage(self.base, condition, noise, base_rng,
-                           s.base_num_steps, 1.0, caption, tiling)
+    space = self._space(self.base)
+    condition = space.encode(frame_ops.to_model_range(frame_ops.resize_clip(padded, bh, bw)))
+    noise = frame_noise(base_noise_rng, space.model_frame(first_frame), (1,) + condition.shape)
+    base_out = space.decode(self._stage(self.base, condition, noise, base_rng,
+                                        s.base_num_steps, 1.0, caption, tiling))
     base_up = frame_ops.resize_clip(frame_ops.from_model_range(base_out), height, width)
     result = base_up
     if self.refiner is not None:
       factor = self.refiner.spatial_factor
       rh, rw = _round_to(height, factor), _round_to(width, factor)
-      condition = frame_ops.to_model_range(frame_ops.resize_clip(padded, rh, rw))
-      up = jnp.asarray(frame_ops.resize_clip(base_out, rh, rw))[None]
+      space = self._space(self.refiner)
+      condition = space.encode(frame_ops.to_model_range(frame_ops.resize_clip(padded, rh, rw)))
+      up = jnp.asarray(space.encode(frame_ops.resize_clip(base_out, rh, rw)))[None]
       # The start is a noise level quoted on the cosine schedule, met on the refiner's own.
       t0 = diffusion.noise_level_time(self.refiner.config.diffusion.schedule,
                                       float(s.refiner_t_start))
-      eps = frame_noise(noise_rng, first_frame, up.shape)
+      eps = frame_noise(noise_rng, space.model_frame(first_frame), up.shape)
       x_start = diffusion.add_noise(self.refiner.config.diffusion.schedule, up, eps,
                                     jnp.full((1,), t0))
-      refined = self._stage(self.refiner, condition, x_start, refine_rng,
-                            s.refiner_num_steps, t0, caption, tiling)
+      refined = space.decode(self._stage(self.refiner, condition, x_start, refine_rng,
+                                         s.refiner_num_steps, t0, caption, tiling))
       result = frame_ops.resize_clip(frame_ops.from_model_range(refined), height, width)
 
     def restore(x):

@@ -13,7 +13,7 @@ import tqdm
 
 from eye2eye_jax.common import atomic_files
 from eye2eye_jax.data import video_io
-from eye2eye_jax.models import checkpoints, unet
+from eye2eye_jax.models import checkpoints, networks
 from eye2eye_jax.sampling import (chunked_conversion, convergence, stereo_formats,
                                   stereo_sampler)
 
@@ -130,7 +130,11 @@ def load_sampler(config: ml_collections.ConfigDict, checkpoint: str | None = Non
 
   def stage(source: str) -> stereo_sampler.Stage:
     model_config, params = checkpoints.load_for_inference(source, s.use_ema)
-    unet.validate_model_config(model_config.model)  # e.g. refuses an imported Wan backbone
+    networks.validate(model_config)
+    if not model_config.model.condition_channels:
+      raise ValueError(f'{source}: a video backbone (model.condition_channels=0, e.g. an '
+                       'imported Wan release) cannot convert; fine-tune a stereo model from '
+                       'it (train.init_checkpoint)')
     if s.dtype:  # the weights stay float32; the UNet computes in sample.dtype
       model_config.model.dtype = s.dtype
     return stereo_sampler.Stage(model_config, params)

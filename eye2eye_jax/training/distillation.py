@@ -7,7 +7,7 @@ Salimans & Ho 2022, "Progressive Distillation for Fast Sampling of Diffusion Mod
 interval [0, T] (``distill.t_start``: 1 for a base model, the refiner's start for a
 refiner), a training example's left view x is noised to z_t at a time t on the student's
 grid (t = T i / N), the teacher takes two deterministic DDIM steps t -> t - T/2N -> t - T/N
-(its x0 clipped, as the sampler does), and the student learns the x~ from which one DDIM
+(its x0 clipped where the sampler clips it), and the student learns the x~ from which one DDIM
 step lands where the teacher's two did:
 
   x~ = (z'' - (sigma'' / sigma_t) z_t) / (alpha'' - (sigma'' / sigma_t) alpha_t),
@@ -36,7 +36,7 @@ import ml_collections
 import optax
 
 from eye2eye_jax import diffusion
-from eye2eye_jax.models import unet
+from eye2eye_jax.models import networks
 
 
 def enabled(config: ml_collections.ConfigDict) -> bool:
@@ -59,10 +59,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if not t.init_checkpoint:
     raise ValueError('distillation starts from its teacher: set train.init_checkpoint to the '
                      'trained model to distil')
-  if config.diffusion.prediction != 'v':
-    raise ValueError("distillation needs a model that predicts v (diffusion.prediction='v'): "
-                     "an eps model's x0 estimate is unstable at the start of sampling, where "
-                     'the student must be accurate (Salimans & Ho 2022, section 4)')
+  if config.diffusion.prediction not in ('v', 'flow'):
+    raise ValueError("distillation needs a model that predicts v or a flow velocity "
+                     "(diffusion.prediction='v' or 'flow'): an eps model's x0 estimate is "
+                     'unstable at the start of sampling, where the student must be accurate '
+                     '(Salimans & Ho 2022, section 4)')
   if not 0 < d.t_start <= 1:
     raise ValueError(f'distill.t_start must be in (0, 1], got {d.t_start}')
   if int(t.num_steps) != rounds(config) * int(d.steps_per_round):
@@ -90,9 +91,9 @@ def student_target(config: ml_collections.ConfigDict, teacher, z: jax.Array, t: 
   where the ``teacher``'s (a denoiser's) two land, through ``middle`` (times (B,))."""
   d = config.diffusion
 
-  def clipped_x0(z, t):
-    return jnp.clip(diffusion.to_x0_eps(d.prediction, d.schedule, z, t, teacher(z, t))[0],
-                    -1.0, 1.0)
+  def clipped_x0(z, t):  # as the sampler clips it (pixels; latents are not)
+    x0 = diffusion.to_x0_eps(d.prediction, d.schedule, z, t, teacher(z, t))[0]
+    return jnp.clip(x0, -1.0, 1.0) if d.clip_x0 else x0
 
   z_middle = diffusion.ddim_step(d.schedule, clipped_x0(z, t), z, t, middle)
   z_end = diffusion.ddim_step(d.schedule, clipped_x0(z_middle, middle), z_middle, middle, end)
@@ -106,10 +107,10 @@ def distillation_loss(config: ml_collections.ConfigDict, graphdef, params, teach
                       batch: dict, rng: jax.Array, step: jax.Array) -> jax.Array:
   """The student's loss on one batch at train step ``step`` (which fixes the round)."""
   d = config.diffusion
-  target, condition = batch['left'], batch['right']
-  model = lambda weights: unet.make_denoiser(graphdef, weights, condition, batch.get('text'),
-                                             batch.get('text_mask'), None,
-                                             batch.get('strength'))
+  target, condition = networks.encode_videos(config, params, batch['left'], batch['right'])
+  model = lambda weights: networks.make_denoiser(config, graphdef, weights, condition,
+                                                 batch.get('text'), batch.get('text_mask'),
+                                                 None, batch.get('strength'))
   n = student_steps_at(config, step)
   interval = diffusion.noise_level_time(d.schedule, float(config.distill.t_start))
   i_rng, eps_rng = jax.random.split(rng)
@@ -129,7 +130,7 @@ def make_train_step(config: ml_collections.ConfigDict, optimizer: optax.Gradient
   """The distillation step ``(state, batch) -> (state, metrics)``, not yet jitted
   (``train_state.make_train_step`` compiles it like the ordinary step);
   ``state['teacher_params']`` becomes the student's EMA weights at each new round."""
-  graphdef = unet.model_graphdef(config)
+  graphdef = networks.graphdef(config)
   decay = config.train.ema_decay
   base_rng = jax.random.PRNGKey(config.seed)
   per_round = int(config.distill.steps_per_round)

@@ -23,7 +23,7 @@ from etils import epath
 
 from eye2eye_jax.common import atomic_files, runtime, sharding
 from eye2eye_jax.data import datasets, input_pipeline
-from eye2eye_jax.models import unet
+from eye2eye_jax.models import networks
 from eye2eye_jax.training import (checkpoint_manager, distillation, step_figures,
                                   train_state, validation_samples)
 
@@ -35,9 +35,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, on_metri
   ``on_metrics(step, scalars)`` is called with every logged set of scalars;
   ``peak_flops_per_device`` (``eye2eye_jax.planning.peak_flops``) adds the MFU to them.
   """
-  unet.validate_model_config(config.model)
-  unet.check_video_shape(config.model, config.data.num_frames, config.data.resolution,
-                         config.data.resolution)
+  networks.validate(config)
+  networks.check_video_shape(config.model, config.data.num_frames, config.data.resolution,
+                             config.data.resolution)
   mesh = sharding.create_mesh(config)
   rules = config.mesh.rules
   sharding.per_device_batch(config, mesh)  # raises if the batch does not split
@@ -80,7 +80,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, on_metri
                                                   just_logging=jax.process_index() > 0)
     if int(state['step']) == 0:
       writer.write_hparams({k: str(v) for k, v in config.to_dict().items()})
-    logging.info('UNet: %.2fM parameters', unet.count_params(state['params']) / 1e6)
+    logging.info('Network: %s', networks.parameter_summary(state['params']))
     train_step = train_state.make_train_step(config, state_shardings, batch_sharding)
     batches = (_global_batch(batch_sharding, local) for local in data_iterator)
     try:

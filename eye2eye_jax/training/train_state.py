@@ -1,7 +1,8 @@
 """The functional core of training: optimizer, train state and the jitted train step.
 
-Weights are plain nested dicts of arrays (``nnx.to_pure_dict(nnx.state(...))``); the UNet is
-rebuilt from its graphdef inside jitted functions with ``nnx.merge``. The train state is a
+Weights are plain nested dicts of arrays (``nnx.to_pure_dict(nnx.state(...))``); the network
+(``models/networks.py``: the UNet, or a Wan transformer on its VAE's latents) is rebuilt
+from its graphdef inside jitted functions with ``nnx.merge``. The train state is a
 dict ``{'step', 'params', 'opt_state', 'ema_params'}``; the step's randomness is derived
 from the run's seed and the step number, so a resumed run draws the same noise.
 
@@ -24,7 +25,7 @@ import optax
 from absl import logging
 
 from eye2eye_jax import diffusion
-from eye2eye_jax.models import checkpoints, surgery, unet
+from eye2eye_jax.models import checkpoints, networks, surgery
 from eye2eye_jax.training import distillation
 
 TrainState = dict[str, Any]
@@ -44,7 +45,8 @@ FREEZE_GROUPS = {
 
 
 def frozen_mask(config: ml_collections.ConfigDict, params) -> dict:
-  """A tree of bools like ``params``: True where ``train.freeze`` keeps the weight fixed."""
+  """A tree of bools like ``params``: True where ``train.freeze`` keeps the weight fixed
+  (and for the parts no loss trains: ``networks.always_frozen``)."""
   tests = []
   for entry in config.train.freeze:
     if entry in FREEZE_GROUPS:
@@ -55,6 +57,7 @@ def frozen_mask(config: ml_collections.ConfigDict, params) -> dict:
       except re.error as error:
         raise ValueError(f'train.freeze: {entry!r} is neither a group '
                          f'{sorted(FREEZE_GROUPS)} nor a regular expression ({error})') from error
+  tests.append(lambda path: networks.always_frozen(config, path))
   mask = {path: any(test(path) for test in tests) for path in surgery.flatten(params)}
   return surgery.unflatten_like(params, mask)
 
@@ -76,10 +79,10 @@ def make_optimizer(config: ml_collections.ConfigDict, params=None) -> optax.Grad
   optimizer = optax.chain(optax.clip_by_global_norm(t.grad_clip_norm),
                           optax.adamw(learning_rate_schedule(config),
                                       weight_decay=t.weight_decay))
-  if not t.freeze:
+  if not t.freeze and config.model.architecture == 'unet':
     return optimizer
   if params is None:
-    params = jax.eval_shape(lambda: unet.init_params(config, 0))
+    params = jax.eval_shape(lambda: networks.init_params(config, 0))
   labels = jax.tree.map(lambda frozen: 'frozen' if frozen else 'trained',
                         frozen_mask(config, params))
   return optax.multi_transform({'trained': optimizer, 'frozen': optax.set_to_zero()}, labels)
@@ -95,10 +98,12 @@ def split_batch(config: ml_collections.ConfigDict, batch: dict):
 def draw_step_noise(config: ml_collections.ConfigDict, batch: dict, rng,
                     condition_dropout: float = 0.0, caption_dropout: float = 0.0) -> dict:
   """Every random draw of a batch's loss, each with the examples on its first axis (so a
-  share of the examples takes the matching rows): diffusion times ``t`` and noise ``eps``,
-  and the dropout masks ``keep_condition`` and ``keep_caption`` where they apply."""
+  share of the examples takes the matching rows): diffusion times ``t`` and noise ``eps``
+  (shaped as the network denoises: a Wan model's latents), and the dropout masks
+  ``keep_condition`` and ``keep_caption`` where they apply."""
   target, condition = split_batch(config, batch)
-  t, eps = diffusion.draw_time_and_noise(rng, target.shape, target.dtype)
+  t, eps = diffusion.draw_time_and_noise(
+      rng, networks.model_shape(config.model, target.shape), target.dtype)
   noise = {'t': t, 'eps': eps}
   if condition is not None and condition_dropout:
     noise['keep_condition'] = jax.random.bernoulli(
@@ -118,14 +123,14 @@ def batch_loss(config: ml_collections.ConfigDict, graphdef, params, batch: dict,
   ``rng``, or are given as ``noise`` (``draw_step_noise``)."""
   if noise is None:
     noise = draw_step_noise(config, batch, rng, condition_dropout, caption_dropout)
-  target, condition = split_batch(config, batch)
+  target, condition = networks.encode_videos(config, params, *split_batch(config, batch))
   if 'keep_condition' in noise:
     condition = condition * noise['keep_condition']
   text, text_mask = batch.get('text'), batch.get('text_mask')
   if 'keep_caption' in noise:
     text_mask = jnp.logical_and(text_mask, noise['keep_caption'])
-  denoiser = unet.make_denoiser(graphdef, params, condition, text, text_mask, activation_sharding,
-                                batch.get('strength'))
+  denoiser = networks.make_denoiser(config, graphdef, params, condition, text, text_mask,
+                                    activation_sharding, batch.get('strength'))
   return diffusion.diffusion_loss(config, denoiser, target, None, (noise['t'], noise['eps']))
 
 
@@ -144,7 +149,7 @@ def train_state_from_params(config: ml_collections.ConfigDict, params) -> TrainS
 
 
 def init_train_state(config: ml_collections.ConfigDict) -> TrainState:
-  return train_state_from_params(config, unet.init_params(config, config.seed))
+  return train_state_from_params(config, networks.init_params(config, config.seed))
 
 
 def init_from_checkpoint(config: ml_collections.ConfigDict, source: str, state_shardings=None
@@ -163,7 +168,7 @@ def init_from_checkpoint(config: ml_collections.ConfigDict, source: str, state_s
                      f'{source_config.model.architecture!r} model; this config builds a '
                      f'{config.model.architecture!r} one')
   with jax.default_device(jax.local_devices(backend='cpu')[0]):  # host memory, not a chip's
-    fresh = unet.init_params(config, config.seed)
+    fresh = networks.init_params(config, config.seed)
   try:
     params, report = surgery.transplant(fresh, loaded)
   except ValueError as error:
@@ -182,7 +187,7 @@ def make_loss(config: ml_collections.ConfigDict, batch_sharding=None):
   """Returns the train step's loss ``(params, batch, step, noise=None) -> loss``: the step's
   noise, times and dropouts derive from the step, or are given (``draw_step_noise``).
   ``batch_sharding``: a dict per batch key, or None."""
-  graphdef = unet.model_graphdef(config)
+  graphdef = networks.graphdef(config)
   base_rng = jax.random.PRNGKey(config.seed)
   activation_sharding = None
   if batch_sharding is not None:  # the layout of the (B, T, H, W, C) videos
@@ -278,7 +283,7 @@ def make_eval_loss(config: ml_collections.ConfigDict):
   """Jitted ``(params, batch, index) -> loss`` with noise and times fixed by ``index``, so
   the same held-out batches give a comparable loss at every evaluation (the inputs' own
   shardings decide the layout)."""
-  graphdef = unet.model_graphdef(config)
+  graphdef = networks.graphdef(config)
   base_rng = jax.random.PRNGKey(10_000 + config.seed)
 
   def eval_loss(params, batch, index):

@@ -1,0 +1,118 @@
+"""The Wan stereo model end to end at tiny scale (configs/wan_stereo_tiny.py): trained on the
+synthetic stereo records in VAE latents with flow matching, resumed, and converting a
+video through the streamed VAE."""
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import load_config
+from eye2eye_jax.data import input_pipeline, video_io
+from eye2eye_jax.models import checkpoints, networks, surgery
+from eye2eye_jax.sampling import latent_space, stereo_sampler, video_conversion
+from eye2eye_jax.training import loop, train_state
+
+
+@pytest.fixture(scope='module')
+def wan_config(tiny_dataset):
+  config = load_config('wan_stereo_tiny')
+  config.data.data_dir = tiny_dataset
+  return config
+
+
+@pytest.fixture(scope='module')
+def wan_run(wan_config, tmp_path_factory):
+  """A workdir of the tiny Wan stereo model after 20 steps (checkpoints at 10 and 20)."""
+  workdir = tmp_path_factory.mktemp('wan_stereo_run')
+  loop.train_and_evaluate(wan_config, str(workdir))
+  return workdir
+
+
+def _weights(workdir) -> dict:
+  return checkpoints.load_weights_to_host(str(workdir), use_ema=False)[1]
+
+
+def test_the_held_out_loss_drops_as_the_model_trains(wan_config, wan_run):
+  loader = input_pipeline.create_train_loader(wan_config, wan_config.data.data_dir,
+                                              split='validation')
+  batches = [batch for batch, _ in zip(iter(loader), range(3))]
+  eval_loss = train_state.make_eval_loss(wan_config)
+  mean_loss = lambda params: np.mean([float(eval_loss(params, b, i))
+                                      for i, b in enumerate(batches)])
+  before = mean_loss(networks.init_params(wan_config, wan_config.seed))
+  after = mean_loss(checkpoints.load_for_inference(str(wan_run), use_ema=False)[1])
+  assert after < 0.85 * before, (before, after)
+
+
+def test_the_vae_and_empty_caption_are_never_trained(wan_config, wan_run):
+  trained = surgery.flatten(_weights(wan_run))
+  fresh = surgery.flatten(networks.init_params(wan_config, wan_config.seed))
+  assert trained.keys() == fresh.keys()
+  for path in fresh:
+    change = np.abs(np.asarray(trained[path]) - np.asarray(fresh[path])).max()
+    if path.startswith(('vae/', 'empty_caption/')):
+      assert change == 0, path
+    else:  # every transformer tensor moves, the right view's channels included
+      assert change > 0, path
+
+
+def test_a_run_resumed_halfway_ends_with_the_same_weights(wan_config, wan_run, tmp_path):
+  config = wan_config.copy_and_resolve_references()
+  config.train.num_steps = 10
+  loop.train_and_evaluate(config, str(tmp_path))
+  config.train.num_steps = 20
+  loop.train_and_evaluate(config, str(tmp_path))
+  resumed, straight = surgery.flatten(_weights(tmp_path)), surgery.flatten(_weights(wan_run))
+  assert resumed.keys() == straight.keys()
+  for path in straight:
+    np.testing.assert_allclose(resumed[path], straight[path], rtol=0, atol=1e-6, err_msg=path)
+
+
+def test_the_streamed_vae_gives_the_latents_and_frames_of_one_pass(wan_config):
+  params = jax.tree.map(np.asarray, networks.init_params(wan_config, 0))
+  frames = np.random.default_rng(0).uniform(-1, 1, (13, 16, 24, 3)).astype(np.float32)
+  spaces = [latent_space.codec(wan_config, params, _with_vae_chunks(wan_config, c))
+            for c in (2, 12)]
+  latents = [space.encode(frames) for space in spaces]
+  assert latents[0].shape == (7, 4, 6, 4)
+  np.testing.assert_allclose(latents[0], latents[1], atol=1e-5)
+  decoded = [space.decode(latents[0]) for space in spaces]
+  assert decoded[0].shape == frames.shape
+  np.testing.assert_allclose(decoded[0], decoded[1], atol=1e-5)
+
+
+def _with_vae_chunks(config, chunk_frames: int):
+  s = config.sample.copy_and_resolve_references()
+  s.vae_chunk_frames = chunk_frames
+  return s
+
+
+def test_sample_converts_a_video_in_chunks_and_writes_every_layout(wan_config, wan_run,
+                                                                    tmp_path):
+  inputs = tmp_path / 'inputs'
+  inputs.mkdir()
+  video = np.random.default_rng(1).integers(0, 255, (13, 21, 34, 3), np.uint8)
+  video_io.write_video(inputs / 'odd.mp4', video, 12.0)
+  config = wan_config.copy_and_resolve_references()
+  config.sample.chunk_frames = 6  # three chunks, each through the VAE stream
+  sampler = video_conversion.load_sampler(config, str(wan_run))
+  assert isinstance(sampler._space(sampler.base), latent_space.WanLatents)
+  result = video_conversion.convert_many(sampler, [inputs / 'odd.mp4'], tmp_path / 'out',
+                                         show_progress=False)
+  assert result.converted == [inputs / 'odd.mp4']
+  shapes = {path.name: video_io.read_video(path).frames.shape
+            for path in (tmp_path / 'out').iterdir()}
+  assert shapes == {'odd_left.mp4': (13, 21, 34, 3), 'odd_LRF_Full_SBS.mp4': (13, 21, 68, 3),
+                    'odd_LR_Half_SBS.mp4': (13, 21, 34, 3), 'odd_TB.mp4': (13, 42, 34, 3),
+                    'odd_anaglyph.mp4': (13, 21, 34, 3)}
+
+
+def test_a_wan_stage_refuses_settings_it_cannot_use(wan_config, wan_run):
+  config, params = checkpoints.load_for_inference(str(wan_run))
+  stage = stereo_sampler.Stage(config, params)
+  for field, value, message in (('vae_chunk_frames', 3, 'multiple of'),
+                                ('refiner_tile', 64, 'whole latent frames')):
+    s = wan_config.sample.copy_and_resolve_references()
+    s[field] = value
+    with pytest.raises(ValueError, match=message):
+      stereo_sampler.StereoSampler(stage, None, s)
