@@ -1,9 +1,10 @@
-"""What fine-tuning Wan 2.1 costs a TPU chip, by the TPU compiler, beside the planner's estimate.
+"""What fine-tuning a Wan 2.1 stereo model costs a TPU chip, by the TPU compiler, beside the
+planner's estimate.
 
   python benchmarks/tpu_wan_memory.py [--only=NAME,...] [--output=FILE.json]
 
 For each case (a config, a named TPU topology, a clip and the mesh and batch that fit it),
-compiles with libtpu, on this CPU, the transformer's fine-tuning step (``planning/wan_plan``:
+compiles with libtpu, on this CPU, the trainer's step on latent records (``planning/wan_plan``:
 forward, backward and optimizer update, sharded by the config's mesh rules) and the VAE's
 decode of one streamed chunk on one chip, and prints the compiler's bytes per chip beside
 the planner's estimate. Each case takes minutes on 2 CPU cores; with ``--output``, finished
@@ -31,17 +32,20 @@ from eye2eye_jax.planning import accelerators, wan_plan  # noqa: E402
 P480, P720 = (832, 480, 81), (1280, 720, 81)
 # name -> (config, topology, clip (width, height, frames), config fields it sets)
 CASES = {
-    '1.3B 480p v5p-8': ('configs/wan_t2v_1_3b.py', 'v5p-8', P480, {}),
-    '1.3B 480p v5e-8': ('configs/wan_t2v_1_3b.py', 'v5e-8', P480,
+    '1.3B 480p v5p-8': ('configs/wan_stereo_1_3b.py', 'v5p-8', P480, {}),
+    # The same step encoding both views with the VAE in the step (no latent records).
+    '1.3B 480p v5p-8, VAE in the step': ('configs/wan_stereo_1_3b.py', 'v5p-8', P480,
+                                         {'data.latents': False}),
+    '1.3B 480p v5e-8': ('configs/wan_stereo_1_3b.py', 'v5e-8', P480,
                         {'mesh.shape': (1, -1, 2), 'data.batch_size': 4}),
-    '14B 480p v5p-64': ('configs/wan_t2v_14b.py', 'v5p-64', P480, {}),
-    '14B 720p v5p-128': ('configs/wan_t2v_14b.py', 'v5p-128', P720,
+    '14B 480p v5p-64': ('configs/wan_stereo_14b.py', 'v5p-64', P480, {}),
+    '14B 720p v5p-128': ('configs/wan_stereo_14b.py', 'v5p-128', P720,
                          {'mesh.shape': (1, -1, 4), 'data.batch_size': 16}),
     # Half the blocks of the row above: how the compiler's bytes grow with depth.
-    '14B 720p v5p-128, 20 blocks': ('configs/wan_t2v_14b.py', 'v5p-128', P720,
+    '14B 720p v5p-128, 20 blocks': ('configs/wan_stereo_14b.py', 'v5p-128', P720,
                                     {'mesh.shape': (1, -1, 4), 'data.batch_size': 16,
                                      'model.wan.num_layers': 20}),
-    '14B 480p v5e-256': ('configs/wan_t2v_14b.py', 'v5e-256', P480,
+    '14B 480p v5e-256': ('configs/wan_stereo_14b.py', 'v5e-256', P480,
                          {'mesh.shape': (1, -1, 4), 'data.batch_size': 64}),
 }
 

@@ -9,8 +9,9 @@ every chip and the token axis split over ``tensor`` where a mesh has one.
 Start it from an imported release (``docs/wan.md``)::
 
   python -m eye2eye_jax.ckpt import Wan2.1-T2V-1.3B-Diffusers outputs/wan_t2v_1_3b
-  launch/tpu_train.sh ... --config=configs/wan_stereo_1_3b.py \\
-      --config.train.init_checkpoint=outputs/wan_t2v_1_3b
+  python -m eye2eye_jax.build_data --config=configs/wan_stereo_1_3b.py --latents \\
+      --config.data.manual_dir=/data/stereo4d_dataset
+  launch/tpu_train.sh ... --config=configs/wan_stereo_1_3b.py
 
 One stage: Wan generates 480p natively, so no refiner is trained (``docs/wan.md`` says why).
 """
@@ -22,15 +23,16 @@ from eye2eye_jax.config_base import load_config_file
 
 def get_config():
   c = load_config_file(pathlib.Path(__file__).with_name('wan_t2v_1_3b.py'))
+  c.data.task = 'stereo'  # right view -> left view
   c.model.condition_channels = c.model.wan_vae.z_dim  # the right view's latents
   c.text.encoder = 'eye2eye_jax.data.umt5_text:encode_caption'
-  c.diffusion.schedule = 'flow:3'
-  c.diffusion.prediction = 'flow'
-  c.diffusion.clip_x0 = False
-  c.data.builder, c.data.builder_config = 'stereo4d', 'rectified_512'
-  c.data.view = 'downsample'
-  c.data.resolution = 480
-  c.data.num_frames = 77  # 1 + 4k latent-aligned frames of the 80-frame clips: 20 latents
+  # Wan's clip: 81 frames of 832x480, cut from Stereo4D's 832 px pairs (the same pixel
+  # scale, so the disparity is the data's), encoded once by the VAE (data/latent_records.py:
+  # precomputed latents cost less than encoding in every step, docs/wan.md).
+  c.data.builder, c.data.builder_config = 'stereo4d', 'vr180_832'
+  c.data.view = 'crop'
+  c.data.resolution, c.data.width, c.data.num_frames = 480, 832, 81
+  c.data.latents = True
   c.train.init_checkpoint = 'outputs/wan_t2v_1_3b'  # made by `ckpt import`
   c.train.num_steps = 20_000
   c.train.warmup_steps = 500

@@ -27,7 +27,8 @@ def get_config():
   c.text.encoder, c.text.max_tokens = 'hashed_words', 8
   c.mesh.shape = (-1, 1, 1)
   c.data.builder, c.data.builder_config = 'synthetic_stereo', 'tiny'
-  c.data.resolution, c.data.num_frames, c.data.batch_size = 16, 3, 2
+  c.data.view, c.data.resolution, c.data.width, c.data.num_frames = 'downsample', 16, 0, 3
+  c.data.latents, c.data.batch_size = False, 2  # encoded in the step (tests cover both)
   c.diffusion.schedule = 'flow'
   c.train.init_checkpoint = ''
   c.train.num_steps, c.train.warmup_steps, c.train.learning_rate = 20, 2, 1e-3

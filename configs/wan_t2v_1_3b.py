@@ -14,6 +14,8 @@ def get_config():
   c.model.architecture = 'wan'  # model.wan and model.wan_vae default to the 1.3B release
   c.model.text_embed_dim = c.model.wan.text_dim
   c.model.condition_channels = 0
+  c.data.task = 'video'  # a backbone: clips alone
+  c.diffusion.schedule, c.diffusion.prediction, c.diffusion.clip_x0 = 'flow:3', 'flow', False
   c.model.dtype = 'bfloat16'
   c.model.remat = 'full'
   c.model.attention_kernel = 'pallas_flash'  # TPUs; on GPUs 'cudnn'

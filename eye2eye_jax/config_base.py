@@ -71,7 +71,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.task = 'stereo'  # 'stereo' (right -> left) or 'video' (a backbone: clips alone)
   c.data.video_field = 'right'  # the records' field a 'video' task trains on
   c.data.view = 'downsample'  # 'downsample' (base model) or 'crop' (refiner)
-  c.data.resolution = 32  # side of the square clip the model sees
+  c.data.resolution = 32  # height of the clip the model sees (its width too when square)
+  c.data.width = 0  # width of the clip the model sees; 0: square, data.resolution
+  # The records hold a latent model's VAE latents of both views (written by
+  # `build_data --latents`), not pixels: the train step does not encode (models/networks.py).
+  c.data.latents = False
   c.data.num_frames = 8  # frames per training clip (taken from the start of each record)
   c.data.batch_size = 8  # global batch
   c.data.shuffle_seed = 0  # order of the records in each epoch

@@ -116,3 +116,62 @@ def test_a_wan_stage_refuses_settings_it_cannot_use(wan_config, wan_run):
     s[field] = value
     with pytest.raises(ValueError, match=message):
       stereo_sampler.StereoSampler(stage, None, s)
+
+
+@pytest.fixture(scope='module')
+def latent_config(wan_config, tmp_path_factory):
+  """The tiny Wan config on latent records of the tiny dataset (build_data --latents)."""
+  from eye2eye_jax.data import latent_records
+  config = wan_config.copy_and_resolve_references()
+  config.data.latents = True
+  config.data.data_dir = str(tmp_path_factory.mktemp('latent_tfds'))
+  latent_records.build(config, config.data.data_dir, show_progress=False)
+  return config
+
+
+def test_latent_records_hold_the_vae_latents_of_the_clip_and_its_mirror(latent_config):
+  from eye2eye_jax.data import datasets, latent_dataset
+  records = latent_dataset.data_source(latent_config, 'train', latent_config.data.data_dir)
+  source = datasets.data_source(latent_config, 'train', latent_config.data.data_dir)
+  assert len(records) == 2 * len(source)  # each clip and its mirror
+  folder = latent_dataset.clips_dir(latent_config, latent_config.data.data_dir) / 'train'
+  params = {'vae': jax.tree.map(np.asarray, networks.init_params(latent_config, 0)['vae'])}
+  view = input_pipeline.TrainingView('downsample', 16, 3, False)
+  clip = view.random_map(source[5], np.random.default_rng([5, 11]))
+  plain = networks.encode_videos(latent_dataset.source_config(latent_config), params,
+                                 clip['right'][None], clip['left'][None])
+  with np.load(folder / '00000005.npz') as stored, np.load(folder / '00000005m.npz') as mirror:
+    np.testing.assert_allclose(stored['right'], plain[0][0], atol=2e-3)  # float16
+    np.testing.assert_allclose(stored['left'], plain[1][0], atol=2e-3)
+    assert stored['right'].shape == (2, 4, 4, 4)
+    mirrored = networks.encode_videos(latent_dataset.source_config(latent_config), params,
+                                      clip['left'][None, :, :, ::-1])[0][0]
+    np.testing.assert_allclose(mirror['right'], mirrored, atol=2e-3)
+    assert np.abs(mirror['right'] - stored['left'][:, :, ::-1]).max() > 1e-2  # not a flip
+    assert str(stored['caption']) and stored['text_embedding'].shape[1] == 16
+
+
+def test_encoding_resumes_where_it_stopped(latent_config):
+  from eye2eye_jax.data import latent_dataset, latent_records
+  folder = latent_dataset.clips_dir(latent_config, latent_config.data.data_dir) / 'validation'
+  kept = folder / '00000000.npz'
+  before = kept.read_bytes()
+  (folder / '00000002.npz').unlink()
+  written = latent_records.encode_clips(latent_config, latent_config.data.data_dir,
+                                        show_progress=False)
+  assert written == {'train': 0, 'validation': 1}
+  assert kept.read_bytes() == before
+
+
+def test_training_on_latent_records_lowers_the_held_out_loss(latent_config, tmp_path):
+  loop.train_and_evaluate(latent_config, str(tmp_path))
+  loader = input_pipeline.create_train_loader(latent_config, latent_config.data.data_dir,
+                                              split='validation')
+  batches = [batch for batch, _ in zip(iter(loader), range(2))]
+  assert batches[0]['right'].shape == (2, 2, 4, 4, 4)
+  eval_loss = train_state.make_eval_loss(latent_config)
+  mean_loss = lambda params: np.mean([float(eval_loss(params, b, i))
+                                      for i, b in enumerate(batches)])
+  before = mean_loss(networks.init_params(latent_config, latent_config.seed))
+  after = mean_loss(checkpoints.load_for_inference(str(tmp_path), use_ema=False)[1])
+  assert after < 0.85 * before, (before, after)

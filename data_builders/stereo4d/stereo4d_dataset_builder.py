@@ -196,6 +196,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = [
       Stereo4DConfig(name='vr180_512', description='The paper: VR180 videos, 512 px, 80 '
                      'frames at 16 fps.'),
+      Stereo4DConfig(name='vr180_832', size=832, clip_frames=81,
+                     description='For Wan models (configs/wan_stereo_*.py): VR180 videos, '
+                     '832 px, 81 frames at 16 fps; trained on 832x480 crops.'),
       Stereo4DConfig(name='rectified_512', source='rectified',
                      description='Pairs already rectified by the release\'s tool.'),
       Stereo4DConfig(name='middlebury', source='rectified', size=64, clip_frames=16,

@@ -19,6 +19,7 @@ BUILDER_MODULES = {
     'synthetic_stereo': 'data_builders.synthetic_stereo',
     'stereo4d': 'data_builders.stereo4d',
     'video_folder': 'data_builders.video_folder',
+    'latent_stereo': 'data_builders.latent_stereo',  # made by build_data --latents
 }
 
 
@@ -49,6 +50,8 @@ def ensure_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
   TFDS writes each split to temporary files and renames them when complete, so an
   interrupted build leaves nothing that a later call mistakes for a finished dataset.
   """
+  if config.data.latents:  # encoded by a model: build_data --latents (latent_records.build)
+    return
   import tensorflow_datasets as tfds
   builder = create_builder(config, data_dir)
   download_config = tfds.download.DownloadConfig(manual_dir=config.data.manual_dir or None)
@@ -64,7 +67,8 @@ def ensure_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
 
 
 def data_source(config: ml_collections.ConfigDict, split: str, data_dir: str):
-  """Random-access source of the split's records (dicts of numpy arrays)."""
+  """Random-access source of the split's records (dicts of numpy arrays): the pixels of
+  ``data.builder`` (a config's latent records: ``latent_dataset.data_source``)."""
   import tensorflow_datasets as tfds
   name = f'{config.data.builder}/{config.data.builder_config}'
   try:

@@ -34,7 +34,7 @@ import grain
 import ml_collections
 import numpy as np
 
-from eye2eye_jax.data import datasets, frame_ops, grain_state, text_encoding
+from eye2eye_jax.data import datasets, frame_ops, grain_state, latent_dataset, text_encoding
 
 
 def check_records_fit(config: ml_collections.ConfigDict, source) -> None:
@@ -43,6 +43,13 @@ def check_records_fit(config: ml_collections.ConfigDict, source) -> None:
   the clips); checked on the first record, before training starts."""
   d = config.data
   name = f'dataset {d.builder}/{d.builder_config}'
+  if d.latents:
+    if tuple(d.zoom_range) != (1.0, 1.0) or config.model.strength_conditioning:
+      raise ValueError('data.latents: latent records are cut when they are written; '
+                       'data.zoom_range must be (1, 1) and there is no strength conditioning')
+    if not len(source):
+      raise ValueError(f'latent records of {name}: the split has no records')
+    return
   if d.view not in ('downsample', 'crop'):
     raise ValueError(f"data.view must be 'downsample' or 'crop', got {d.view!r}")
   if not len(source):
@@ -55,11 +62,12 @@ def check_records_fit(config: ml_collections.ConfigDict, source) -> None:
   if d.num_frames > frames:
     raise ValueError(f'data.num_frames={d.num_frames} is more than the {frames} frames of '
                      f'the clips of {name}')
-  if d.view == 'crop' and d.resolution > min(height, width):
-    raise ValueError(f'data.resolution={d.resolution}: a crop of that size does not fit the '
-                     f'{height}x{width} clips of {name}')
+  clip_width = d.width or d.resolution
+  if d.view == 'crop' and (d.resolution > height or clip_width > width):
+    raise ValueError(f'data.resolution={d.resolution}, data.width={d.width}: a crop of that '
+                     f'size does not fit the {height}x{width} clips of {name}')
   low, high = d.zoom_range
-  largest = min(height, width) / d.resolution
+  largest = min(height / d.resolution, width / clip_width)
   accepted = (1.0, largest) if d.view == 'downsample' else (1 / largest, 1.0)
   if not accepted[0] <= low <= high <= accepted[1]:
     raise ValueError(f'data.zoom_range={tuple(d.zoom_range)}: the {d.view!r} view of the '
@@ -95,30 +103,47 @@ class TrainingView(grain.transforms.RandomMap):
   video_field: str = 'right'
   zoom_range: tuple[float, float] = (1.0, 1.0)
   with_strength: bool = False
+  width: int = 0  # 0: square clips of ``resolution``
+  latents: bool = False  # the records hold a VAE's latents already cut to the clip
 
-  def _zoomed_square(self, views, rng: np.random.Generator):
-    """A random square of the usual side / z, resized to ``resolution``; and the zoom made
-    (the ratio of sides after rounding to whole pixels)."""
+  def _latent_example(self, element) -> dict:
+    """A latent record as it is: cut, mirrored and encoded when it was written
+    (``latent_records``)."""
+    example = {name: np.asarray(element[name], np.float32) for name in ('right', 'left')}
+    for key in ('text', 'text_mask'):
+      if key in element:
+        example[key] = element[key]
+    return example
+
+  def _zoomed_view(self, views, rng: np.random.Generator):
+    """A random region of the usual size / z, resized to ``resolution`` x ``width``; and
+    the zoom made (the ratio of widths after rounding to whole pixels)."""
     h, w = views[0].shape[1:3]
-    if self.view == 'downsample':
-      usual = (h, w)  # the whole frame
+    size = (self.resolution, self.width or self.resolution)
+    if self.view == 'downsample':  # the whole frame (with data.width: its largest part of
+      usual = (h, w)  # the clip's shape, so a pixel of disparity stays one in x and y)
+      if self.width:
+        scale = min(h / size[0], w / size[1])
+        usual = (min(h, int(round(size[0] * scale))), min(w, int(round(size[1] * scale))))
     elif self.view == 'crop':
-      if h < self.resolution or w < self.resolution:
-        raise ValueError(f'crop of {self.resolution} px does not fit clips of {h}x{w}')
-      usual = (self.resolution, self.resolution)
+      if h < size[0] or w < size[1]:
+        raise ValueError(f'crop of {size[0]}x{size[1]} px does not fit clips of {h}x{w}')
+      usual = size
     else:
       raise ValueError(f"data.view must be 'downsample' or 'crop', got {self.view!r}")
     low, high = self.zoom_range
     zoom = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if low != high else low
-    ch, cw = (min(max(int(round(side / zoom)), self.resolution), limit)
-              for side, limit in zip(usual, (h, w)))
+    ch, cw = (min(max(int(round(side / zoom)), goal), limit)
+              for side, goal, limit in zip(usual, size, (h, w)))
     y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
     views = [v[:, y:y + ch, x:x + cw] for v in views]
-    if (ch, cw) != (self.resolution, self.resolution):
-      views = [frame_ops.resize_clip(v, self.resolution, self.resolution) for v in views]
+    if (ch, cw) != size:
+      views = [frame_ops.resize_clip(v, *size) for v in views]
     return views, usual[1] / cw
 
   def random_map(self, element, rng: np.random.Generator):
+    if self.latents:
+      return self._latent_example(element)
     if self.task == 'video':
       views = [element[self.video_field]]
     elif self.task == 'stereo':
@@ -133,7 +158,7 @@ class TrainingView(grain.transforms.RandomMap):
     views = [v[start:start + self.num_frames] for v in views]
     if self.mirror_augment and rng.random() < 0.5:
       views = [v[:, :, ::-1] for v in reversed(views)]  # mirrored, eyes swapped
-    views, zoom = self._zoomed_square(views, rng)
+    views, zoom = self._zoomed_view(views, rng)
     names = ['video'] if self.task == 'video' else ['right', 'left']
     example = {name: frame_ops.to_model_range(v) for name, v in zip(names, views)}
     if self.with_strength:
@@ -167,13 +192,13 @@ def clip_operations(config: ml_collections.ConfigDict, batch_size: int) -> list:
   """The per-record transforms and batching of the training pipeline."""
   d = config.data
   operations = []
-  if text_encoding.uses_text(config):
-    operations.append(TextFeatures(text_encoding.caption_encoder(config),
+  if text_encoding.uses_text(config):  # latent records hold their captions' embeddings
+    operations.append(TextFeatures(None if d.latents else text_encoding.caption_encoder(config),
                                    int(config.text.max_tokens)))
   operations += [
       TrainingView(d.view, d.resolution, d.num_frames, d.mirror_augment,
                    d.task, d.video_field, tuple(d.zoom_range),
-                   bool(config.model.strength_conditioning)),
+                   bool(config.model.strength_conditioning), int(d.width), bool(d.latents)),
       grain.transforms.Batch(batch_size, drop_remainder=True),
   ]
   return operations
@@ -201,7 +226,8 @@ def create_train_loader(config: ml_collections.ConfigDict, data_dir: str,
   if d.batch_size % jax.process_count():
     raise ValueError(f'data.batch_size={d.batch_size} does not divide over '
                      f'{jax.process_count()} processes')
-  source = datasets.data_source(config, split, data_dir)
+  source = (latent_dataset.data_source(config, split, data_dir) if d.latents
+            else datasets.data_source(config, split, data_dir))
   check_records_fit(config, source)
   sampler = train_sampler(config, len(source), shard_options=shard_options)
   operations = clip_operations(config, d.batch_size // jax.process_count())

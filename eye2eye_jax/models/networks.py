@@ -110,6 +110,19 @@ def check_video_shape(model_config: ml_collections.ConfigDict, frames: int, heig
                      f'{factor}')
 
 
+def clip_size(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
+  """(frames, height, width) of the training clips (``data.width`` 0: square)."""
+  d = config.data
+  return int(d.num_frames), int(d.resolution), int(d.width or d.resolution)
+
+
+def denoised_shape(config: ml_collections.ConfigDict, batch_shape: tuple[int, ...]
+                   ) -> tuple[int, ...]:
+  """The shape the network denoises for a batch's videos of ``batch_shape`` (their own
+  with ``data.latents``: the records hold latents already)."""
+  return tuple(batch_shape) if config.data.latents else model_shape(config.model, batch_shape)
+
+
 def model_shape(model_config: ml_collections.ConfigDict, shape: tuple[int, ...]
                 ) -> tuple[int, ...]:
   """The shape the network denoises for videos of ``shape`` (B, T, H, W, 3)."""
@@ -165,9 +178,9 @@ def _merged_vae(config: ml_collections.ConfigDict, vae_params) -> wan_vae.WanVAE
 
 def encode_videos(config: ml_collections.ConfigDict, params, *videos):
   """Videos (B, T, H, W, 3) in [-1, 1] -> what the network denoises: themselves for a UNet,
-  a Wan model's normalised VAE latent means (no gradient reaches the frozen VAE). None
-  stays None."""
-  if config.model.architecture != 'wan':
+  a Wan model's normalised VAE latent means (no gradient reaches the frozen VAE); with
+  ``data.latents`` the batch holds those latents already. None stays None."""
+  if config.model.architecture != 'wan' or config.data.latents:
     return videos
   vae = _merged_vae(config, jax.lax.stop_gradient(params['vae']))
   encode = lambda v: vae.normalize(vae.encode(v)[0])

@@ -21,7 +21,7 @@ import numpy as np
 from jax.extend import core as jex_core
 
 from eye2eye_jax.data import input_pipeline
-from eye2eye_jax.models import unet
+from eye2eye_jax.models import networks, unet
 from eye2eye_jax.training import train_state
 
 
@@ -46,7 +46,7 @@ def abstract_train_state(config: ml_collections.ConfigDict) -> dict:
 
 def parameter_counts(params) -> dict[str, int]:
   """Parameters per top-level UNet submodule."""
-  return {name: unet.count_params(tree) for name, tree in params.items()}
+  return {name: networks.count_params(tree) for name, tree in params.items()}
 
 
 def _figures(kind: str, config: ml_collections.ConfigDict, shape: tuple, lower) -> dict:
@@ -64,9 +64,9 @@ def _figures(kind: str, config: ml_collections.ConfigDict, shape: tuple, lower) 
 
 def batch_struct(config: ml_collections.ConfigDict, batch_size: int) -> dict:
   """ShapeDtypeStructs of a training batch of ``batch_size`` clips, as the loader makes them."""
-  d = config.data
-  clip = jax.ShapeDtypeStruct((batch_size, d.num_frames, d.resolution, d.resolution,
-                               config.model.video_channels), jnp.float32)
+  videos = (batch_size,) + networks.clip_size(config) + (config.model.video_channels,)
+  clip = jax.ShapeDtypeStruct(networks.model_shape(config.model, videos) if config.data.latents
+                              else videos, jnp.float32)
   tokens = (batch_size, int(config.text.max_tokens))
   shapes = {'text': jax.ShapeDtypeStruct(tokens + (config.model.text_embed_dim,), jnp.float32),
             'text_mask': jax.ShapeDtypeStruct(tokens, jnp.bool_),

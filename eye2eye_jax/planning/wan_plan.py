@@ -1,12 +1,13 @@
-"""Plans for Wan 2.1 transformers: bytes per device and FLOPs of a fine-tuning step, by
-estimate and by the TPU compiler, and the VAE's decode of one chunk.
+"""Plans for Wan 2.1 models: bytes per device and FLOPs of a fine-tuning step, by estimate
+and by the TPU compiler, and what converting a clip costs one chip.
 
-The step is the transformer's: the flow-matching loss (mean squared error of the predicted
-velocity) on a batch of noisy latents, timesteps, targets and text, its gradients and the
-project's optimizer update (``train_state.make_optimizer``), with weights, moments and EMA
-laid out by ``config.mesh``'s rules (FSDP over their widths) and the activations' token axis
-split by the ``tokens`` rule (context parallelism) where the config has one. The VAE encode
-of the training clips is left out: it runs once per clip, outside the step. The clip is
+The step compiled is the trainer's own (``train_state.make_train_step``) on a batch of
+latent records (``data.latents``; without it the step encodes the clips with the VAE
+first): the flow-matching loss, gradients, clipping, the optimizer and EMA, with weights, moments and EMA laid out by ``config.mesh``'s rules (FSDP
+over their widths) and the token axis split by the ``tokens`` rule (context parallelism)
+where the config has one. Conversion is costed from one network evaluation over a whole clip's
+latents (the scanned blocks' FLOPs restored: the compiler counts a loop's body once) and
+the VAE's streamed encode and decode chunks, each compiled for one chip. The clip is
 ``video`` (width, height, frames) in pixels, e.g. 81 frames of 832x480, as Wan samples it.
 """
 
@@ -19,12 +20,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec
 
 from eye2eye_jax.common import sharding
-from eye2eye_jax.models import wan_runner, wan_transformer, wan_vae
+from eye2eye_jax.models import attention, networks, wan_runner, wan_transformer, wan_vae
 from eye2eye_jax.planning import accelerators, tpu_compile
-from eye2eye_jax.training import train_state
 
 
 def latent_grid(config: ml_collections.ConfigDict, video: tuple[int, int, int]):
@@ -65,13 +64,6 @@ def forward_flops(config: ml_collections.ConfigDict, video: tuple[int, int, int]
   return batch * (s.num_layers * per_layer + head)
 
 
-def _mesh_layout(config, mesh):
-  """(batch axes, token axes) of the activations under ``config.mesh.rules``."""
-  axes = {logical: (m,) if isinstance(m, str) else tuple(m) for logical, m in config.mesh.rules
-          if logical in ('batch', 'tokens')}
-  return axes.get('batch', ()), axes.get('tokens', ())
-
-
 def estimate(config: ml_collections.ConfigDict, topology: accelerators.Topology,
              video: tuple[int, int, int], mfu: float) -> dict:
   """Bytes per device and time of a fine-tuning step, from the shapes alone."""
@@ -79,8 +71,13 @@ def estimate(config: ml_collections.ConfigDict, topology: accelerators.Topology,
   params = abstract_params(config)
   shardings = sharding.param_shardings(params, mesh, config.mesh.rules)
   held = sharding.planned_bytes_per_device(params, shardings)
-  batch_axes, token_axes = _mesh_layout(config, mesh)
-  batch_split = math.prod(mesh.shape[a] for a in batch_axes if a not in token_axes)
+  everything = jax.eval_shape(lambda: networks.init_params(config, 0))
+  frozen = {part: everything[part] for part in ('vae', 'empty_caption')}
+  frozen_held = sharding.planned_bytes_per_device(
+      frozen, sharding.param_shardings(frozen, mesh, config.mesh.rules))
+  batch_axes, token_axes = (() if a is None else (a,) if isinstance(a, str) else tuple(a)
+                            for a in sharding.token_sharding(mesh, config.mesh.rules).spec[:2])
+  batch_split = math.prod(mesh.shape[a] for a in batch_axes)
   token_split = math.prod(mesh.shape[a] for a in token_axes)
   b = config.data.batch_size
   if b % batch_split:
@@ -94,7 +91,7 @@ def estimate(config: ml_collections.ConfigDict, topology: accelerators.Topology,
   block = local * n * (10 * s.dim + 3 * s.ffn_dim) * width  # one block's internals
   saved = s.num_layers * (stream if config.model.remat == 'full' else stream + block)
   memory = {'parameters': held, 'optimizer': 2 * held,
-            'ema': held, 'gradients': held,
+            'ema': held, 'gradients': held, 'vae_and_caption': 2 * frozen_held,  # and EMA
             'activations': saved, 'recomputed_block': block if config.model.remat != 'none'
             else 0}
   total = sum(memory.values())
@@ -108,83 +105,129 @@ def estimate(config: ml_collections.ConfigDict, topology: accelerators.Topology,
           'step_s': flops / (peak * mfu), 'mesh': dict(mesh.shape)}
 
 
-def make_step(config: ml_collections.ConfigDict, mesh, shapes: dict):
-  """The jitted fine-tuning step on ``mesh`` and the (params, opt_state, batch) shardings."""
-  shape = wan_transformer.WanShape.from_config(config.model.wan)
-  params = abstract_params(config)
-  optimizer = train_state.make_optimizer(config, params)
-  opt_state = jax.eval_shape(optimizer.init, params)
-  state = {'params': params, 'ema_params': params, 'opt_state': opt_state}
-  state_shardings = sharding.state_shardings(state, mesh, config.mesh.rules)
-  state_shardings.pop('step')
-  batch_axes, token_axes = _mesh_layout(config, mesh)
-  batch_axes = tuple(a for a in batch_axes if a not in token_axes) or None
-  tokens_spec = NamedSharding(mesh, PartitionSpec(batch_axes, token_axes or None, None))
-  batch_spec = {k: NamedSharding(mesh, PartitionSpec(batch_axes, *[None] * (len(v.shape) - 1)))
-                for k, v in shapes.items()}
-  forward = wan_runner.transformer_function(shape, config.model, jit=False)
-  decay = float(config.train.ema_decay)
-
-  def step(state, batch):
-    def loss(p):
-      prediction = forward(p, batch['latents'], batch['timesteps'], batch['text'],
-                           token_sharding=tokens_spec)
-      return jnp.mean((prediction - batch['target'])**2)
-
-    value, grads = jax.value_and_grad(loss)(state['params'])
-    updates, opt_state = optimizer.update(grads, state['opt_state'], state['params'])
-    params = jax.tree.map(lambda p, u: p + u, state['params'], updates)
-    ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state['ema_params'], params)
-    return {'params': params, 'ema_params': ema, 'opt_state': opt_state}, value
-
-  jitted = jax.jit(step, in_shardings=(state_shardings, batch_spec),
-                   out_shardings=(state_shardings, None), donate_argnums=(0,))
-  return jitted, state, state_shardings, batch_spec
-
-
-def batch_shapes(config: ml_collections.ConfigDict, video: tuple[int, int, int]) -> dict:
-  s = wan_transformer.WanShape.from_config(config.model.wan)
-  b = config.data.batch_size
-  latents = (b,) + latent_grid(config, video) + (s.in_channels,)
-  f32 = jnp.float32
-  return {'latents': jax.ShapeDtypeStruct(latents, f32),
-          'target': jax.ShapeDtypeStruct(latents[:-1] + (s.out_channels,), f32),
-          'timesteps': jax.ShapeDtypeStruct((b,), f32),
-          'text': jax.ShapeDtypeStruct((b, int(config.text.max_tokens), s.text_dim), f32)}
+def step_config(config: ml_collections.ConfigDict, video: tuple[int, int, int]
+                ) -> ml_collections.ConfigDict:
+  """``config`` training on clips of ``video`` (from latent records with ``data.latents``:
+  the VAE ran once per clip when they were written; else the step encodes the clips)."""
+  width, height, frames = video
+  latent_grid(config, video)  # raises for a clip Wan cannot take
+  variant = config.copy_and_resolve_references()
+  variant.data.update(num_frames=frames, resolution=height, width=width)
+  return variant
 
 
 def compile_step(config: ml_collections.ConfigDict, topology: accelerators.Topology,
                  video: tuple[int, int, int]) -> dict:
-  """The fine-tuning step compiled by the TPU compiler for ``topology``: figures per device."""
+  """The trainer's own step (``train_state.make_train_step``: the flow-matching loss on a
+  batch of latents, text and, for a stereo model, the right view's latents; gradients,
+  clipping, the optimizer and EMA) compiled by the TPU compiler for ``topology``."""
+  figures = tpu_compile.compile_train_step(step_config(config, video), topology)
+  return {**figures, 'program': 'wan_train_step', 'video': list(video)}
+
+
+def _one_chip(topology: accelerators.Topology):
   devices = tpu_compile.abstract_tpu_devices(topology)
-  mesh = sharding.create_mesh(config, devices)
-  shapes = batch_shapes(config, video)
-  step, state, state_shardings, batch_spec = make_step(config, mesh, shapes)
-  lowered = step.lower(tpu_compile.placed(state, state_shardings),
-                       tpu_compile.placed(shapes, batch_spec))
-  return {'program': 'wan_train_step', 'topology': tpu_compile.topology_name(topology),
-          'mesh': dict(mesh.shape), 'video': list(video),
+  one = jax.sharding.SingleDeviceSharding(devices[0])
+  return lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=one)
+
+
+def compile_denoiser_call(config: ml_collections.ConfigDict, topology: accelerators.Topology,
+                          video: tuple[int, int, int]) -> dict:
+  """One evaluation of the network on the latents of a whole ``video`` clip (a sampling
+  step: the right view's latents and the text included) on one chip of ``topology``."""
+  place = _one_chip(topology)
+  variant = step_config(config, video)
+  params = jax.tree.map(place, jax.eval_shape(lambda: networks.init_params(variant, 0)))
+  shape = networks.model_shape(variant.model, (1,) + networks.clip_size(variant) + (3,))
+  latents = place(jax.ShapeDtypeStruct(shape, jnp.float32))
+  condition = latents if variant.model.condition_channels else None
+  text = place(jax.ShapeDtypeStruct((1, int(variant.text.max_tokens),
+                                     variant.model.text_embed_dim), jnp.float32))
+  t = place(jax.ShapeDtypeStruct((1,), jnp.float32))
+  graph = networks.graphdef(variant)
+  call = jax.jit(lambda p, x, c, text, t: networks.make_denoiser(variant, graph, p, c, text)(x, t))
+  lowered = call.lower(params, latents, condition, text, t)
+  return {'program': 'wan_denoiser_call', 'topology': tpu_compile.topology_name(topology),
+          'video': list(video), **tpu_compile.compiled_figures(lowered, topology.chip.hbm_bytes)}
+
+
+def compile_block_call(config: ml_collections.ConfigDict, topology: accelerators.Topology,
+                       video: tuple[int, int, int]) -> dict:
+  """One transformer block's forward over a whole ``video`` clip's tokens on one chip: the
+  compiler counts a scanned loop's body once, so a call's FLOPs miss num_layers - 1 of
+  these (``denoiser_flops`` adds them back)."""
+  place = _one_chip(topology)
+  variant = step_config(config, video)
+  shape = wan_transformer.WanShape.from_config(variant.model.wan)
+  dtype = jnp.dtype(variant.model.dtype)
+  fn = attention.attention_fn(variant.model.attention_kernel, variant.model.attention_chunk)
+  graph, state = nnx.split(nnx.eval_shape(
+      lambda: wan_transformer.WanBlock(shape, dtype, fn, nnx.Rngs(0))), nnx.Param)
+  grid = tuple(g // p for g, p in zip(latent_grid(variant, video), shape.patch_size))
+  rotary = tuple(jnp.asarray(t) for t in wan_transformer.rotary_tables(shape, *grid))
+  f32 = lambda *dims: place(jax.ShapeDtypeStruct(dims, jnp.float32))
+  call = jax.jit(lambda state, x, context, modulation: nnx.merge(graph, state)(
+      x, context, modulation, rotary))
+  lowered = call.lower(jax.tree.map(place, state), f32(1, math.prod(grid), shape.dim),
+                       f32(1, int(variant.text.max_tokens), shape.dim), f32(1, 6, shape.dim))
+  return {'program': 'wan_block_call', 'topology': tpu_compile.topology_name(topology),
+          'video': list(video), **tpu_compile.compiled_figures(lowered, topology.chip.hbm_bytes)}
+
+
+def denoiser_flops(config: ml_collections.ConfigDict, call: dict, block: dict) -> float:
+  """FLOPs of one network evaluation: the compiled call's, plus the blocks its count of the
+  scanned loop left out."""
+  return call['flops'] + (config.model.wan.num_layers - 1) * block['flops']
+
+
+def _vae_chunk(config, topology, video, direction: str):
+  """The VAE's ``direction`` ('encode' or 'decode') of one later streamed chunk (4 frames,
+  one latent frame, the causal caches in and out) on one chip."""
+  place = _one_chip(topology)
+  shape = wan_vae.VaeShape.from_config(config.model.wan_vae)
+  _, height, width = latent_grid(config, video)
+  module = nnx.eval_shape(lambda: wan_vae.create(shape, config.model.dtype))
+  params = jax.tree.map(place, nnx.to_pure_dict(nnx.state(module, nnx.Param)))
+  encode, decode = wan_runner.vae_functions(shape, config.model.dtype)
+  ratio, side = shape.temporal_ratio, shape.spatial_ratio
+  if direction == 'encode':
+    function, caches_at = encode, 2
+    first = jax.ShapeDtypeStruct((1, 1, height * side, width * side, 3), jnp.float32)
+    later = jax.ShapeDtypeStruct((1, ratio, height * side, width * side, 3), jnp.float32)
+  else:
+    function, caches_at = decode, 1
+    first = later = jax.ShapeDtypeStruct((1, 1, height, width, shape.z_dim), jnp.float32)
+  caches = jax.eval_shape(lambda p, x: function(p, x, None), params, first)[caches_at]
+  lowered = function.lower(params, place(later), jax.tree.map(place, caches))
+  return {'program': f'wan_vae_{direction}_chunk',
+          'topology': tpu_compile.topology_name(topology), 'video': list(video),
+          'frames_per_chunk': ratio,
           **tpu_compile.compiled_figures(lowered, topology.chip.hbm_bytes)}
+
+
+def compile_vae_encode(config: ml_collections.ConfigDict, topology: accelerators.Topology,
+                       video: tuple[int, int, int]) -> dict:
+  """One later chunk of the VAE's streamed encode (4 frames -> one latent frame)."""
+  return _vae_chunk(config, topology, video, 'encode')
+
+
+def conversion_seconds(config: ml_collections.ConfigDict, chip: accelerators.Chip,
+                       video: tuple[int, int, int], evaluations: int, call_flops: float,
+                       encode_chunk: dict, decode_chunk: dict, utilisation: float) -> float:
+  """Seconds to convert one ``video`` clip on one ``chip`` at ``utilisation`` of its peak:
+  ``evaluations`` network calls, and the VAE's encode of the right view and decode of the
+  left one (every latent frame costed as a later chunk of 4 frames: the first chunk holds
+  one frame, so this overstates them slightly)."""
+  latent_frames = latent_grid(config, video)[0]
+  flops = (evaluations * call_flops
+           + latent_frames * (encode_chunk['flops'] + decode_chunk['flops']))
+  return flops / (chip.peak_flops(config.model.dtype) * utilisation)
 
 
 def compile_vae_decode(config: ml_collections.ConfigDict, topology: accelerators.Topology,
                        video: tuple[int, int, int]) -> dict:
-  """One later chunk of the VAE's streamed decode (one latent frame -> 4 frames, with the
-  causal caches in and out) compiled for one chip of ``topology``."""
-  devices = tpu_compile.abstract_tpu_devices(topology)
-  shape = wan_vae.VaeShape.from_config(config.model.wan_vae)
-  _, height, width = latent_grid(config, video)
-  one = jax.sharding.SingleDeviceSharding(devices[0])
-  place = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=one)
-  module = nnx.eval_shape(lambda: wan_vae.create(shape, config.model.dtype))
-  params = jax.tree.map(place, nnx.to_pure_dict(nnx.state(module, nnx.Param)))
-  latents = jax.ShapeDtypeStruct((1, 1, height, width, shape.z_dim), jnp.float32)
-  _, decode = wan_runner.vae_functions(shape, config.model.dtype)
-  first = jax.eval_shape(lambda p, z: decode(p, z, None), params, latents)[1]
-  lowered = decode.lower(params, place(latents), jax.tree.map(place, first))
-  return {'program': 'wan_vae_decode_chunk', 'topology': tpu_compile.topology_name(topology),
-          'video': list(video), 'frames_out': 4,
-          **tpu_compile.compiled_figures(lowered, topology.chip.hbm_bytes)}
+  """One later chunk of the VAE's streamed decode (one latent frame -> 4 frames)."""
+  return _vae_chunk(config, topology, video, 'decode')
 
 
 DEFAULT_VIDEO = (832, 480, 81)  # Wan 2.1's clip: 81 frames of 832x480

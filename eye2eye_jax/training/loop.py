@@ -36,8 +36,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, on_metri
   ``peak_flops_per_device`` (``eye2eye_jax.planning.peak_flops``) adds the MFU to them.
   """
   networks.validate(config)
-  networks.check_video_shape(config.model, config.data.num_frames, config.data.resolution,
-                             config.data.resolution)
+  networks.check_video_shape(config.model, *networks.clip_size(config))
   mesh = sharding.create_mesh(config)
   rules = config.mesh.rules
   sharding.per_device_batch(config, mesh)  # raises if the batch does not split

@@ -102,8 +102,8 @@ def draw_step_noise(config: ml_collections.ConfigDict, batch: dict, rng,
   (shaped as the network denoises: a Wan model's latents), and the dropout masks
   ``keep_condition`` and ``keep_caption`` where they apply."""
   target, condition = split_batch(config, batch)
-  t, eps = diffusion.draw_time_and_noise(
-      rng, networks.model_shape(config.model, target.shape), target.dtype)
+  t, eps = diffusion.draw_time_and_noise(rng, networks.denoised_shape(config, target.shape),
+                                         target.dtype)
   noise = {'t': t, 'eps': eps}
   if condition is not None and condition_dropout:
     noise['keep_condition'] = jax.random.bernoulli(
