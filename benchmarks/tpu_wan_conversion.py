@@ -64,21 +64,24 @@ def table(result: dict) -> str:
   """A row per model: bytes and FLOPs of one evaluation (compiler and estimate), the VAE's
   per clip, and the seconds per clip at each count of evaluations on each chip."""
   util = result['utilisation']
-  head = ['model', 'one evaluation: bytes', 'TFLOP (compiler)', 'TFLOP (estimate)',
-          'VAE encode + decode: TFLOP per clip']
+  head = ['model', 'one evaluation: bytes', 'fits one chip', 'TFLOP (compiler)',
+          'TFLOP (estimate)', 'VAE encode + decode: TFLOP per clip']
   head += [f'{chip}, {n} eval.' for chip in CHIPS for n in EVALUATIONS]
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for name, row in result['models'].items():
     vae = row['latent_frames'] * (row['vae_encode_chunk']['flops']
                                   + row['vae_decode_chunk']['flops'])
-    cells = [name, f'{row["denoiser_call"]["total_bytes"] / 2**30:.1f} GiB',
+    held = row['denoiser_call']['total_bytes']
+    fits = [chip for chip in CHIPS if held <= accelerators.CHIPS[chip].hbm_bytes]
+    cells = [name, f'{held / 2**30:.1f} GiB', ', '.join(fits) or 'neither',
              f'{row["call_flops"] / 1e12:.1f}', f'{row["call_flops_estimate"] / 1e12:.1f}',
              f'{vae / 1e12:.1f}']
     cells += [f'{row["seconds"][chip][str(n)]:.2f} s' for chip in CHIPS for n in EVALUATIONS]
     lines.append('| ' + ' | '.join(cells) + ' |')
   lines.append('')
-  lines.append(f'Seconds per 81-frame clip at {util:.0%} of each chip\'s bf16 peak; for '
-               'comparison, ' + '; '.join(f'{k}: {v:.1f} s' for k, v in OTHERS.items()) + '.')
+  lines.append(f'Seconds per 81-frame clip at {util:.0%} of each chip\'s bf16 peak (FLOPs '
+               'only: a chip the evaluation does not fit needs its weights sharded over '
+               'several); for comparison, ' + '; '.join(f'{k}: {v:.1f} s' for k, v in OTHERS.items()) + '.')
   return '\n'.join(lines)
 
 

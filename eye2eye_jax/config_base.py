@@ -170,7 +170,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.init_checkpoint = ''  # start a fresh run from these weights (e.g. 'bundled:demo')
   c.train.condition_dropout = 0.0  # chance of training without the right view (for guidance)
   c.train.caption_dropout = 0.0  # chance of training without the caption (text guidance)
-  # Weights kept fixed: groups 'spatial', 'temporal', 'text', or regexes of parameter paths.
+  # Weights kept fixed: groups 'spatial', 'temporal', 'text' (UNet), 'self_attention',
+  # 'cross_attention', 'feed_forward', 'modulation' (Wan), or regexes of parameter paths.
   c.train.freeze = ()
   c.train.eval_every = 0  # steps between held-out losses (eval/loss); 0: never
   c.train.eval_batches = 4  # validation batches in each held-out loss

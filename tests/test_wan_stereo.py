@@ -175,3 +175,87 @@ def test_training_on_latent_records_lowers_the_held_out_loss(latent_config, tmp_
   before = mean_loss(networks.init_params(latent_config, latent_config.seed))
   after = mean_loss(checkpoints.load_for_inference(str(tmp_path), use_ema=False)[1])
   assert after < 0.85 * before, (before, after)
+
+
+def test_strength_conditioning_starts_as_the_model_it_extends_and_learns_a_response(
+    wan_config, wan_run, tiny_strength_config, tmp_path):
+  config = wan_config.copy_and_resolve_references()
+  config.model.strength_conditioning = True
+  config.data.builder_config = 'tiny_strength'  # train clips at baselines of 0.25-2.5
+  config.data.data_dir = tiny_strength_config.data.data_dir
+  config.train.init_checkpoint, config.train.num_steps = str(wan_run), 10
+  state, report = train_state.init_from_checkpoint(config, str(wan_run))
+  assert sorted(p.rsplit('/', 1)[0] for p in report['new_identity']) == [
+      'transformer/strength_linear_1', 'transformer/strength_linear_1',
+      'transformer/strength_linear_2', 'transformer/strength_linear_2']
+  x = np.random.default_rng(0).standard_normal((1, 2, 4, 4, 4)).astype(np.float32)
+  t = np.full((1,), 0.7, np.float32)
+
+  def outputs(params):
+    graph = networks.graphdef(config)
+    return [np.asarray(networks.make_denoiser(config, graph, params, x, strength=np.full(
+        (1,), s, np.float32))(x, t)) for s in (0.5, 2.0)]
+
+  low, high = outputs(state['params'])
+  np.testing.assert_array_equal(low, high)  # the new layers add nothing yet
+  loop.train_and_evaluate(config, str(tmp_path))
+  low, high = outputs(checkpoints.load_for_inference(str(tmp_path), use_ema=False)[1])
+  assert np.abs(low - high).max() > 1e-4
+  sample = config.sample.copy_and_resolve_references()
+  sample.strength = 2.0
+  loaded, params = checkpoints.load_for_inference(str(tmp_path))
+  sampler = stereo_sampler.StereoSampler(stereo_sampler.Stage(loaded, params), None, sample)
+  video = np.random.default_rng(2).integers(0, 255, (5, 16, 16, 3), np.uint8)
+  assert sampler.convert(video).shape == video.shape
+
+
+def test_a_wan_model_distils_into_a_student_the_sampler_runs(wan_config, wan_run, tmp_path):
+  config = wan_config.copy_and_resolve_references()
+  config.train.init_checkpoint = str(wan_run)
+  config.distill.teacher_steps, config.distill.student_steps = 4, 2
+  config.distill.steps_per_round, config.train.num_steps = 4, 4
+  config.train.caption_dropout = 0.0
+  losses = []
+  loop.train_and_evaluate(config, str(tmp_path),
+                          on_metrics=lambda step, m: losses.append(m.get('loss')))
+  assert losses and np.isfinite([l for l in losses if l is not None]).all()
+  config.sample.distilled, config.sample.distilled_checkpoint = True, str(tmp_path)
+  sampler = video_conversion.load_sampler(config)
+  assert sampler.sample_config.base_num_steps == 2
+  video = np.random.default_rng(3).integers(0, 255, (5, 16, 24, 3), np.uint8)
+  assert sampler.convert(video).shape == video.shape
+
+
+def test_the_two_stage_sampler_runs_wan_stages(wan_run, wan_config):
+  config, params = checkpoints.load_for_inference(str(wan_run))
+  stage = stereo_sampler.Stage(config, params)
+  sample = wan_config.sample.copy_and_resolve_references()
+  sample.refiner_tile, sample.base_resolution = 0, 8
+  sampler = stereo_sampler.StereoSampler(stage, stage, sample)
+  video = np.random.default_rng(4).integers(0, 255, (5, 16, 24, 3), np.uint8)
+  left, base = sampler.convert(video, return_base=True)
+  assert left.shape == base.shape == video.shape
+  assert np.abs(left.astype(int) - base.astype(int)).mean() > 0  # the refiner changed it
+
+
+def test_freeze_groups_keep_the_named_parts_of_a_transformer_fixed(wan_config):
+  config = wan_config.copy_and_resolve_references()
+  config.train.freeze = ('self_attention', 'modulation')
+  state = train_state.init_train_state(config)
+  before = surgery.flatten(jax.tree.map(np.asarray, state['params']))
+  rng = np.random.default_rng(0)
+  batch = {'right': rng.uniform(-1, 1, (2, 3, 16, 16, 3)).astype(np.float32),
+           'left': rng.uniform(-1, 1, (2, 3, 16, 16, 3)).astype(np.float32),
+           'text': rng.standard_normal((2, 8, 16)).astype(np.float32),
+           'text_mask': np.ones((2, 8), bool)}
+  step = train_state.make_train_step(config)
+  for _ in range(3):
+    state, _ = step(state, batch)
+  after = surgery.flatten(state['params'])
+  frozen = [p for p in before if np.array_equal(before[p], np.asarray(after[p]))]
+  assert frozen and all(p.startswith(('transformer/stacked_blocks/attn1/', 'transformer/time_',
+                                      'transformer/stacked_blocks/scale_shift_table',
+                                      'transformer/scale_shift_table', 'vae/',
+                                      'empty_caption/')) for p in frozen)
+  assert 'transformer/stacked_blocks/attn1/to_q/kernel' in frozen
+  assert 'transformer/stacked_blocks/ffn_in/kernel' not in frozen

@@ -44,9 +44,9 @@ def check_records_fit(config: ml_collections.ConfigDict, source) -> None:
   d = config.data
   name = f'dataset {d.builder}/{d.builder_config}'
   if d.latents:
-    if tuple(d.zoom_range) != (1.0, 1.0) or config.model.strength_conditioning:
+    if tuple(d.zoom_range) != (1.0, 1.0):
       raise ValueError('data.latents: latent records are cut when they are written; '
-                       'data.zoom_range must be (1, 1) and there is no strength conditioning')
+                       'data.zoom_range must be (1, 1) (strength comes from their baselines)')
     if not len(source):
       raise ValueError(f'latent records of {name}: the split has no records')
     return
@@ -110,6 +110,8 @@ class TrainingView(grain.transforms.RandomMap):
     """A latent record as it is: cut, mirrored and encoded when it was written
     (``latent_records``)."""
     example = {name: np.asarray(element[name], np.float32) for name in ('right', 'left')}
+    if self.with_strength:
+      example['strength'] = np.float32(element.get('baseline', 1.0))
     for key in ('text', 'text_mask'):
       if key in element:
         example[key] = element[key]

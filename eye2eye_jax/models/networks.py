@@ -49,8 +49,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if m.text_embed_dim != shape.text_dim:
     raise ValueError(f'model.text_embed_dim={m.text_embed_dim} must equal model.wan.text_dim='
                      f'{shape.text_dim}')
-  if m.strength_conditioning:
-    raise ValueError('model.strength_conditioning: not built for Wan models')
   if m.dtype not in ('float32', 'bfloat16'):
     raise ValueError(f"model.dtype must be 'float32' or 'bfloat16', got {m.dtype!r}")
   if m.remat not in ('none', 'full', 'dots'):
@@ -204,7 +202,7 @@ def make_denoiser(config: ml_collections.ConfigDict, graph, params, condition, t
                   text_mask=None, activation_sharding=None, strength=None):
   """The network as a function (x_t, t) -> prediction, conditioned on the right view
   (None for a backbone; a Wan model's in latents), on text where the model reads it, and
-  for strength-conditioned UNets on ``strength`` (B,)."""
+  for strength-conditioned models on ``strength`` (B,)."""
   if config.model.architecture != 'wan':
     return unet.make_denoiser(graph, params, condition, text, text_mask,
                               activation_sharding, strength)
@@ -217,7 +215,7 @@ def make_denoiser(config: ml_collections.ConfigDict, graph, params, condition, t
   def denoise(x_t, t):
     sigma = diffusion.alpha_sigma(schedule, t)[1]
     context = _wan_text(params, text, text_mask, x_t.shape[0])
-    return model(x_t, 1000.0 * sigma, context, tokens, condition)
+    return model(x_t, 1000.0 * sigma, context, tokens, condition, strength)
 
   return denoise
 

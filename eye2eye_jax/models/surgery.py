@@ -34,7 +34,7 @@ import jax
 import numpy as np
 
 # Parameters inside residual branches whose last layer starts at zero (eye2eye_jax/models/unet.py).
-_IDENTITY_AT_INIT = re.compile(r'(^|/)temporal(_norm|_conv)?/|^strength_mlp')
+_IDENTITY_AT_INIT = re.compile(r'(^|/)temporal(_norm|_conv)?/|(^|/)strength_(mlp|linear_)')
 # The first layers that take the model's input: the UNet's first convolution, the Wan
 # transformer's patch embedding; kernels (*window, in, out).
 _INPUT_KERNELS = ('conv_in/conv/kernel', 'transformer/patch_embedding')

@@ -24,6 +24,7 @@ import numpy as np
 from flax import nnx
 
 from eye2eye_jax.models import attention
+from eye2eye_jax.models.embeddings import strength_embedding
 
 CLASS_NAME = 'WanTransformer3DModel'
 
@@ -217,7 +218,8 @@ class WanTransformer(nnx.Module):
 
   def __init__(self, shape: WanShape, *, dtype: str = 'float32', remat: str = 'none',
                attention_kernel: str = 'xla', attention_chunk: int = 0,
-               condition_channels: int = 0, rngs: nnx.Rngs):
+               condition_channels: int = 0, strength_conditioning: bool = False,
+               rngs: nnx.Rngs):
     self.shape = shape
     self.condition_channels = condition_channels
     self.dtype = jnp.dtype(dtype)
@@ -230,6 +232,12 @@ class WanTransformer(nnx.Module):
     self.time_linear_1 = _dense(shape.freq_dim, dim, jnp.float32, rngs)
     self.time_linear_2 = _dense(dim, dim, jnp.float32, rngs)
     self.time_proj = _dense(dim, 6 * dim, jnp.float32, rngs)
+    if strength_conditioning:  # added to the time embedding; its last layer starts at zero
+      self.strength_linear_1 = _dense(shape.freq_dim, dim, jnp.float32, rngs)
+      self.strength_linear_2 = nnx.Linear(dim, dim, kernel_init=nnx.initializers.zeros_init(),
+                                          rngs=rngs)
+    else:
+      self.strength_linear_1 = self.strength_linear_2 = None
     self.text_linear_1 = _dense(shape.text_dim, dim, self.dtype, rngs)
     self.text_linear_2 = _dense(dim, dim, self.dtype, rngs)
 
@@ -243,9 +251,11 @@ class WanTransformer(nnx.Module):
         jax.random.normal(rngs.params(), (2, dim), jnp.float32) / math.sqrt(dim))
     self.proj_out = _dense(dim, math.prod(patch) * shape.out_channels, self.dtype, rngs)
 
-  def __call__(self, latents, timesteps, text, token_sharding=None, condition=None):
+  def __call__(self, latents, timesteps, text, token_sharding=None, condition=None,
+               strength=None):
     """``condition`` (B, T, H, W, condition_channels): latents joined to ``latents`` by
-    channel concatenation at the patch embedding (the right view of a stereo model).
+    channel concatenation at the patch embedding (the right view of a stereo model);
+    ``strength`` (B,): the disparity scale asked of a strength-conditioned model (None: 1).
     ``token_sharding`` (a NamedSharding of (B, tokens, width)) pins the activations
     between blocks: the batch over its first axes, the tokens over its second."""
     shape = self.shape
@@ -270,6 +280,10 @@ class WanTransformer(nnx.Module):
 
     temb = self.time_linear_2(nnx.silu(self.time_linear_1(
         timestep_sinusoid(timesteps, shape.freq_dim))))
+    if self.strength_linear_1 is not None:
+      strength = jnp.ones((batch,), jnp.float32) if strength is None else strength
+      temb = temb + self.strength_linear_2(nnx.silu(self.strength_linear_1(
+          strength_embedding(strength, shape.freq_dim))))
     modulation = self.time_proj(nnx.silu(temb)).reshape(batch, 6, shape.dim)
     context = self.text_linear_2(nnx.gelu(self.text_linear_1(text.astype(self.dtype)),
                                           approximate=True))
@@ -310,5 +324,6 @@ def create(shape: WanShape, model: ml_collections.ConfigDict | None = None,
   if model is not None:
     options = dict(dtype=model.dtype, remat=model.remat, attention_kernel=model.attention_kernel,
                    attention_chunk=model.attention_chunk,
-                   condition_channels=model.condition_channels)
+                   condition_channels=model.condition_channels,
+                   strength_conditioning=model.strength_conditioning)
   return WanTransformer(shape, **options, rngs=nnx.Rngs(seed))

@@ -33,14 +33,24 @@ TrainState = dict[str, Any]
 
 _TEMPORAL = re.compile(r'(^|/)temporal(_norm|_conv)?/|^downsamplers/\d+/conv/(kernel|bias)$')
 # Named groups for ``train.freeze``; any other entry is a regular expression searched in each
-# parameter's path (e.g. 'down_blocks/0/0/conv1/conv/kernel').
+# parameter's path (e.g. 'down_blocks/0/0/conv1/conv/kernel'). The UNet's groups: temporal,
+# spatial, text; a Wan transformer's: self_attention, cross_attention (with text: all the
+# text path), feed_forward, modulation.
 FREEZE_GROUPS = {
     # temporal convolutions, temporal attention and temporal downsamplers
     'temporal': lambda path: bool(_TEMPORAL.search(path)),
     # everything that sees one frame at a time (what an image backbone has), except the
     # first convolution, which gains the right view's channels in surgery
     'spatial': lambda path: not _TEMPORAL.search(path) and not path.startswith('conv_in/'),
-    'text': lambda path: bool(re.search(r'(^|/)text(_norm)?/', path)),
+    'text': lambda path: bool(re.search(r'(^|/)text(_norm|_linear_\d)?/', path)),
+    # A Wan transformer's parts, each across all its (stacked) blocks:
+    'self_attention': lambda path: path.startswith('transformer/stacked_blocks/attn1/'),
+    'cross_attention': lambda path: bool(re.match(r'transformer/stacked_blocks/(attn2|norm2)/',
+                                                  path)),
+    'feed_forward': lambda path: path.startswith('transformer/stacked_blocks/ffn_'),
+    # the time embedding and every block's and the head's modulation tables
+    'modulation': lambda path: bool(re.match(r'transformer/(time_|(stacked_blocks/)?'
+                                             r'scale_shift_table)', path)),
 }
 
 
