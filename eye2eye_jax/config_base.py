@@ -97,6 +97,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.text_embed_dim = 0  # 0: no text conditioning
   c.model.video_channels = 3  # channels of the generated video (RGB)
   c.model.condition_channels = 3  # the right view; 0: an unconditional video backbone
+  # How a Wan model takes the right view's latents: 'channels' (concatenated at the patch
+  # embedding, the paper's way) or 'frames' (embedded alike and appended along time, twice
+  # the tokens; docs/wan.md compares them). The UNet always concatenates channels.
+  c.model.condition_join = 'channels'
   c.model.spatial_only = False  # True: an image UNet (no temporal layers), a 2-D backbone
   c.model.norm_per_frame = False  # group norms per frame (as the image UNet a model inflates)
   c.model.dtype = 'float32'  # compute dtype: 'float32' or 'bfloat16' (weights stay float32)

@@ -4,7 +4,8 @@
 
 Converts one synthetic clip with the bundled demo models on one device and on sampling
 meshes of the 8 devices (windows spread over devices, each window's rows split, tiles
-spread), and reports how far each result is from the single-device one, and the refiner's
+spread), and the tiny Wan stereo model's latent-space sampling likewise; reports how far
+each result is from the single-device one, and the refiner's
 temporaries per device with a window's rows split over the 8 devices and on one.
 """
 
@@ -38,6 +39,16 @@ def convert(video: np.ndarray, mesh_shape, tile: int) -> tuple[np.ndarray, dict 
   return sampler.convert(video, seed=0).astype(np.int16), mesh
 
 
+def convert_with_wan(video: np.ndarray, mesh_shape) -> np.ndarray:
+  """The tiny Wan stereo model (random weights) through the latent-space sampler."""
+  from eye2eye_jax.models import networks
+  config = config_base.load_config_file(REPO / 'configs' / 'wan_stereo_tiny.py')
+  config.sample.update(mesh_shape=mesh_shape, window_batch=1, base_num_steps=2)
+  stage = stereo_sampler.Stage(config, networks.init_params(config, 0))
+  return stereo_sampler.StereoSampler(stage, None, config.sample).convert(
+      video, seed=0).astype(np.int16)
+
+
 def refiner_temp_bytes(mesh_shape) -> int:
   """Per-device temporaries of the demo refiner's stage on a 128x128, 8-frame video."""
   config = config_base.load_config_file(REPO / 'configs' / 'demo.py')
@@ -68,6 +79,11 @@ def main():
     diff = np.abs(output - references[tile])
     result['max_abs_diff'][name] = int(diff.max())
     result['mean_abs_diff'][name] = float(diff.mean())
+  wan_video = video[:9, :16, :32]
+  wan_reference = convert_with_wan(wan_video, (1, 1))
+  result['wan_max_abs_diff'] = {
+      name: int(np.abs(convert_with_wan(wan_video, shape) - wan_reference).max())
+      for name, shape in (('windows over 8', (-1, 1)), ('windows 4 x rows 2', (4, 2)))}
   result['temp_bytes_one_device'] = refiner_temp_bytes((1, 1))
   result['temp_bytes_rows_over_8'] = refiner_temp_bytes((1, 8))
   print('RESULT ' + json.dumps(result))

@@ -34,6 +34,8 @@ def test_meshes_of_8_devices_give_the_single_device_videos():
   # norms' partial sums): at most 1 level of 255 on any pixel (measured: 0 at 2 + 1 steps, 1 on 0.001% at 6 + 4).
   assert result['max_abs_diff']['windows 2 x rows 4'] <= 1
   assert result['mean_abs_diff']['windows 2 x rows 4'] < 1e-3
+  # A Wan model's latent windows spread over devices, and its tokens split by rows.
+  assert result['wan_max_abs_diff'] == {'windows over 8': 0, 'windows 4 x rows 2': 0}
   # A window's rows over 8 devices: each holds a fraction of its activations.
   assert result['temp_bytes_rows_over_8'] < 0.3 * result['temp_bytes_one_device']
 

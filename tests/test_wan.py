@@ -362,3 +362,28 @@ def test_a_stereo_model_started_from_the_import_predicts_what_the_backbone_does(
                                   reference['transformer_text'])(latents, t)
            for c in (right, -right)]
   assert np.abs(np.asarray(views[0]) - np.asarray(views[1])).max() > 1e-2
+
+
+def test_joining_the_right_view_along_time_is_the_backbone_on_both_views_in_a_row(
+    imported, wan, reference):
+  """With ``condition_join='frames'`` the right view's latents are embedded by the same
+  patch embedding and follow the left view's frames: the stereo model's prediction is the
+  backbone's on the two clips one after the other, cut to the left view's frames."""
+  from eye2eye_jax.models import networks
+  from eye2eye_jax.training import train_state
+  config = checkpoints.read_config(checkpoints.epath.Path(imported[0]))
+  config.model.condition_channels = wan.shape.in_channels
+  config.model.condition_join = 'frames'
+  state, report = train_state.init_from_checkpoint(config, str(imported[0]))
+  assert not report['extended'] and not report['new_random'] and not report['unused']
+  latents = reference['transformer_latents'].transpose(0, 2, 3, 4, 1)
+  right = np.random.default_rng(0).standard_normal(latents.shape).astype(np.float32)
+  t = np.array([0.9, 0.3], np.float32)
+  out = networks.make_denoiser(config, networks.graphdef(config), state['params'], right,
+                               reference['transformer_text'])(latents, t)
+  backbone = checkpoints.read_config(checkpoints.epath.Path(imported[0]))
+  both = networks.make_denoiser(backbone, networks.graphdef(backbone), wan.params, None,
+                                reference['transformer_text'])(
+                                    np.concatenate([latents, right], axis=1), t)
+  np.testing.assert_allclose(np.asarray(out), np.asarray(both)[:, :latents.shape[1]],
+                             atol=1e-5)

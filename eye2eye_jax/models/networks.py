@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
 
 from eye2eye_jax import diffusion
 from eye2eye_jax.common import sharding
@@ -32,7 +33,13 @@ _WAN_FROZEN = re.compile(r'^(vae|empty_caption)/')
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the field when the config cannot build its network."""
   m = config.model
+  if m.condition_join not in ('channels', 'frames'):
+    raise ValueError(f"model.condition_join must be 'channels' or 'frames', got "
+                     f'{m.condition_join!r}')
   if m.architecture == 'unet':
+    if m.condition_join != 'channels':
+      raise ValueError("model.condition_join='frames' is for Wan models; the UNet "
+                       'concatenates channels')
     unet.validate_model_config(m)
     return
   if m.architecture != 'wan':
@@ -198,6 +205,18 @@ def _wan_text(params, text, text_mask, batch: int):
   return jnp.where(text_mask.any(-1)[:, None, None], kept, empty[None])
 
 
+def _token_layout(config, activation_sharding):
+  """The (batch, tokens, width) layout matching a (B, T, H, W, C) ``activation_sharding``:
+  the sampler's splits frames or rows (its tokens run frame by frame, row by row), the
+  trainer's the batch (and the tokens by ``config.mesh.rules``' ``tokens`` rule)."""
+  mesh, spec = activation_sharding.mesh, activation_sharding.spec
+  split = [a for axes in spec[1:4] if axes is not None
+           for a in ((axes,) if isinstance(axes, str) else axes)]
+  if not split:
+    return sharding.token_sharding(mesh, config.mesh.rules)
+  return NamedSharding(mesh, PartitionSpec(spec[0], tuple(split), None))
+
+
 def make_denoiser(config: ml_collections.ConfigDict, graph, params, condition, text=None,
                   text_mask=None, activation_sharding=None, strength=None):
   """The network as a function (x_t, t) -> prediction, conditioned on the right view
@@ -208,9 +227,7 @@ def make_denoiser(config: ml_collections.ConfigDict, graph, params, condition, t
                               activation_sharding, strength)
   model = nnx.merge(graph, params['transformer'])
   schedule = config.diffusion.schedule
-  tokens = None
-  if activation_sharding is not None:
-    tokens = sharding.token_sharding(activation_sharding.mesh, config.mesh.rules)
+  tokens = None if activation_sharding is None else _token_layout(config, activation_sharding)
 
   def denoise(x_t, t):
     sigma = diffusion.alpha_sigma(schedule, t)[1]

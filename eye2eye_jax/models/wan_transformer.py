@@ -219,15 +219,20 @@ class WanTransformer(nnx.Module):
   def __init__(self, shape: WanShape, *, dtype: str = 'float32', remat: str = 'none',
                attention_kernel: str = 'xla', attention_chunk: int = 0,
                condition_channels: int = 0, strength_conditioning: bool = False,
-               rngs: nnx.Rngs):
+               condition_join: str = 'channels', rngs: nnx.Rngs):
     self.shape = shape
     self.condition_channels = condition_channels
+    if condition_join not in ('channels', 'frames'):
+      raise ValueError(f"model.condition_join must be 'channels' or 'frames', got "
+                       f'{condition_join!r}')
+    self.condition_join = condition_join
+    joined = condition_channels if condition_join == 'channels' else 0
     self.dtype = jnp.dtype(dtype)
     self.remat = remat
     dim, patch = shape.dim, shape.patch_size
     fn = attention.attention_fn(attention_kernel, attention_chunk)
     self.patch_embedding = nnx.Param(nnx.initializers.lecun_normal()(
-        rngs.params(), patch + (shape.in_channels + condition_channels, dim)))
+        rngs.params(), patch + (shape.in_channels + joined, dim)))
     self.patch_bias = nnx.Param(jnp.zeros((dim,), jnp.float32))
     self.time_linear_1 = _dense(shape.freq_dim, dim, jnp.float32, rngs)
     self.time_linear_2 = _dense(dim, dim, jnp.float32, rngs)
@@ -253,8 +258,10 @@ class WanTransformer(nnx.Module):
 
   def __call__(self, latents, timesteps, text, token_sharding=None, condition=None,
                strength=None):
-    """``condition`` (B, T, H, W, condition_channels): latents joined to ``latents`` by
-    channel concatenation at the patch embedding (the right view of a stereo model);
+    """``condition`` (B, T, H, W, condition_channels): the right view's latents of a stereo
+    model, joined to ``latents`` by channel concatenation at the patch embedding, or with
+    ``condition_join='frames'`` embedded alike and appended along time (its frames after
+    the left view's, as further rotary positions; only the left view's tokens are decoded);
     ``strength`` (B,): the disparity scale asked of a strength-conditioned model (None: 1).
     ``token_sharding`` (a NamedSharding of (B, tokens, width)) pins the activations
     between blocks: the batch over its first axes, the tokens over its second."""
@@ -262,7 +269,7 @@ class WanTransformer(nnx.Module):
     if (condition is None) != (self.condition_channels == 0):
       raise ValueError(f'this transformer takes {self.condition_channels} condition channels; '
                        f'got {"none" if condition is None else condition.shape[-1]}')
-    if condition is not None:
+    if condition is not None and self.condition_join == 'channels':
       latents = jnp.concatenate([latents, condition.astype(latents.dtype)], axis=-1)
     batch, frames, height, width, channels = latents.shape
     pt, ph, pw = shape.patch_size
@@ -272,11 +279,19 @@ class WanTransformer(nnx.Module):
     grid = (frames // pt, height // ph, width // pw)
     pin = ((lambda y: y) if token_sharding is None
            else (lambda y: jax.lax.with_sharding_constraint(y, token_sharding)))
-    patches = latents.reshape(batch, grid[0], pt, grid[1], ph, grid[2], pw, channels)
-    patches = patches.transpose(0, 1, 3, 5, 2, 4, 6, 7).reshape(batch, math.prod(grid), -1)
-    kernel = self.patch_embedding[...].reshape(-1, shape.dim)
-    x = pin(jnp.dot(patches.astype(self.dtype), kernel.astype(self.dtype),
-                    preferred_element_type=jnp.float32) + self.patch_bias[...])
+    kernel = self.patch_embedding[...].reshape(-1, shape.dim).astype(self.dtype)
+
+    def embed(video):
+      patches = video.reshape(batch, grid[0], pt, grid[1], ph, grid[2], pw, video.shape[-1])
+      patches = patches.transpose(0, 1, 3, 5, 2, 4, 6, 7).reshape(batch, math.prod(grid), -1)
+      return jnp.dot(patches.astype(self.dtype), kernel,
+                     preferred_element_type=jnp.float32) + self.patch_bias[...]
+
+    x, token_grid = embed(latents), grid
+    if condition is not None and self.condition_join == 'frames':
+      x = jnp.concatenate([x, embed(condition)], axis=1)
+      token_grid = (2 * grid[0],) + grid[1:]
+    x = pin(x)
 
     temb = self.time_linear_2(nnx.silu(self.time_linear_1(
         timestep_sinusoid(timesteps, shape.freq_dim))))
@@ -287,7 +302,7 @@ class WanTransformer(nnx.Module):
     modulation = self.time_proj(nnx.silu(temb)).reshape(batch, 6, shape.dim)
     context = self.text_linear_2(nnx.gelu(self.text_linear_1(text.astype(self.dtype)),
                                           approximate=True))
-    rotary = tuple(jnp.asarray(t) for t in rotary_tables(shape, *grid))
+    rotary = tuple(jnp.asarray(t) for t in rotary_tables(shape, *token_grid))
 
     graphdef, state = nnx.split(self.stacked_blocks)
 
@@ -302,6 +317,7 @@ class WanTransformer(nnx.Module):
     with layout:
       x, _ = jax.lax.scan(one_block, x, state)
 
+    x = x[:, :math.prod(grid)]  # the left view's tokens
     shift, scale = jnp.split(self.scale_shift_table[...][None] + temb[:, None], 2, axis=1)
     x = (_layer_norm(x, shape.eps) * (1 + scale) + shift).astype(self.dtype)
     x = self.proj_out(x).astype(jnp.float32)
@@ -325,5 +341,6 @@ def create(shape: WanShape, model: ml_collections.ConfigDict | None = None,
     options = dict(dtype=model.dtype, remat=model.remat, attention_kernel=model.attention_kernel,
                    attention_chunk=model.attention_chunk,
                    condition_channels=model.condition_channels,
-                   strength_conditioning=model.strength_conditioning)
+                   strength_conditioning=model.strength_conditioning,
+                   condition_join=model.condition_join)
   return WanTransformer(shape, **options, rngs=nnx.Rngs(seed))
