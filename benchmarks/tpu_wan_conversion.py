@@ -65,17 +65,17 @@ def table(result: dict) -> str:
   per clip, and the seconds per clip at each count of evaluations on each chip."""
   util = result['utilisation']
   head = ['model', 'one evaluation: bytes', 'fits one chip', 'TFLOP (compiler)',
-          'TFLOP (estimate)', 'VAE encode + decode: TFLOP per clip']
+          'TFLOP (estimate)', 'VAE encode, TFLOP per clip', 'VAE decode, TFLOP per clip']
   head += [f'{chip}, {n} eval.' for chip in CHIPS for n in EVALUATIONS]
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for name, row in result['models'].items():
-    vae = row['latent_frames'] * (row['vae_encode_chunk']['flops']
-                                  + row['vae_decode_chunk']['flops'])
+    encode, decode = (row['latent_frames'] * row[f'vae_{part}_chunk']['flops']
+                      for part in ('encode', 'decode'))
     held = row['denoiser_call']['total_bytes']
     fits = [chip for chip in CHIPS if held <= accelerators.CHIPS[chip].hbm_bytes]
     cells = [name, f'{held / 2**30:.1f} GiB', ', '.join(fits) or 'neither',
              f'{row["call_flops"] / 1e12:.1f}', f'{row["call_flops_estimate"] / 1e12:.1f}',
-             f'{vae / 1e12:.1f}']
+             f'{encode / 1e12:.1f}', f'{decode / 1e12:.1f}']
     cells += [f'{row["seconds"][chip][str(n)]:.2f} s' for chip in CHIPS for n in EVALUATIONS]
     lines.append('| ' + ' | '.join(cells) + ' |')
   lines.append('')

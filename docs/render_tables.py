@@ -29,6 +29,7 @@ REPO = DOCS.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks import conversion_speed, run_all, tpu_sampling_memory, tpu_wan_memory  # noqa: E402
+from benchmarks import tpu_wan_conversion, wan_condition_join  # noqa: E402
 from eye2eye_jax.common import atomic_files  # noqa: E402
 from eye2eye_jax.planning import report  # noqa: E402
 from eye2eye_jax.evaluation import metrics_report, quality_vs_steps  # noqa: E402
@@ -76,6 +77,8 @@ TABLES = {
     'conversion_memory': ('conversion_speed', conversion_speed.memory_table),
     'tpu_sampling_memory': ('tpu_sampling_memory', tpu_sampling_memory.table),
     'wan_tpu_memory': ('wan_tpu_memory', tpu_wan_memory.table),
+    'wan_tpu_conversion': ('wan_tpu_conversion', tpu_wan_conversion.table),
+    'wan_condition_join': ('wan_condition_join', wan_condition_join.table),
     'plan_paper': (('plan_base_paper_v5p-64', 'plan_base_paper_8xH100',
                     'plan_base_paper_8xH100_dots', 'plan_base_paper_8xH100_accum4'),
                    report.summary_table),

@@ -38,9 +38,12 @@ def latent_grid(config: ml_collections.ConfigDict, video: tuple[int, int, int]):
 
 
 def tokens(config: ml_collections.ConfigDict, video: tuple[int, int, int]) -> int:
+  """The transformer's tokens for one clip: twice the clip's when the right view joins
+  along time (``model.condition_join='frames'``)."""
   shape = wan_transformer.WanShape.from_config(config.model.wan)
   grid = latent_grid(config, video)
-  return math.prod(g // p for g, p in zip(grid, shape.patch_size))
+  views = 2 if config.model.condition_channels and config.model.condition_join == 'frames' else 1
+  return views * math.prod(g // p for g, p in zip(grid, shape.patch_size))
 
 
 def abstract_params(config: ml_collections.ConfigDict) -> dict:
