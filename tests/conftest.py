@@ -24,8 +24,8 @@ runtime.enable_compilation_cache()
 # The files holding the longest tests of a full run on 2 cores (make test prints the 30
 # slowest), longest first. They are started first, so that no pytest-xdist worker is left
 # running a long test at the end while the other has nothing to do.
-_LONGEST_FIRST = ('test_scale_out.py', 'test_benchmarks.py', 'test_wan_stereo.py', 'test_refiner_tiles.py',
-                  'test_demo.py', 'test_accelerator_check.py', 'test_sampling_at_scale.py',
+_LONGEST_FIRST = ('test_scale_out.py', 'test_benchmarks.py', 'test_wan_stereo.py',
+                  'test_refiner_tiles.py', 'test_demo.py', 'test_accelerator_check.py', 'test_sampling_at_scale.py',
                   'test_distillation.py', 'test_tpu_compile.py', 'test_plan.py')
 
 

@@ -125,14 +125,15 @@ def test_the_pallas_kernel_and_a_row_split_window_compile_for_a_tpu_slice():
 
 @pytest.mark.skipif(not _HAS_LIBTPU, reason=f'libtpu is not installed: {tpu_compile.LIBTPU_HINT}')
 def test_the_plan_command_compiles_a_wan_step_with_split_tokens_for_a_tpu_slice(tmp_path):
-  """A tiny Wan's fine-tuning step on a v5p-8 with its clips over 2 chips and each clip's
-  240 tokens over 2 more (the flash kernel maps over both), and one VAE decode chunk."""
+  """A tiny Wan's fine-tuning step on latent records on a v5p-8 with its clips over 2 chips
+  and each clip's 240 tokens over 2 more (the flash kernel maps over both), and one VAE
+  decode chunk."""
   env = subprocess_env(JAX_PLATFORMS='cpu')
   env['PYTHONPATH'] = os.pathsep.join([env['PYTHONPATH'], str(_LIBTPU_DIR)])
   result = subprocess.run(
       [sys.executable, '-m', 'eye2eye_jax.plan', f'--config={REPO / "configs" / "wan_tiny.py"}',
        '--topology=v5p-8', '--compile', '--video=160x128x9', '--config.data.batch_size=2',
-       '--config.mesh.shape=(1,2,2)', '--output=plan.json'],
+       '--config.mesh.shape=(1,2,2)', '--config.data.latents=True', '--output=plan.json'],
       capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
   assert result.returncode == 0, result.stderr[-3000:]
   plan = json.loads((tmp_path / 'plan.json').read_text())

@@ -64,8 +64,9 @@ def check_records_fit(config: ml_collections.ConfigDict, source) -> None:
                      f'the clips of {name}')
   clip_width = d.width or d.resolution
   if d.view == 'crop' and (d.resolution > height or clip_width > width):
-    raise ValueError(f'data.resolution={d.resolution}, data.width={d.width}: a crop of that '
-                     f'size does not fit the {height}x{width} clips of {name}')
+    size = f'data.resolution={d.resolution}' + (f', data.width={d.width}' if d.width else '')
+    raise ValueError(f'{size}: a crop of that size does not fit the {height}x{width} clips of '
+                     f'{name}')
   low, high = d.zoom_range
   largest = min(height / d.resolution, width / clip_width)
   accepted = (1.0, largest) if d.view == 'downsample' else (1 / largest, 1.0)
