@@ -15,15 +15,12 @@ commute with mirroring, so the augmentation is made before encoding. The TFDS bu
 (``data_builders/latent_stereo``) then packages them into ArrayRecord shards that grain
 reads per host like any other dataset.
 
-Why precomputed: the Wan VAE's encode of both views costs more per clip than the
-transformer's fine-tuning step on it (``docs/wan.md``, measured by the TPU compiler), and
-the latents are ~20x smaller than the clips' pixels, so every epoch after the first saves
-that work and the reads.
+Why precomputed: encoding both views inside the train step needs nearly three times the
+memory per chip and adds the VAE's FLOPs to every step of every epoch (``docs/wan.md``,
+measured by the TPU compiler), and the latents are ~20x smaller than the clips' pixels.
 """
 
 from __future__ import annotations
-
-import pathlib
 
 import jax
 import ml_collections
