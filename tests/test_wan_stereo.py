@@ -258,3 +258,14 @@ def test_freeze_groups_keep_the_named_parts_of_a_transformer_fixed(wan_config):
                                       'empty_caption/')) for p in frozen)
   assert 'transformer/stacked_blocks/attn1/to_q/kernel' in frozen
   assert 'transformer/stacked_blocks/ffn_in/kernel' not in frozen
+
+
+def test_without_a_caption_a_wan_model_needs_no_text_encoder(wan_run, wan_config):
+  config, params = checkpoints.load_for_inference(str(wan_run))
+  config.text.encoder = 'no_such_package.module:encode'  # as umT5 is absent on a laptop
+  sample = wan_config.sample.copy_and_resolve_references()
+  sampler = stereo_sampler.StereoSampler(stereo_sampler.Stage(config, params), None, sample)
+  video = np.random.default_rng(5).integers(0, 255, (3, 16, 16, 3), np.uint8)
+  assert sampler.convert(video, caption='').shape == video.shape
+  with pytest.raises((ImportError, ModuleNotFoundError, ValueError)):
+    sampler.convert(video, caption='a red box')

@@ -253,7 +253,9 @@ class StereoSampler:
     window_batch = int(s.window_batch)
     starts = window_blending.stage_windows(condition.shape[0], stage.window, s.window_overlap)
     text = text_mask = None
-    if text_encoding.uses_text(stage.config):
+    # A Wan model holds its empty caption's embedding: no caption needs no text encoder.
+    stored = not caption and stage.config.model.architecture == 'wan'
+    if text_encoding.uses_text(stage.config) and not stored:
       encode = text_encoding.caption_encoder(stage.config)
       if encode is None:
         raise ValueError('this model reads precomputed text embeddings; sampling it needs '
