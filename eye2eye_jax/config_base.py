@@ -220,8 +220,30 @@ def base_config() -> ml_collections.ConfigDict:
   c.sample.strength = 1.0
   # Where the screen plane sits: this disparity (a fraction of the frame width) is moved to
   # zero by shifting the two eyes apart, and the borders this uncovers are cropped and the
-  # frames scaled back to their size. 0: as generated.
-  c.sample.convergence = 0.0
+  # frames scaled back to their size. 0: as generated. 'auto': chosen per scene from the
+  # base stage's disparity to keep the depth within sample.comfort's limits, ramped over
+  # convergence_smoothing_s either side (eye2eye_jax/sampling/auto_convergence.py).
+  c.sample.convergence = ml_collections.FieldReference(0.0, field_type=object)
+  c.sample.convergence_smoothing_s = 0.5  # 'auto': seconds either side it ramps over
+  # A comfort report per converted video, <stem>_stereo.json and <stem>_stereo.png: the
+  # disparity written against the limits below, window violations, vertical disparity and
+  # flicker, and a one-line verdict (eye2eye_jax/stereo_analysis/comfort.py).
+  c.sample.report = True
+  c.sample.comfort = ml_collections.ConfigDict()
+  # Limits, fractions of the frame width: in front of the screen 1%, behind it 2% (BSkyB's
+  # 3D technical guidelines), within max_angle_deg of the screen plane for a screen filling
+  # screen_angle_deg of view (the 1-degree rule; 33: 16:9 seen from 3 picture heights).
+  c.sample.comfort.in_front = 0.01
+  c.sample.comfort.behind = 0.02  # the farthest content behind the screen
+  c.sample.comfort.max_angle_deg = 1.0  # either, as a visual angle from the screen plane
+  c.sample.comfort.screen_angle_deg = 33.0  # horizontal angle the screen fills for a viewer
+  # This project's defect thresholds (no published figure): |vertical disparity| as a
+  # fraction of the height, and mean disparity flicker per frame of still content.
+  c.sample.comfort.vertical = 0.002
+  c.sample.comfort.flicker = 0.001  # of the width; never below 0.25 px of measured frames
+  c.sample.comfort.frames_over = 0.01  # share of frames allowed over a limit
+  c.sample.comfort.analysis_width = 480  # px: wider frames are measured shrunk to this
+  c.sample.comfort.search = 0.08  # disparity searched either side of the screen plane
   # The refiner on overlapping spatial tiles of this many px (0: whole frames), blended;
   # bounds its memory on large frames (one tile's activations at a time). -1: whole frames
   # when they fit the device's memory, else the largest tile (and the most tiles per call,

@@ -6,7 +6,9 @@
 2. trains the demo config for ``--train_steps`` steps, to show that training runs and the
    loss drops (a real model needs far longer: the bundled checkpoint had hours);
 3. converts held-out clips with the bundled demo checkpoint (or ``--checkpoint``) through
-   the same path as ``eye2eye_jax.sample``, writing left, side-by-side and anaglyph videos;
+   the same path as ``eye2eye_jax.sample``, writing left, side-by-side and anaglyph videos
+   and each one's comfort report (``<stem>_stereo.json`` / ``.png``), and again with
+   automatic convergence (``videos/auto/``); ``comfort.md`` sets their figures side by side;
 4. measures the 3D effect on held-out clips, next to the baselines (copy-right, global
    shift, warp-and-inpaint), with the evaluation ``evaluate`` runs
    (``evaluation/evaluator.py``), and writes ``metrics.json``, ``report.md`` and ``plots/``; where
@@ -21,8 +23,11 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import shutil
+
+import numpy as np
 
 from absl import flags, logging
 
@@ -89,8 +94,13 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
   print(f'[3/6] Converting {num_videos} held-out clips with base {source}'
         + (f' and refiner {refiner}' if refiner else ' (no refiner)'))
   sampler = video_conversion.load_sampler(config, source, refiner)
+  auto_config = config.sample.copy_and_resolve_references()
+  with auto_config.ignore_type():  # convergence takes a number or 'auto'
+    auto_config.update(convergence='auto', report=True)
+  auto_sampler = stereo_sampler.StereoSampler(sampler.base, sampler.refiner, auto_config)
   validation = datasets.data_source(config, 'validation', data_dir)
   inputs_dir, videos_dir = output_dir / 'inputs', output_dir / 'videos'
+  comfort = []
   for index in range(min(num_videos, len(validation))):
     record = validation[index]
     stem = f'validation_{index:03d}'
@@ -98,7 +108,15 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
     video_io.write_video(videos_dir / f'{stem}_truth_LRF_Full_SBS.mp4',
                          stereo_formats.side_by_side(record['left'], record['right']), _FPS)
     written = video_conversion.convert_file(sampler, right_path, videos_dir)
-    print(f'      {right_path.name} -> {", ".join(p.name for p in written.values())}')
+    print(f'      {right_path.name} -> {", ".join(p.name for p in written.videos.values())}')
+    auto = video_conversion.convert_file(auto_sampler, right_path, videos_dir / 'auto')
+    for converted, setting in ((written, config.sample.convergence), (auto, 'auto')):
+      if converted.report is not None:
+        comfort.append(_comfort_row(stem, setting, converted))
+        print(f'        convergence {setting}: 3D {converted.verdict} '
+              f'({converted.report[0].relative_to(output_dir)})')
+  if comfort:
+    metrics_report.write_comfort(output_dir, comfort, config.sample.comfort)
 
   by_split, examples = {}, {}
   for split in split_comparison.default_splits(config):
@@ -128,6 +146,18 @@ def run(config, output_dir: pathlib.Path, train_steps: int, checkpoint: str | No
     by_split[split]['quality_vs_steps'] = _quality_vs_steps(
         sampler, config, split, data_dir, num_steps_clips, output_dir / 'steps')
   return by_split
+
+
+def _comfort_row(stem: str, convergence, converted: video_conversion.ConvertedVideo) -> dict:
+  """The comfort figures of one converted clip, for ``comfort.md``."""
+  report = json.loads(converted.report[0].read_text())
+  s = report['summary']
+  return {'clip': stem, 'convergence': str(convergence),
+          'nearest': s['nearest']['fraction'], 'farthest': s['farthest']['fraction'],
+          'in_front_frames': s['nearest']['frames_over_limit'],
+          'window_frames': s['window_violations']['share'], 'flicker_px': s['flicker']['px'],
+          'mean_convergence': float(np.mean(report['per_frame']['convergence'])),
+          'exceeded': report['exceeded']}
 
 
 def _strength_response(config_file: str, config, split: str, data_dir: str, count: int,
@@ -222,11 +252,19 @@ def main(argv):
           f'copy-right {image["copy_right"]["psnr"]:.2f} dB')
     print(f'  disparity scale {g["scale"]:.2f}, Spearman {g["spearman"]}, depth order '
           f'{g["depth_order_accuracy"]}')
+    flicker = {m: metrics['disparity_statistics'][m].get('flicker_px') for m in
+               ('generated', 'warp_depth', 'warp_stereo', 'true_left')}
+    print('  disparity flicker (px per frame): ' + ', '.join(
+        f'{m} {value:.3f}' for m, value in flicker.items() if value is not None)
+          + ' (true_left: the estimator\'s own noise)')
   reports = ['report.md'] + [f'{s}/report.md' for s in by_split if s != 'validation']
   if len(by_split) > 1:
     reports.append('splits.md (the splits side by side)')
   if (output_dir / 'strength' / 'strength.md').is_file():
     reports.append('strength/strength.md (the 3D strength asked for and made)')
+  if (output_dir / 'comfort.md').is_file():
+    reports.append('comfort.md (the comfort of the converted clips, fixed and automatic '
+                   'convergence)')
   if (output_dir / 'steps' / 'steps.md').is_file():
     reports.append('steps/steps.md (quality against model evaluations)')
   print(f'\nVideos in {output_dir / "videos"}; reports in {output_dir}: {", ".join(reports)}')

@@ -16,6 +16,17 @@ depth: image metrics, disparity statistics and agreement with the true pair's di
 process is used (``sample.mesh_shape``); several processes (as for ``sample``) sample a
 share of the clips each, and process 0 scores them all and writes the report (DIR must be
 shared by them).
+
+The comfort report of any stereo video, without a model or a dataset:
+
+  python -m eye2eye_jax.evaluate --stereo_report=MOVIE_LRF_Full_SBS.mp4 --output_dir=DIR
+  python -m eye2eye_jax.evaluate --stereo_report=LEFT.mp4,RIGHT.mp4 --output_dir=DIR
+
+writes DIR/<stem>_stereo.json and DIR/<stem>_stereo.png (``evaluation/stereo_file_report.py``)
+and prints the verdict. The layout comes from the file's name or shape, or
+``--stereo_layout`` (sbs, half_sbs, tb, half_tb); the limits from ``--config``'s
+``sample.comfort`` (default: the defaults). The file streams through; ``--report_every=N``
+measures one pair of frames in N, and an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -25,8 +36,9 @@ import pathlib
 import jax
 from absl import flags, logging
 
+from eye2eye_jax import config_base
 from eye2eye_jax.common import cli_flags, runtime
-from eye2eye_jax.evaluation import checkpoint_report, split_comparison
+from eye2eye_jax.evaluation import checkpoint_report, split_comparison, stereo_file_report
 
 _HOSTS_WAIT_S = 24 * 3600  # how long a process that is done waits for process 0's report
 _CONFIG = cli_flags.define_config()
@@ -38,9 +50,20 @@ _SPLIT = flags.DEFINE_list('split', [], 'Dataset splits evaluated (comma-separat
                            'has it.')
 _BASELINES = flags.DEFINE_bool('baselines', True,
                                'Also run global shift and warp-and-inpaint.')
+_STEREO_REPORT = flags.DEFINE_list('stereo_report', [],
+                                   'A stereo video (or LEFT,RIGHT videos): write its comfort '
+                                   'report instead of evaluating a checkpoint.')
+_STEREO_LAYOUT = flags.DEFINE_string('stereo_layout', '', 'Layout of the --stereo_report '
+                                     'file: sbs, half_sbs, tb or half_tb (default: from its '
+                                     'name or shape).')
+_REPORT_EVERY = flags.DEFINE_integer('report_every', 1, 'Measure one pair of consecutive '
+                                     'frames in this many (1: every frame).')
 
 
 def main(argv):
+  if _STEREO_REPORT.value:
+    _stereo_report(argv)
+    return
   cli_flags.require(argv, config=_CONFIG.value, output_dir=_OUTPUT_DIR.value)
   runtime.enable_compilation_cache()
   logging.set_verbosity(logging.WARNING)
@@ -65,6 +88,25 @@ def main(argv):
       print(f'Splits side by side: {split_comparison.write_comparison(output_dir, by_split)}')
     elif by_split:
       print(f'Report: {output_dir / "report.md"}; figures: {output_dir / "metrics.json"}')
+
+
+def _stereo_report(argv) -> None:
+  """``--stereo_report``: the comfort report of a stereo video file (or pair of files)."""
+  cli_flags.require(argv, output_dir=_OUTPUT_DIR.value)
+  with cli_flags.exit_on_error():
+    config = _CONFIG.value or config_base.base_config()
+    source = stereo_file_report.open_source(_STEREO_REPORT.value, _STEREO_LAYOUT.value)
+    data = stereo_file_report.report_file(source, _OUTPUT_DIR.value, config.sample,
+                                          _REPORT_EVERY.value)
+  summary = data['summary']
+  print(f'{source.stem} ({source.layout}, eyes {source.eye_width}x{source.eye_height}, '
+        f'{summary["frames_analysed"]} frames measured): 3D {data["verdict"]}')
+  d = summary['disparity']
+  if d['p50'] is not None:
+    print(f'  disparity 5/50/95%: {100 * d["p05"]:.2f} / {100 * d["p50"]:.2f} / '
+          f'{100 * d["p95"]:.2f} % of the width (in front of the screen > 0)')
+  print(f'Report: {pathlib.Path(_OUTPUT_DIR.value) / (source.stem + "_stereo.json")} and '
+        f'_stereo.png')
 
 
 def _print_summary(metrics: dict) -> None:

@@ -1,7 +1,8 @@
 """What the Colab notebook (notebooks/eye2eye_demo.ipynb) calls, so its cells stay short.
 
 Load a sampler from checkpoints, make a synthetic clip, convert a clip array or a video
-file, and turn the result into frames, videos and a disparity plot to show inline.
+file, and turn the result into frames, videos, a disparity plot and the comfort report that
+``sample`` writes beside each video, to show inline.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import numpy as np
 
 from eye2eye_jax import config_base
 from eye2eye_jax.data import frame_ops, synthetic_scenes, video_io
-from eye2eye_jax.evaluation import disparity_estimation
 from eye2eye_jax.sampling import (chunked_conversion, convergence, stereo_formats,
                                   stereo_sampler, video_conversion)
+from eye2eye_jax.stereo_analysis import comfort_report, disparity_estimation
 
 
 def in_colab() -> bool:
@@ -80,11 +81,13 @@ def synthetic_clip(num_frames: int = 8, size: int = 64, seed: int = 0,
 
 @dataclasses.dataclass
 class StereoResult:
-  """A converted clip: both eyes as uint8 (T, H, W, 3), and the true left view if known."""
+  """A converted clip: both eyes as uint8 (T, H, W, 3), the true left view if known, and
+  the convergence applied to each frame."""
   left: np.ndarray
   right: np.ndarray
   fps: float
   true_left: np.ndarray | None = None
+  convergence: np.ndarray | None = None
 
 
 def _check_frames(frames: np.ndarray, name: str) -> np.ndarray:
@@ -104,19 +107,21 @@ def convert_clip(sampler: stereo_sampler.StereoSampler, frames: np.ndarray, fps:
                  true_left: np.ndarray | None = None, name: str = 'frames') -> StereoResult:
   """Generates the other eye of a uint8 (T, H, W, 3) clip through the conversion ``sample``
   runs (``chunked_conversion.convert_stream``: chunks, scene cuts, per-frame noise; then
-  ``video_conversion.stereo_pair``: the eyes in order, ``sample.convergence`` applied);
-  ``name`` is used in errors."""
+  ``video_conversion.stereo_frames``: the eyes in order, ``sample.convergence`` applied or
+  chosen per scene); ``name`` is used in errors."""
   frames = _check_frames(frames, name)
   sampler.plan_memory(*frames.shape[1:3])
-  pairs = [video_conversion.stereo_pair(sampler.sample_config, source, generated)
-           for source, generated in chunked_conversion.convert_stream(sampler, frames,
-                                                                      len(frames), fps)]
-  left, right = (np.concatenate(eye) for eye in zip(*pairs))
   s = sampler.sample_config
+  stream = chunked_conversion.convert_stream(sampler, frames, len(frames), fps,
+                                             with_base=convergence.is_auto(s.convergence))
+  left, right, applied = zip(*video_conversion.stereo_frames(s, stream, fps))
+  left, right, applied = np.concatenate(left), np.concatenate(right), np.asarray(applied)
   if true_left is not None and s.input_eye == 'right':  # shifted and cropped as generated
-    true_left = convergence.converge(true_left, frames, float(s.convergence))[0]
+    true_left = np.concatenate([convergence.converge(true_left[i:i + 1], frames[i:i + 1], c)[0]
+                                for i, c in enumerate(applied)])
   return StereoResult(left=left, right=right, fps=fps,
-                      true_left=true_left if s.input_eye == 'right' else None)
+                      true_left=true_left if s.input_eye == 'right' else None,
+                      convergence=applied)
 
 
 def convert_video_file(sampler: stereo_sampler.StereoSampler, path: str | pathlib.Path,
@@ -137,12 +142,27 @@ def convert_video_file(sampler: stereo_sampler.StereoSampler, path: str | pathli
     frames = frame_ops.resize_clip(frames, max(8, round(height * scale)),
                                    max(8, round(width * scale)))
   result = convert_clip(sampler, frames, info.fps, name=str(path))
-  if output_dir is not None:  # the layouts as ``sample`` writes them, from the pairs made
+  if output_dir is not None:  # the layouts and report as ``sample`` writes them
     s = sampler.sample_config
-    video_conversion.write_pairs(s, video_conversion.output_paths(output_dir, path.stem, s),
-                                 zip(result.left[:, None], result.right[:, None]), info.fps,
-                                 name=str(path), output_dir=output_dir)
+    video_conversion.write_pairs(
+        s, video_conversion.output_paths(output_dir, path.stem, s),
+        zip(result.left[:, None], result.right[:, None], result.convergence), info.fps,
+        name=str(path), output_dir=output_dir,
+        report_to=comfort_report.report_paths(output_dir, path.stem) if s.report else None)
   return result
+
+
+def comfort_of(result: StereoResult, sample_config) -> comfort_report.ComfortReport:
+  """The comfort report ``sample`` writes beside a converted video, of ``result``: its
+  ``verdict()``, ``summary()`` and ``figure()`` (the disparity range over time against the
+  limits of ``sample_config.comfort``)."""
+  height, width = result.right.shape[1:3]
+  meter = comfort_report.ComfortMeter(sample_config.comfort, width, height, result.fps,
+                                      {'video': 'notebook clip'})
+  applied = result.convergence if result.convergence is not None else np.zeros(len(result.left))
+  for index, (left, right) in enumerate(zip(result.left, result.right)):
+    meter.add(left, right, index, convergence=applied[index])
+  return meter.report
 
 
 def upload_video(directory: str | pathlib.Path = 'uploads') -> pathlib.Path:

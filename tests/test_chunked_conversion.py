@@ -177,8 +177,8 @@ def test_a_file_streams_through_to_every_layout(stage, tmp_path):
   decoded = video_io.read_video(path).frames
   expected = video_io.write_video(tmp_path / 'expected.mp4', _stream(sampler, decoded), 8.0,
                                   crf=0)  # through the same encoder
-  left = video_io.read_video(paths['left']).frames
+  left = video_io.read_video(paths.videos['left']).frames
   assert left.shape == decoded.shape
   np.testing.assert_array_equal(left, video_io.read_video(expected).frames)
-  sbs = video_io.read_video(paths['sbs']).frames
+  sbs = video_io.read_video(paths.videos['sbs']).frames
   assert sbs.shape == (20, 16, 32, 3)

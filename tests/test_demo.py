@@ -49,16 +49,28 @@ def test_main_job_writes_videos_metrics_and_report(tiny_config, tiny_checkpoint,
   assert abs(saved['geometry']['copy_right']['all']['scale']) < 0.05
   assert [step for step, _ in saved['training']['loss_by_step']][-1] == 4
   assert [row['base_resolution'] for row in saved['strength']] == [4, 6, 8, 12]
-  report = (tmp_path / 'report.md').read_text()
-  assert '# Stereo quality' in report and '## Per layer type' in report
+  report_text = (tmp_path / 'report.md').read_text()
+  assert '# Stereo quality' in report_text and '## Per layer type' in report_text
   for plot in ('layer_shift', 'layer_error', 'disparity_histogram', 'anaglyphs'):
     assert (tmp_path / 'plots' / f'{plot}.png').stat().st_size > 1000
-    assert f'plots/{plot}.png' in report
+    assert f'plots/{plot}.png' in report_text
   for name in ('validation_000_left.mp4', 'validation_000_LRF_Full_SBS.mp4',
                'validation_000_LR_Half_SBS.mp4', 'validation_000_TB.mp4',
                'validation_000_anaglyph.mp4', 'validation_000_truth_LRF_Full_SBS.mp4'):
     video = video_io.read_video(tmp_path / 'videos' / name)
     assert video.frames.shape[0] == 4
+  # Each converted clip's comfort report, with the configured and automatic convergence.
+  comfort = json.loads((tmp_path / 'comfort.json').read_text())
+  assert [(r['clip'], r['convergence']) for r in comfort['clips']] == [
+      ('validation_000', '0.0'), ('validation_000', 'auto')]
+  for folder in ('videos', 'videos/auto'):
+    report = json.loads((tmp_path / folder / 'validation_000_stereo.json').read_text())
+    assert report['summary']['frames_analysed'] == 4 and report['verdict']
+  assert '| validation_000 | auto |' in (tmp_path / 'comfort.md').read_text()
+  # Flicker, for the model beside the baselines (the truth's is the estimator's noise).
+  assert all(saved['disparity_statistics'][m]['flicker_px'] is not None
+             for m in ('generated', 'warp_depth', 'true_left'))
+  assert 'flicker (px)' in report_text
   # The held-out textures: their own report, and both splits side by side.
   unseen = json.loads((tmp_path / 'validation_unseen' / 'metrics.json').read_text())
   assert unseen['num_clips'] == 2 and 'strength' not in unseen

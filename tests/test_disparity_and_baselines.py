@@ -7,8 +7,8 @@ import skimage.transform
 
 from eye2eye_jax.data import synthetic_scenes
 from eye2eye_jax.data.synthetic_scenes import LayerKind
-from eye2eye_jax.evaluation import (disparity_estimation, stereo_metrics, view_metrics,
-                                    warp_baselines)
+from eye2eye_jax.evaluation import stereo_metrics, view_metrics, warp_baselines
+from eye2eye_jax.stereo_analysis import disparity_estimation
 
 
 def _texture(height=48, width=96):

@@ -63,11 +63,13 @@ def test_notebook_runs_and_shows_frames(tmp_path, monkeypatch):
   for title in ('generated left', 'side-by-side (L | R)', 'anaglyph (red-cyan)'):
     assert html.count(title) >= 2
   plots = _outputs(notebook, 'image/png')
-  assert len(plots) == 3  # a disparity plot per conversion, and the strength curve
+  # A disparity plot per conversion, the comfort report's plot and the strength curve.
+  assert len(plots) == 4
   assert all(base64.b64decode(p)[:8] == b'\x89PNG\r\n\x1a\n' for p in plots)
   written = sorted(p.name for p in (tmp_path / 'stereo').iterdir())
   assert written == ['upload_LRF_Full_SBS.mp4', 'upload_LR_Half_SBS.mp4', 'upload_TB.mp4',
-                     'upload_anaglyph.mp4', 'upload_left.mp4']
+                     'upload_anaglyph.mp4', 'upload_left.mp4', 'upload_stereo.json',
+                     'upload_stereo.png']
   sbs = video_io.read_video(tmp_path / 'stereo' / 'upload_LRF_Full_SBS.mp4').frames
   assert sbs.shape == (4, 32, 64, 3)
   # The right half of the side-by-side file is the input video.

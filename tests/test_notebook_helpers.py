@@ -1,5 +1,7 @@
 """The notebook's helpers: conversion of arrays and files, display frames, clear errors."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -83,7 +85,7 @@ def test_convert_video_file_shrinks_trims_and_writes_layouts(sampler, tmp_path):
   assert sbs.frames.shape == (4, 16, 32, 3) and sbs.fps == 12.0
   assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == [
       'clip_LRF_Full_SBS.mp4', 'clip_LR_Half_SBS.mp4', 'clip_TB.mp4', 'clip_anaglyph.mp4',
-      'clip_left.mp4']
+      'clip_left.mp4', 'clip_stereo.json', 'clip_stereo.png']
 
 
 def test_the_notebook_converts_a_file_as_the_sample_command_does(sampler, tmp_path):
@@ -98,9 +100,15 @@ def test_the_notebook_converts_a_file_as_the_sample_command_does(sampler, tmp_pa
   result = notebook_helpers.convert_video_file(streamed, path, max_frames=0, max_side=0,
                                                output_dir=tmp_path / 'notebook')
   written = video_conversion.convert_file(streamed, path, tmp_path / 'sample')
-  by_command = video_io.read_video(written['left']).frames
+  by_command = video_io.read_video(written.videos['left']).frames
   by_notebook = video_io.read_video(tmp_path / 'notebook' / 'clip_left.mp4').frames
   np.testing.assert_array_equal(by_notebook, by_command)
+  # The same comfort report, written by both and shown by the notebook.
+  report = json.loads(written.report[0].read_text())
+  assert json.loads((tmp_path / 'notebook' / 'clip_stereo.json').read_text()) == report
+  shown = notebook_helpers.comfort_of(result, streamed.sample_config)
+  assert shown.verdict() == report['verdict']
+  assert shown.summary()['disparity'] == report['summary']['disparity']
   # Not one whole-clip call, as the notebook converted before.
   whole = streamed.convert(video_io.read_video(path).frames, fps=8.0)
   assert np.abs(whole.astype(int) - result.left).max() > 0

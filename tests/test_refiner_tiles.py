@@ -110,5 +110,5 @@ def test_a_720p_clip_converts_with_the_demo_defaults(tmp_path):
   video_io.write_video(source, np.random.default_rng(0).integers(0, 255, (1, 720, 1280, 3),
                                                                  dtype=np.uint8), 24.0)
   written = video_conversion.convert_file(sampler, source, tmp_path / 'out')
-  assert video_io.read_video(written['sbs']).frames.shape == (1, 720, 2560, 3)
+  assert video_io.read_video(written.videos['sbs']).frames.shape == (1, 720, 2560, 3)
   assert sampler.plan_memory(720, 1280)[0] == 128  # 4x the demo refiner's 32 px crops

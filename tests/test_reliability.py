@@ -151,8 +151,9 @@ def test_small_odd_and_gray_videos_convert(sampler, tmp_path, name, frames):
   t, h, w, _ = frames.shape
   expected = {'left': (h, w), 'sbs': (h, 2 * w), 'half_sbs': (h, w), 'tb': (2 * h, w),
               'anaglyph': (h, w)}
-  for layout, target in written.items():
+  for layout, target in written.videos.items():
     assert video_io.read_video(target).frames.shape == (t, *expected[layout], 3), layout
+  assert all(path.is_file() for path in written.report)
   assert not [p for p in (tmp_path / 'out').iterdir() if p.name.startswith('.')]
 
 
@@ -373,11 +374,12 @@ def test_a_full_disk_during_conversion_replaces_none_of_the_outputs(sampler, dis
   out = tmp_path / 'out'
   first = video_conversion.convert_file(sampler, source, out)
   before = _snapshot(out)
-  assert len(before) == 5
+  assert len(before) == 7  # five layouts, the comfort report and its plot
   disk_full(out)
   with pytest.raises(video_conversion.ConversionError, match='No space left on device'):
     video_conversion.convert_many(sampler, [source], out, show_progress=False)
-  assert _snapshot(out) == before and set(first.values()) == {out / p for p in before}
+  assert _snapshot(out) == before
+  assert set(first.videos.values()) | set(first.report) == {out / p for p in before}
 
 
 def test_a_failed_export_keeps_the_previous_export(tiny_checkpoint, tmp_path, monkeypatch):
@@ -516,8 +518,10 @@ def test_the_same_seed_gives_bit_identical_samples(tiny_config, tiny_checkpoint,
   video_io.write_video(source, video, 8.0)
   written = [video_conversion.convert_file(sampler, source, tmp_path / name)
              for sampler, name in ((first, 'one'), (second, 'two'))]
-  for layout in written[0]:
-    assert written[0][layout].read_bytes() == written[1][layout].read_bytes(), layout
+  for layout in written[0].videos:
+    assert (written[0].videos[layout].read_bytes()
+            == written[1].videos[layout].read_bytes()), layout
+  assert written[0].report[0].read_bytes() == written[1].report[0].read_bytes()
 
 
 def test_the_same_seed_and_config_train_bit_identical_weights(tiny_config, tiny_dataset,

@@ -132,8 +132,8 @@ def test_strengths_and_convergences_out_of_range_are_refused_before_any_work(
   for setting, message in (
       ('strength=-1', 'error: sample.strength=-1.0: this base model was trained for strengths '
                       'in [0.25, 2.5] (model.strength_range)'),
-      ('convergence=0.5', 'error: sample.convergence=0.5: accepted range is [-0.25, 0.25] '
-                          '(a fraction of the frame width)')):
+      ('convergence=0.5', "error: sample.convergence=0.5: accepted values are a fraction of "
+                          "the frame width in [-0.25, 0.25], or 'auto' (chosen per scene)")):
     result = _run_sample(f'--input={input_dir}', f'--output_dir={tmp_path / "out"}',
                          f'--checkpoint={tiny_strength_checkpoint}',
                          f'--config.sample.{setting}')

@@ -105,7 +105,7 @@ def test_audio_of_the_input_is_kept(stage, tmp_path):
                   '-shortest', str(with_audio)], check=True)
   assert video_io.has_audio(with_audio) and not video_io.has_audio(silent)
   paths = video_conversion.convert_file(_sampler(stage), with_audio, tmp_path / 'out')
-  for path in paths.values():
+  for path in paths.videos.values():
     assert video_io.has_audio(path), path
     assert video_io.read_video(path).frames.shape[0] == 8
 

@@ -299,7 +299,8 @@ def test_training_samples_real_pairs_into_tensorboard(built):
   scalars = sampler(1, train_state.init_train_state(config), writer)
   assert set(scalars) == {'samples/psnr', 'samples/ssim', 'samples/stereo_iou',
                           'samples/disparity_scale', 'samples/disparity_error_after_scale_px',
-                          'samples/median_disparity_px', 'samples/frame_median_change_px'}
+                          'samples/median_disparity_px', 'samples/frame_median_change_px',
+                          'samples/flicker_px'}
   assert writer.scalars == scalars and 0 < scalars['samples/psnr'] < 60
   [anaglyphs] = writer.images.values()
   assert anaglyphs.shape == (1, 128, 256, 3)  # middle frames: generated | true

@@ -19,7 +19,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from eye2eye_jax.evaluation import disparity_estimation
+from eye2eye_jax.stereo_analysis import disparity_estimation
 
 
 @dataclasses.dataclass(frozen=True)

@@ -162,16 +162,18 @@ def _fmt(value, spec: str = '.2f') -> str:
 
 
 def summary_table(metrics: dict) -> str:
-  """A row per method: image quality against the true view and the fitted geometry."""
+  """A row per method: image quality against the true view, the fitted geometry and the
+  temporal flicker of its disparity."""
   lines = ['| method | PSNR (dB) | SSIM | stereo-IoU | scale | Spearman | order | '
-           'error after scale (px) |', '|---|---|---|---|---|---|---|---|']
+           'error after scale (px) | flicker (px) |', '|---|---|---|---|---|---|---|---|---|']
   for m in metrics['methods']:
     image = metrics['image'].get(m, {})
     g = metrics['geometry'][m]['all']
+    flicker = metrics.get('disparity_statistics', {}).get(m, {}).get('flicker_px')
     lines.append(f'| {m} | {_fmt(image.get("psnr"))} | {_fmt(image.get("ssim"), ".3f")} | '
                  f'{_fmt(image.get("stereo_iou"), ".3f")} | {_fmt(g.get("scale"))} | '
                  f'{_fmt(g.get("spearman"))} | {_fmt(g.get("depth_order_accuracy"))} | '
-                 f'{_fmt(g.get("mean_abs_error_after_scale_px"))} |')
+                 f'{_fmt(g.get("mean_abs_error_after_scale_px"))} | {_fmt(flicker, ".3f")} |')
   return '\n'.join(lines)
 
 
@@ -240,17 +242,18 @@ def markdown_report(metrics: dict, plots: dict[str, str] | None = None) -> str:
   lines += ['## Disparity without ground truth', '',
             'Estimated (OpenCV SGBM, left-right checked) between each left view and the right '
             'view: what a viewer would get. A flat output has median and range near 0; '
-            'swapped eyes give negative disparities; flicker shows as frame-to-frame change '
-            '(compare with true_left, whose change is real motion).', '',
+            'swapped eyes give negative disparities. Flicker is the mean frame-to-frame '
+            'change of the disparity of content that is still once its motion is followed '
+            '(true_left shows the estimator\'s own noise: the truth does not flicker).', '',
             '| method | valid | median (px) | 5-95% (px) | negative | frame median change '
-            '(px) | pixel change (px) |', '|---|---|---|---|---|---|---|']
+            '(px) | flicker (px) |', '|---|---|---|---|---|---|---|']
   for m in methods:
     s = metrics['disparity_statistics'][m]
     lines.append(f'| {m} | {_fmt(s.get("valid_fraction"))} | {_fmt(s.get("median_px"))} | '
                  f'{_fmt(s.get("p05_px"))} to {_fmt(s.get("p95_px"))} | '
                  f'{_fmt(s.get("negative_fraction"))} | '
                  f'{_fmt(s.get("frame_median_change_px"))} | '
-                 f'{_fmt(s.get("pixel_change_px"))} |')
+                 f'{_fmt(s.get("flicker_px"))} |')
   lines.append('')
   if 'disparity_histogram' in plots:
     lines += [f'![disparity histograms]({plots["disparity_histogram"]})', '']
@@ -262,6 +265,35 @@ def markdown_report(metrics: dict, plots: dict[str, str] | None = None) -> str:
               'base at a lower resolution gives a larger disparity in the output.', '',
               resolution_table(metrics), '']
   return '\n'.join(lines)
+
+
+def comfort_table(figures: dict) -> str:
+  """A row per converted clip and convergence setting: its comfort report's figures."""
+  percent = lambda value: '-' if value is None else f'{100 * value:.2f}'
+  lines = ['| clip | convergence | mean applied (% of width) | nearest (%) | farthest (%) | '
+           'frames over in-front limit | window violations | flicker (px) | exceeds |',
+           '|---|---|---|---|---|---|---|---|---|']
+  lines += [f'| {r["clip"]} | {r["convergence"]} | {percent(r["mean_convergence"])} | '
+            f'{percent(r["nearest"])} | {percent(r["farthest"])} | {r["in_front_frames"]:.0%} | '
+            f'{r["window_frames"]:.0%} | {_fmt(r["flicker_px"], ".3f")} | '
+            f'{", ".join(r["exceeded"]) or "nothing"} |' for r in figures['clips']]
+  return '\n'.join(lines)
+
+
+def write_comfort(output_dir: str | pathlib.Path, rows: list[dict], comfort_config) -> None:
+  """``comfort.json`` and ``comfort.md``: the converted clips' comfort figures."""
+  out = pathlib.Path(output_dir)
+  figures = {'limits': comfort_config.to_dict(), 'clips': rows}
+  atomic_files.write_text(out / 'comfort.json', json.dumps(figures, indent=2))
+  limits = comfort_config
+  atomic_files.write_text(out / 'comfort.md', '\n'.join([
+      '# Comfort of the converted clips', '',
+      'Each clip as converted with the configured convergence and with '
+      "`sample.convergence='auto'`, measured on the written pair (the `<stem>_stereo.json` "
+      f'reports in `videos/`). Limits: in front of the screen {100 * limits.in_front:g}% of '
+      f'the width, behind it {100 * limits.behind:g}%. Disparity in % of the width, in front '
+      'of the screen > 0.', '', comfort_table(figures), '',
+      manual_link(out, 'strength.md#automatic-convergence', '3D strength and convergence')]))
 
 
 def resolution_table(metrics: dict) -> str:
@@ -277,15 +309,16 @@ def resolution_table(metrics: dict) -> str:
 def pair_table(metrics: dict) -> str:
   """A row per method on real pairs: image quality, disparity, agreement with the truth."""
   lines = ['| method | PSNR (dB) | SSIM | stereo-IoU | median d | 5-95% range | negative | '
-           'frame-to-frame change | agreement scale | error after scale (px) |',
-           '|---|---|---|---|---|---|---|---|---|---|']
+           'frame-to-frame change | flicker (px) | agreement scale | error after scale (px) |',
+           '|---|---|---|---|---|---|---|---|---|---|---|']
   for m in metrics['methods']:
     image, d, a = (metrics['image'].get(m, {}), metrics['disparity_statistics'][m],
                    metrics['agreement'][m])
     lines.append(f'| {m} | {_fmt(image.get("psnr"))} | {_fmt(image.get("ssim"), ".3f")} | '
                  f'{_fmt(image.get("stereo_iou"), ".3f")} | {_fmt(d.get("median_px"))} | '
                  f'{_fmt(d.get("range_px"))} | {_fmt(d.get("negative_fraction"))} | '
-                 f'{_fmt(d.get("frame_median_change_px"))} | {_fmt(a.get("scale"))} | '
+                 f'{_fmt(d.get("frame_median_change_px"))} | {_fmt(d.get("flicker_px"))} | '
+                 f'{_fmt(a.get("scale"))} | '
                  f'{_fmt(a.get("error_px"))} |')
   return '\n'.join(lines)
 

@@ -4,7 +4,7 @@ A real pair has no layers and no true depth, so the figures are those that need 
 
   * PSNR, SSIM and stereo-IoU of each method's left view against the true left view;
   * the disparity between each left view and the right view (median, 5-95% range, share
-    negative, frame-to-frame change: ``stereo_metrics.disparity_statistics``);
+    negative, frame-to-frame change, temporal flicker: ``stereo_metrics.disparity_statistics``);
   * agreement with the true pair: the disparity measured on the method's pair against the
     one measured on the true pair, pixel by pixel where both are valid: the disparity
     scale (``stereo_metrics.disparity_scale``, as the synthetic evaluation fits it per set
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from eye2eye_jax.evaluation import (disparity_estimation, stereo_metrics, synthetic_eval,
-                                    view_metrics, warp_baselines)
+from eye2eye_jax.evaluation import stereo_metrics, synthetic_eval, view_metrics, warp_baselines
+from eye2eye_jax.stereo_analysis import disparity_estimation
 
 BASELINES = ('true_left', 'copy_right', 'global_shift', 'warp_stereo')
 
@@ -62,7 +62,7 @@ def evaluate(sampler, records, max_disparity: float, *, baselines: bool = True,
     for method in methods:
       left = views[method]
       estimate = truth if method == 'true_left' else measure(left, right)
-      statistics[method].append(stereo_metrics.disparity_statistics(estimate))
+      statistics[method].append(stereo_metrics.disparity_statistics(estimate, right))
       both = estimate.valid & truth.valid
       pairs[method].append((estimate.disparity[both], truth.disparity[both]))
       if method in image:

@@ -18,7 +18,8 @@ import numpy as np
 from scipy import stats
 
 from eye2eye_jax.data.synthetic_scenes import LayerKind
-from eye2eye_jax.evaluation.disparity_estimation import DisparityEstimate
+from eye2eye_jax.stereo_analysis import comfort
+from eye2eye_jax.stereo_analysis.disparity_estimation import DisparityEstimate
 
 _TIE_PX = 0.1
 
@@ -239,13 +240,15 @@ def comparison_summary(comparisons: list[LayerComparison]) -> dict:
   return summary
 
 
-def disparity_statistics(estimate: DisparityEstimate, min_valid_fraction: float = 0.01) -> dict:
+def disparity_statistics(estimate: DisparityEstimate, reference: np.ndarray | None = None,
+                         min_valid_fraction: float = 0.01) -> dict:
   """What the 3D effect of a pair looks like without ground truth.
 
   Range and sign of the estimated disparity (negative: the eyes look swapped), and its
   temporal stability: the mean change of each frame's median disparity between
-  consecutive frames, and the mean per-pixel change where both frames are valid (which
-  also contains real change from motion; compare it with the true pair's figure).
+  consecutive frames, and, given the ``reference`` eye the estimate is at (T, H, W, 3),
+  the temporal flicker (``comfort.clip_flicker``: the change on content that is still once
+  its motion is followed; 0 for a true pair up to the estimator's noise).
   """
   values = estimate.valid_values()
   frames = estimate.disparity.shape[0]
@@ -255,11 +258,9 @@ def disparity_statistics(estimate: DisparityEstimate, min_valid_fraction: float 
   medians = np.array([np.median(estimate.disparity[t][estimate.valid[t]])
                       if per_frame[t] >= min_valid_fraction else np.nan for t in range(frames)])
   steps = np.abs(np.diff(medians))
-  both = estimate.valid[1:] & estimate.valid[:-1]
-  pixel_change = np.abs(np.diff(estimate.disparity, axis=0))[both]
   p05, p50, p95 = np.percentile(values, [5, 50, 95])
   finite = lambda x: float(x) if np.isfinite(x) else None
-  return {
+  statistics = {
       'valid_fraction': float(estimate.valid.mean()),
       'median_px': float(p50),
       'p05_px': float(p05),
@@ -267,5 +268,7 @@ def disparity_statistics(estimate: DisparityEstimate, min_valid_fraction: float 
       'range_px': float(p95 - p05),
       'negative_fraction': float(np.mean(values < -0.5)),
       'frame_median_change_px': finite(np.nanmean(steps)) if np.isfinite(steps).any() else None,
-      'pixel_change_px': float(pixel_change.mean()) if pixel_change.size else None,
   }
+  if reference is not None:
+    statistics['flicker_px'] = comfort.clip_flicker(estimate, reference)
+  return statistics

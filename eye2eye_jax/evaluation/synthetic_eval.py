@@ -25,9 +25,9 @@ import numpy as np
 
 from eye2eye_jax.data import datasets, frame_ops
 from eye2eye_jax.data.synthetic_scenes import LayerKind, SceneGenerator, SceneParams
-from eye2eye_jax.evaluation import (disparity_estimation, stereo_metrics, view_metrics,
-                                    warp_baselines)
+from eye2eye_jax.evaluation import stereo_metrics, view_metrics, warp_baselines
 from eye2eye_jax.sampling.stereo_sampler import StereoSampler
+from eye2eye_jax.stereo_analysis import disparity_estimation
 
 DESCRIPTIONS = {
     'generated': 'the sampler\'s output',
@@ -107,7 +107,7 @@ def evaluate(sampler: StereoSampler | None, records, params: SceneParams, *,
           record['layer_kind'], max_shift=max_d + 2)
       estimate = disparity_estimation.estimate_disparity(
           left, right, min_disparity=-max_d, max_disparity=1.5 * max_d, upsample=2)
-      statistics[method].append(stereo_metrics.disparity_statistics(estimate))
+      statistics[method].append(stereo_metrics.disparity_statistics(estimate, right))
       histograms[method] += np.histogram(estimate.valid_values(), edges)[0]
       if method in image:
         figures = image[method]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from eye2eye_jax.evaluation import disparity_estimation
+from eye2eye_jax.stereo_analysis import disparity_estimation
 
 # Softmax splatting weight per pixel of disparity: a surface 1 px nearer gets e^4 (~55x)
 # the weight where both land on one pixel, so the nearer one shows.

@@ -40,18 +40,37 @@ def _resample(video: np.ndarray, shift: float, crop_x: int, crop_y: float) -> np
                                   borderMode=cv2.BORDER_REPLICATE) for frame in video])
 
 
-def check_convergence(convergence: float) -> None:
-  """Raises ValueError naming the accepted range for an impossible ``sample.convergence``."""
-  if not -LIMIT <= convergence <= LIMIT:
-    raise ValueError(f'sample.convergence={convergence}: accepted range is [-{LIMIT}, {LIMIT}] '
-                     '(a fraction of the frame width)')
+AUTO = 'auto'  # sample.convergence chosen per scene (``auto_convergence``)
+
+
+def is_auto(convergence) -> bool:
+  """Whether ``sample.convergence`` asks for automatic convergence."""
+  return isinstance(convergence, str) and convergence.strip().lower() == AUTO
+
+
+def check_convergence(convergence) -> None:
+  """Raises ValueError naming the accepted values for an impossible ``sample.convergence``:
+  a number in [-LIMIT, LIMIT] or 'auto'."""
+  if is_auto(convergence):
+    return
+  try:
+    value = float(convergence)
+  except (TypeError, ValueError):
+    value = math.nan
+  if not -LIMIT <= value <= LIMIT:
+    raise ValueError(f'sample.convergence={convergence!r}: accepted values are a fraction of '
+                     f"the frame width in [-{LIMIT}, {LIMIT}], or '{AUTO}' (chosen per scene)")
 
 
 def converge(left: np.ndarray, right: np.ndarray, convergence: float
              ) -> tuple[np.ndarray, np.ndarray]:
   """The (T, H, W, C) pair with the disparity ``convergence * W`` moved to the screen plane;
   0 returns the views unchanged."""
+  if is_auto(convergence):
+    raise ValueError(f"convergence '{AUTO}' is chosen per frame (auto_convergence); converge "
+                     'takes the number chosen')
   check_convergence(convergence)
+  convergence = float(convergence)
   if convergence == 0:
     return left, right
   height, width = left.shape[1:3]

@@ -101,3 +101,58 @@ def render(layout: str, left: np.ndarray, right: np.ndarray,
   if layout == 'anaglyph':
     return anaglyph(left, right, anaglyph_method)
   raise ValueError(f'unknown output layout {layout!r}; choose from {sorted(SUFFIXES)}')
+
+
+# Layouts a stereo file can be read from: how its frames hold the two eyes.
+READ_LAYOUTS = ('sbs', 'half_sbs', 'tb', 'half_tb')
+# File-name markers players use, most specific first (matched case-insensitively).
+_NAME_MARKERS = (('half_sbs', ('_lr_half_sbs', 'half_sbs', 'half-sbs', 'hsbs')),
+                 ('half_tb', ('half_tb', 'half-tb', 'half_ou', 'htb', 'hou')),
+                 ('sbs', ('_lrf_full_sbs', 'full_sbs', 'full-sbs', 'fsbs', '_sbs', '_lr')),
+                 ('tb', ('_tb', '_tab', '_ou', '_3dv')))
+
+
+def layout_of(name: str, width: int, height: int) -> str:
+  """The READ_LAYOUTS layout of a stereo file: from the markers players read in its name,
+  else from its frame shape (at least 2.6x as wide as high: full side-by-side; higher than
+  wide: full top-bottom); ValueError when neither tells."""
+  lowered = name.lower()
+  for layout, markers in _NAME_MARKERS:
+    if any(marker in lowered for marker in markers):
+      return layout
+  if width >= 2.6 * height:
+    return 'sbs'
+  if height > width:
+    return 'tb'
+  raise ValueError(f'{name}: cannot tell how its {width}x{height} frames hold the two eyes; '
+                   f'name the layout ({", ".join(READ_LAYOUTS)})')
+
+
+def eye_size(layout: str, width: int, height: int) -> tuple[int, int]:
+  """(width, height) of one eye as a player shows it, for frames of ``layout``: a half
+  layout's eye is stretched back to the whole frame."""
+  if layout == 'sbs':
+    return width // 2, height
+  if layout == 'tb':
+    return width, height // 2
+  if layout in ('half_sbs', 'half_tb'):
+    return width, height
+  raise ValueError(f'unknown stereo layout {layout!r}; choose from {READ_LAYOUTS}')
+
+
+def split(layout: str, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(left, right) eyes of one (H, W, 3) frame of ``layout``, each at its shown aspect (a
+  half layout's eyes stretched back, so one pixel of disparity means the same in x and y)."""
+  height, width = frame.shape[:2]
+  if layout in ('sbs', 'half_sbs'):
+    middle = width - width // 2 if layout == 'half_sbs' else width // 2
+    left, right = frame[:, :middle], frame[:, middle:middle + width // 2]
+  elif layout in ('tb', 'half_tb'):
+    left, right = frame[:height // 2], frame[height // 2:2 * (height // 2)]
+  else:
+    raise ValueError(f'unknown stereo layout {layout!r}; choose from {READ_LAYOUTS}')
+  if layout.startswith('half_'):
+    size = eye_size(layout, width, height)
+    stretch = lambda eye: cv2.resize(eye, size, interpolation=cv2.INTER_LINEAR)
+    return stretch(left), stretch(right)
+  return left, right

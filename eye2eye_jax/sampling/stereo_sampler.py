@@ -38,6 +38,7 @@ from eye2eye_jax import diffusion
 from eye2eye_jax.data import frame_ops, text_encoding
 from eye2eye_jax.models import networks
 from eye2eye_jax.sampling import convergence, latent_space, memory_fit, window_blending
+from eye2eye_jax.stereo_analysis import comfort
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -195,7 +196,13 @@ class StereoSampler:
       if stage is not None:
         diffusion.check_solver(s.solver, float(s.eta), stage.config.diffusion.schedule)
     check_strength(float(s.strength), base.config)
-    convergence.check_convergence(float(s.convergence))
+    convergence.check_convergence(s.convergence)
+    # A bad comfort or report setting fails here, before any work.
+    comfort.Limits.from_config(s.comfort)
+    comfort.PairAnalyzer(s.comfort.analysis_width, s.comfort.search)
+    if not s.convergence_smoothing_s >= 0:
+      raise ValueError(f'sample.convergence_smoothing_s={s.convergence_smoothing_s}: must be '
+                       '>= 0 (seconds either side)')
     self.mesh = window_blending.sampling_mesh(s)
     self._placed = {}  # stage -> its weights on every device of the mesh
     self._codecs = {}  # stage -> the space its network denoises in (latent_space)

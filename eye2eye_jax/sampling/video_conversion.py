@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import pathlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import ml_collections
 import numpy as np
@@ -14,8 +14,9 @@ import tqdm
 from eye2eye_jax.common import atomic_files
 from eye2eye_jax.data import video_io
 from eye2eye_jax.models import checkpoints, networks
-from eye2eye_jax.sampling import (chunked_conversion, convergence, stereo_formats,
-                                  stereo_sampler)
+from eye2eye_jax.sampling import (auto_convergence, chunked_conversion, convergence,
+                                  stereo_formats, stereo_sampler)
+from eye2eye_jax.stereo_analysis import comfort, comfort_report
 
 
 def list_inputs(path: str) -> list[pathlib.Path]:
@@ -69,6 +70,22 @@ def output_paths(output_dir: str | pathlib.Path, stem: str,
       suffix = '_right'  # the generated eye
     paths[layout] = out / f'{stem}{suffix}.mp4'
   return paths
+
+
+@dataclasses.dataclass
+class ConvertedVideo:
+  """What the conversion of one input wrote: each layout's video and, with
+  ``sample.report``, the comfort report (JSON and plot) and its one-line verdict."""
+  videos: dict[str, pathlib.Path]
+  report: tuple[pathlib.Path, pathlib.Path] | None = None
+  verdict: str | None = None
+
+
+def all_outputs(output_dir: str | pathlib.Path, stem: str,
+                sample_config: ml_collections.ConfigDict) -> list[pathlib.Path]:
+  """Every file the conversion of input ``stem`` writes: its videos, then its report."""
+  report = (comfort_report.report_paths(output_dir, stem) if sample_config.report else ())
+  return list(output_paths(output_dir, stem, sample_config).values()) + list(report)
 
 
 def check_inputs_kept(inputs: list[pathlib.Path], output_dir: str | pathlib.Path,
@@ -167,8 +184,8 @@ def student_settings(sample_config: ml_collections.ConfigDict, base: stereo_samp
 
 def convert_file(sampler: stereo_sampler.StereoSampler, path: pathlib.Path,
                  output_dir: str | pathlib.Path, progress: tqdm.tqdm | None = None
-                 ) -> dict[str, pathlib.Path]:
-  """Converts one video file; returns the written paths. The input's audio is kept.
+                 ) -> ConvertedVideo:
+  """Converts one video file; returns what it wrote. The input's audio is kept.
 
   The video streams through (``chunked_conversion``): frames are decoded, converted chunk
   by chunk and encoded as they come, so memory does not grow with the video's length.
@@ -189,48 +206,64 @@ def convert_file(sampler: stereo_sampler.StereoSampler, path: pathlib.Path,
   if progress is not None:
     progress.reset(total=info.num_frames)
   frames = (frame for _, frame in video_io.iter_frames(path, range(info.num_frames), info))
-  pairs = chunked_conversion.convert_stream(sampler, frames, info.num_frames, info.fps)
+  auto = convergence.is_auto(s.convergence)
+  stream = chunked_conversion.convert_stream(sampler, frames, info.num_frames, info.fps,
+                                             with_base=auto)
   audio = path if video_io.has_audio(path) else None
-  write_stream(s, paths, pairs, info.fps, audio, progress, name=str(path),
-               output_dir=output_dir)
-  return paths
+  report = comfort_report.report_paths(output_dir, path.stem) if s.report else None
+  verdict = write_pairs(s, paths, stereo_frames(s, stream, info.fps), info.fps, audio,
+                        progress, name=str(path), output_dir=output_dir, report_to=report)
+  return ConvertedVideo(paths, report, verdict)
 
 
 def stereo_pair(sample_config: ml_collections.ConfigDict, source: np.ndarray,
                 generated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """(left, right) (1, H, W, 3) of one (input eye's, generated eye's) (H, W, 3) frame pair:
-  the eyes in order (``sample.input_eye``) and ``sample.convergence`` applied."""
+  the eyes in order (``sample.input_eye``) and a fixed ``sample.convergence`` applied."""
   s = sample_config
   left, right = (source, generated) if s.input_eye == 'left' else (generated, source)
-  return convergence.converge(left[None], right[None], float(s.convergence))
+  return convergence.converge(left[None], right[None], s.convergence)
 
 
-def write_stream(sample_config: ml_collections.ConfigDict, paths: dict[str, pathlib.Path],
-                 pairs: Iterable[tuple[np.ndarray, np.ndarray]], fps: float,
-                 audio_from: pathlib.Path | None = None,
-                 progress: tqdm.tqdm | None = None, name: str = 'the video',
-                 output_dir: str | pathlib.Path = '') -> None:
-  """Writes each layout in ``paths`` (from ``output_paths``) of (input eye's frame,
-  generated eye's frame) ``pairs`` as they come (``stereo_pair``), all or none
-  (``write_pairs``). ``progress`` advances by one per frame."""
-  write_pairs(sample_config, paths, (stereo_pair(sample_config, source, generated)
-                                     for source, generated in pairs), fps, audio_from,
-              progress, name, output_dir)
+def stereo_frames(sample_config: ml_collections.ConfigDict, stream: Iterable[tuple],
+                  fps: float) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+  """(left, right (1, H, W, 3), convergence applied) of each frame of
+  ``chunked_conversion.convert_stream`` (``with_base`` for 'auto'): the eyes in order and
+  ``sample.convergence`` applied, or chosen per scene (``auto_convergence``)."""
+  s = sample_config
+  if not convergence.is_auto(s.convergence):
+    for source, generated in stream:
+      yield (*stereo_pair(s, source, generated), float(s.convergence))
+    return
+  radius = round(float(s.convergence_smoothing_s) * fps)
+  yield from auto_convergence.converge_stream(
+      stream, comfort.Limits.from_config(s.comfort), radius,
+      comfort.PairAnalyzer(s.comfort.analysis_width, s.comfort.search), s.input_eye)
 
 
 def write_pairs(sample_config: ml_collections.ConfigDict, paths: dict[str, pathlib.Path],
-                pairs: Iterable[tuple[np.ndarray, np.ndarray]], fps: float,
-                audio_from: pathlib.Path | None = None,
+                pairs: Iterable[tuple], fps: float, audio_from: pathlib.Path | None = None,
                 progress: tqdm.tqdm | None = None, name: str = 'the video',
-                output_dir: str | pathlib.Path = '') -> None:
-  """Writes each layout in ``paths`` of (left, right) (1, H, W, 3) ``pairs``, all or none:
-  each to a temporary file, renamed into place together when every frame is written."""
+                output_dir: str | pathlib.Path = '',
+                report_to: tuple[pathlib.Path, pathlib.Path] | None = None) -> str | None:
+  """Writes each layout in ``paths`` of (left, right) (1, H, W, 3) ``pairs`` (or (left,
+  right, convergence applied), ``stereo_frames``), all or none: each to a temporary file,
+  renamed into place together when every frame is written. With ``report_to`` (JSON, plot)
+  the written pairs are measured as they go (``stereo_analysis.comfort``) and the comfort
+  report is written with them; returns its verdict."""
   s = sample_config
+  targets = list(paths.values()) + list(report_to or ())
+  meter = None
   try:
-    with atomic_files.atomic_paths(paths.values()) as temporaries, \
+    with atomic_files.atomic_paths(targets) as temporaries, \
         contextlib.ExitStack() as encoders:  # closed (files finished) before the renames
       open_encoders = {}
-      for left, right in pairs:
+      for index, (left, right, *applied) in enumerate(pairs):
+        if report_to is not None:
+          if meter is None:
+            meter = comfort_report.ComfortMeter(s.comfort, left.shape[2], left.shape[1], fps,
+                                                {'video': name})
+          meter.add(left[0], right[0], index, **({'convergence': applied[0]} if applied else {}))
         for (layout, target), temporary in zip(paths.items(), temporaries):
           frame = ((right if s.input_eye == 'left' else left) if layout == 'left'
                    else stereo_formats.render(layout, left, right, s.anaglyph))
@@ -242,9 +275,12 @@ def write_pairs(sample_config: ml_collections.ConfigDict, paths: dict[str, pathl
           progress.update(1)
       if not open_encoders:
         raise video_io.VideoError(f'{name}: no frames to write')
+      if meter is not None:
+        return meter.report.write(*temporaries[len(paths):])['verdict']
   except OSError as error:  # the temporary files could not be made or renamed
     raise video_io.VideoError(f'{output_dir or "the output directory"}: could not write the '
                               f'outputs of {name} ({error})') from error
+  return None
 
 
 class ConversionError(ValueError):
@@ -261,10 +297,12 @@ class BatchResult:
   converted: list[pathlib.Path] = dataclasses.field(default_factory=list)
   skipped: list[pathlib.Path] = dataclasses.field(default_factory=list)
   failed: list[tuple[pathlib.Path, str]] = dataclasses.field(default_factory=list)
+  verdicts: dict[pathlib.Path, str] = dataclasses.field(default_factory=dict)
 
   def summary(self) -> str:
     lines = [f'{len(self.converted)} converted, {len(self.skipped)} skipped (already done), '
              f'{len(self.failed)} failed']
+    lines += [f'  {path.name}: 3D {verdict}' for path, verdict in self.verdicts.items()]
     lines += [f'  failed: {reason}' for _, reason in self.failed]
     return '\n'.join(lines)
 
@@ -317,15 +355,17 @@ def _convert_share(sampler, inputs, output_dir, skip_existing, continue_on_error
   bar = tqdm.tqdm(inputs, unit='video', disable=not show_progress)
   for path in bar:
     bar.set_description(path.name)
-    if skip_existing and all(p.exists() for p in output_paths(output_dir, path.stem,
-                                                              sampler.sample_config).values()):
+    if skip_existing and all(p.exists() for p in all_outputs(output_dir, path.stem,
+                                                             sampler.sample_config)):
       result.skipped.append(path)
       continue
     try:
       with tqdm.tqdm(unit='frame', leave=False, disable=not show_progress,
                      desc=f'  {path.name}') as video_bar:
-        convert_file(sampler, path, output_dir, video_bar)
+        converted = convert_file(sampler, path, output_dir, video_bar)
       result.converted.append(path)
+      if converted.verdict is not None:
+        result.verdicts[path] = converted.verdict
     except (ValueError, OSError) as error:
       reason = str(error) if str(path) in str(error) else f'{path}: {error}'
       result.failed.append((path, reason))

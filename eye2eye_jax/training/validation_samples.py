@@ -59,6 +59,7 @@ class TrainingSampler:
         'samples/stereo_iou': image['stereo_iou'],
         'samples/median_disparity_px': statistics.get('median_px') or 0.0,
         'samples/frame_median_change_px': statistics.get('frame_median_change_px') or 0.0,
+        'samples/flicker_px': statistics.get('flicker_px') or 0.0,
     })
     writer.write_scalars(step, scalars)
     writer.write_images(step, {'samples/anaglyph_generated_vs_true': np.stack(

@@ -47,16 +47,19 @@ def _sgbm_left_reference(left: np.ndarray, right: np.ndarray, min_disparity: int
                          num_disparities: int, block_size: int) -> np.ndarray:
   """OpenCV SGBM disparity at the pixels of ``left`` (NaN where it has none).
 
-  The pair is padded on the left by the search range so pixels near the left edge get a
-  disparity too (matches into the padding score badly and lose).
+  The pair is padded by the search range, on the left and (for negative disparities) on the
+  right, so pixels near either edge get a disparity too (OpenCV leaves the columns whose
+  search would leave the image unmatched; matches into the padding score badly and lose).
   """
   pad = num_disparities + max(min_disparity, 0)
-  grow = lambda image: cv2.copyMakeBorder(image, 0, 0, pad, 0, cv2.BORDER_CONSTANT, value=0)
+  pad_right = max(-min_disparity, 0)
+  grow = lambda image: cv2.copyMakeBorder(image, 0, 0, pad, pad_right, cv2.BORDER_CONSTANT,
+                                          value=0)
   matcher = cv2.StereoSGBM_create(
       minDisparity=min_disparity, numDisparities=num_disparities, blockSize=block_size,
       P1=8 * 3 * block_size**2, P2=32 * 3 * block_size**2, disp12MaxDiff=-1,
       uniquenessRatio=5, speckleWindowSize=0, mode=cv2.STEREO_SGBM_MODE_HH)
-  raw = matcher.compute(grow(left), grow(right))[:, pad:]
+  raw = matcher.compute(grow(left), grow(right))[:, pad:pad + left.shape[1]]
   disparity = raw.astype(np.float32) / 16.0  # fixed point with 4 fractional bits
   disparity[raw < min_disparity * 16] = np.nan
   return disparity
@@ -111,13 +114,27 @@ def estimate_disparity(left: np.ndarray, right: np.ndarray, *, max_disparity: fl
   larger (bicubic; 0: enough for a short side of 256 px, at most 8x), which removes most of
   block matching's bias toward whole pixels; the result is averaged back to the input grid.
   """
+  if reference not in ('right', 'left'):
+    raise ValueError(f"reference must be 'right' or 'left', got {reference!r}")
+  from_right, from_left = estimate_both_eyes(
+      left, right, max_disparity=max_disparity, min_disparity=min_disparity, method=method,
+      block_size=block_size, consistency_px=consistency_px, upsample=upsample)
+  return from_right if reference == 'right' else from_left
+
+
+def estimate_both_eyes(left: np.ndarray, right: np.ndarray, *, max_disparity: float,
+                       min_disparity: float = 0.0, method: str = 'sgbm', block_size: int = 5,
+                       consistency_px: float = 1.0, upsample: int = 0
+                       ) -> tuple[DisparityEstimate, DisparityEstimate]:
+  """``estimate_disparity`` at the pixels of each eye: (from the right, from the left).
+
+  Both come from the same two matchings, so the second costs only its consistency check.
+  """
   left, right = _as_video(left, 'left'), _as_video(right, 'right')
   if left.shape != right.shape:
     raise ValueError(f'left {left.shape} and right {right.shape} views differ in shape')
   if method not in METHODS:
     raise ValueError(f'unknown disparity method {method!r}; choose from {METHODS}')
-  if reference not in ('right', 'left'):
-    raise ValueError(f"reference must be 'right' or 'left', got {reference!r}")
   if not max_disparity > min_disparity:
     raise ValueError(f'max_disparity {max_disparity} must exceed min_disparity {min_disparity}')
 
@@ -131,25 +148,26 @@ def estimate_disparity(left: np.ndarray, right: np.ndarray, *, max_disparity: fl
   grow = lambda image: (image if factor == 1 else cv2.resize(
       image, (width * factor, height * factor), interpolation=cv2.INTER_CUBIC))
   min_disparity, max_disparity = min_disparity * factor, max_disparity * factor
-  reference_is_right = reference == 'right'
-  disparity = np.empty(left.shape[:3], np.float32)
-  valid = np.empty(left.shape[:3], bool)
+  out = [DisparityEstimate(np.empty(left.shape[:3], np.float32), np.empty(left.shape[:3], bool))
+         for _ in range(2)]
   for t in range(left.shape[0]):
     l, r = grow(left[t]), grow(right[t])
-    primary = one_way(l, r, reference_is_right)
-    secondary = one_way(l, r, not reference_is_right)
+    maps = one_way(l, r, True), one_way(l, r, False)
     # From the right eye a match lies at x + d in the left one; from the left, at x - d.
-    ok = _consistent(primary, secondary, 1.0 if reference_is_right else -1.0,
-                     consistency_px * factor)
-    values = np.where(ok, primary, 0.0).astype(np.float32) / factor
-    if factor == 1:
-      disparity[t], valid[t] = values, ok
-    else:  # average the valid values of each block of factor x factor pixels
-      weight = cv2.resize(ok.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
-      total = cv2.resize(values, (width, height), interpolation=cv2.INTER_AREA)
-      valid[t] = weight > 0.5
-      disparity[t] = np.where(valid[t], total / np.maximum(weight, 1e-6), 0.0)
-  return DisparityEstimate(disparity=disparity, valid=valid)
+    for estimate, primary, secondary, direction in ((out[0], maps[0], maps[1], 1.0),
+                                                     (out[1], maps[1], maps[0], -1.0)):
+      ok = _consistent(primary, secondary, direction, consistency_px * factor)
+      values = np.where(ok, primary, 0.0).astype(np.float32) / factor
+      if factor == 1:
+        estimate.disparity[t], estimate.valid[t] = values, ok
+      else:  # average the valid values of each block of factor x factor pixels
+        weight = cv2.resize(ok.astype(np.float32), (width, height),
+                            interpolation=cv2.INTER_AREA)
+        total = cv2.resize(values, (width, height), interpolation=cv2.INTER_AREA)
+        estimate.valid[t] = weight > 0.5
+        estimate.disparity[t] = np.where(estimate.valid[t], total / np.maximum(weight, 1e-6),
+                                         0.0)
+  return out[0], out[1]
 
 
 def fill_invalid(estimate: DisparityEstimate) -> np.ndarray:
