@@ -240,7 +240,7 @@ def base_config() -> ml_collections.ConfigDict:
   # This project's defect thresholds (no published figure): |vertical disparity| as a
   # fraction of the height, and mean disparity flicker per frame of still content.
   c.sample.comfort.vertical = 0.002
-  c.sample.comfort.flicker = 0.001  # of the width; never below 0.25 px of measured frames
+  c.sample.comfort.flicker = 0.001  # of the width (both never below 0.25 px measured)
   c.sample.comfort.frames_over = 0.01  # share of frames allowed over a limit
   c.sample.comfort.analysis_width = 480  # px: wider frames are measured shrunk to this
   c.sample.comfort.search = 0.08  # disparity searched either side of the screen plane

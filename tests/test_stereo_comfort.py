@@ -234,6 +234,10 @@ def test_auto_convergence_ramps_within_a_scene_and_starts_afresh_at_a_cut():
   steps = np.abs(np.diff(applied[:20]))
   assert steps.max() < 0.5 * (applied[:20].max() - applied[:20].min())  # a ramp, not a jump
   assert applied[20] == 0.0 and applied[19] > 0.015  # the cut drops it at once
+  # Deeper than both limits: the farthest content stays within the behind limit.
+  low, high = auto_convergence.bounds(0.08, 0.0, limits)
+  assert low > high and auto_convergence.choose(low, high) == pytest.approx(high)
+  assert high / (1 - high) == pytest.approx(auto_convergence.AIM * limits.behind, rel=0.05)
 
 
 def test_an_interrupted_file_report_resumes(tmp_path, monkeypatch):

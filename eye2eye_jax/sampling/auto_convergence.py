@@ -10,7 +10,8 @@ their tightest over ``radius`` frames either side, each frame takes the converge
 0 that meets them (``choose``), and these are averaged over the same window: the screen
 plane ramps instead of jumping, and every frame still meets its own bounds (every value
 averaged meets them). A scene cut starts afresh. When a frame's depth range is wider than
-the two limits together, its excess is split between them in proportion to the limits.
+the two limits together, the farthest content is kept within the behind limit and the
+excess stays in front of the screen (``choose``).
 """
 
 from __future__ import annotations
@@ -39,14 +40,12 @@ def bounds(nearest: float, farthest: float, limits: comfort.Limits) -> tuple[flo
   return low, high
 
 
-def choose(low: float, high: float, limits: comfort.Limits) -> float:
+def choose(low: float, high: float) -> float:
   """The convergence nearest 0 within [low, high]; when the range is empty (a depth range
-  deeper than both limits), the one that exceeds each limit by the same share of it."""
-  if low <= high:
-    chosen = min(max(0.0, low), high)
-  else:
-    front, back = limits.in_front, limits.behind
-    chosen = (low * back + high * front) / (front + back)
+  deeper than both limits), ``high``: the farthest content stays within the behind limit
+  (beyond it the eyes would have to diverge) and the excess stays in front of the screen,
+  where viewers tolerate more (BSkyB's guidelines allow brief excursions to 2.5%)."""
+  chosen = min(max(0.0, low), high)
   return float(np.clip(chosen, -convergence.LIMIT, convergence.LIMIT))
 
 
@@ -88,7 +87,7 @@ class SceneSmoother:
     while len(self._chosen) < count and (ended or len(self._chosen) + r < count):
       k = len(self._chosen)
       window = slice(max(0, k - r), k + r + 1)
-      self._chosen.append(choose(max(self._low[window]), min(self._high[window]), self.limits))
+      self._chosen.append(choose(max(self._low[window]), min(self._high[window])))
     done = []
     while self._items and (ended or self._emitted + r < len(self._chosen)):
       t = self._emitted

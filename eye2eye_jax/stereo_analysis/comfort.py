@@ -16,7 +16,7 @@ Default limits (``Limits``) and where they come from:
   screen's horizontal viewing angle: 33 degrees by default, a 16:9 screen seen from three
   picture heights (HDTV's design distance), where 1 degree is 3% of the width;
 * vertical disparity at most 0.2% of the height and temporal flicker at most 0.1% of the
-  width per frame (never below ``FLICKER_NOISE_PX`` of the measured frames): no published
+  width per frame (neither below ``NOISE_PX`` of the measured frames): no published
   figure exists for either; these are this project's defect thresholds (a rectified pair
   has no vertical disparity at all; at the 480 px frames a video is measured at, 0.1% is
   about 3x the flicker a true pair measures).
@@ -39,10 +39,11 @@ _STILL_LEVELS = 3.0  # grey levels: content that agrees this well after its moti
 _MIN_SHARE = 0.01  # pixels a per-frame figure needs (of the frame), else it is not given
 _NEAREST, _FARTHEST = 99.0, 1.0  # percentiles taken as the nearest and farthest content
 _MIN_SIDE = 32  # px: smaller frames are measured enlarged
-# px of the measured frames: a flicker the estimator cannot tell from its own noise (true
-# synthetic pairs measure up to about 0.15 px whatever their size), so the flicker limit is
-# never below it: a fraction of the width is that much less at small sizes.
-FLICKER_NOISE_PX = 0.25
+# px of the measured frames that flicker and vertical disparity cannot be told from the
+# estimators' own noise (true synthetic pairs measure up to about 0.15 px of flicker whatever
+# their size), so neither limit is below it: a fraction of the frame is that few px on a
+# small one.
+NOISE_PX = 0.25
 HISTOGRAM_BINS = 2000  # over [-search, search] of the width: the video's pooled percentiles
 
 

@@ -92,7 +92,7 @@ class ComfortReport:
       raise ValueError('a comfort report needs at least one analysed frame')
     frames = self._array('frame')
     nearest, farthest = self._array('nearest'), self._array('farthest')
-    share = lambda flags: float(np.mean(flags)) if n else 0.0
+    share = lambda flags: float(np.mean(flags))
     with np.errstate(invalid='ignore'):
       in_front_over = nearest > L.in_front
       behind_over = -farthest > L.behind
@@ -100,7 +100,7 @@ class ComfortReport:
       angle_over = np.array([L.degrees(e) > L.max_angle_deg if np.isfinite(e) else False
                              for e in extent])
       vertical = self._array('vertical')
-      vertical_over = np.abs(vertical) > L.vertical
+      vertical_over = np.abs(vertical) > self.vertical_limit()
     window = np.array(self.series['window_left'], bool) | np.array(self.series['window_right'],
                                                                     bool)
     flicker = self._array('flicker')
@@ -109,24 +109,22 @@ class ComfortReport:
     far_at = int(np.nanargmin(farthest)) if np.isfinite(farthest).any() else None
     vertical_median = float(np.nanmedian(vertical)) if np.isfinite(vertical).any() else math.nan
     px = lambda fraction: _finite(fraction * self.width)
+
+    def extreme(values: np.ndarray, at: int | None, over: np.ndarray) -> dict:
+      """The frame ``at`` (None: no frame had a value) of a series, and the share over."""
+      value = values[at] if at is not None else math.nan
+      return {'fraction': _finite(value), 'px': px(value), 'degrees': _finite(L.degrees(value)),
+              'time_s': float(frames[at] / self.fps) if at is not None else None,
+              'frames_over_limit': share(over)}
+
     percentiles = {f'p{q:02d}': self._percentile(q) for q in (5, 50, 95)}
     return {
         'frames_analysed': n,
         'valid_share': _finite(np.mean(self._array('valid'))),
         'disparity': {name: _finite(v) for name, v in percentiles.items()},
         'disparity_px': {name: px(v) for name, v in percentiles.items()},
-        'nearest': {'fraction': _finite(nearest[near_at]) if near_at is not None else None,
-                    'px': px(nearest[near_at]) if near_at is not None else None,
-                    'degrees': (_finite(L.degrees(nearest[near_at])) if near_at is not None
-                                else None),
-                    'time_s': frames[near_at] / self.fps if near_at is not None else None,
-                    'frames_over_limit': share(in_front_over)},
-        'farthest': {'fraction': _finite(farthest[far_at]) if far_at is not None else None,
-                     'px': px(farthest[far_at]) if far_at is not None else None,
-                     'degrees': (_finite(L.degrees(farthest[far_at])) if far_at is not None
-                                 else None),
-                     'time_s': frames[far_at] / self.fps if far_at is not None else None,
-                     'frames_over_limit': share(behind_over)},
+        'nearest': extreme(nearest, near_at, in_front_over),
+        'farthest': extreme(farthest, far_at, behind_over),
         'frames_over_angle': share(angle_over),
         'window_violations': {'frames': int(window.sum()), 'share': share(window),
                               'left': int(np.sum(self.series['window_left'])),
@@ -136,7 +134,8 @@ class ComfortReport:
                      'px': _finite(vertical_median * self.height),
                      'max_abs_px': (_finite(np.nanmax(np.abs(vertical)) * self.height)
                                     if np.isfinite(vertical).any() else None),
-                     'frames_over_limit': share(vertical_over)},
+                     'frames_over_limit': share(vertical_over),
+                     'limit_fraction': self.vertical_limit()},
         'flicker': {'fraction': _finite(flicker_mean), 'px': px(flicker_mean),
                     'limit_fraction': self.flicker_limit()},
     }
@@ -144,7 +143,12 @@ class ComfortReport:
   def flicker_limit(self) -> float:
     """The flicker limit (of the width): ``limits.flicker``, but never below the
     estimator's noise at the size the frames were measured at."""
-    return max(self.limits.flicker, comfort.FLICKER_NOISE_PX / self.measured_width)
+    return max(self.limits.flicker, comfort.NOISE_PX / self.measured_width)
+
+  def vertical_limit(self) -> float:
+    """The vertical disparity limit (of the height), likewise."""
+    measured_height = self.measured_width * self.height / self.width
+    return max(self.limits.vertical, comfort.NOISE_PX / measured_height)
 
   def exceeded(self, summary: dict | None = None) -> dict[str, str]:
     """Each limit exceeded (in-front, behind, angle, window, vertical, flicker): by how much
@@ -167,9 +171,10 @@ class ComfortReport:
       problems['window'] = (f'window violations (near content cut by the frame edge) in '
                             f'{s["window_violations"]["share"]:.0%} of frames')
     if s['vertical']['frames_over_limit'] > L.frames_over:
+      limit = self.vertical_limit()
       problems['vertical'] = (f'vertical disparity up to {s["vertical"]["max_abs_px"]:.1f} px '
-                              f'(limit {100 * L.vertical:g}% of the height, '
-                              f'{L.vertical * self.height:.1f} px) in '
+                              f'(limit {percent(limit)} of the height, '
+                              f'{limit * self.height:.1f} px) in '
                               f'{s["vertical"]["frames_over_limit"]:.0%} of frames')
     flicker, flicker_limit = s['flicker']['fraction'], self.flicker_limit()
     if flicker is not None and flicker > flicker_limit:
