@@ -221,7 +221,7 @@ def base_config() -> ml_collections.ConfigDict:
   # Where the screen plane sits: this disparity (a fraction of the frame width) is moved to
   # zero by shifting the two eyes apart, and the borders this uncovers are cropped and the
   # frames scaled back to their size. 0: as generated. 'auto': chosen per scene from the
-  # base stage's disparity to keep the depth within sample.comfort's limits, ramped over
+  # generated disparity to keep the depth within sample.comfort's limits, ramped over
   # convergence_smoothing_s either side (eye2eye_jax/sampling/auto_convergence.py).
   c.sample.convergence = ml_collections.FieldReference(0.0, field_type=object)
   c.sample.convergence_smoothing_s = 0.5  # 'auto': seconds either side it ramps over

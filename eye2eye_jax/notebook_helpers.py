@@ -113,7 +113,7 @@ def convert_clip(sampler: stereo_sampler.StereoSampler, frames: np.ndarray, fps:
   sampler.plan_memory(*frames.shape[1:3])
   s = sampler.sample_config
   stream = chunked_conversion.convert_stream(sampler, frames, len(frames), fps,
-                                             with_base=convergence.is_auto(s.convergence))
+                                             with_scenes=convergence.is_auto(s.convergence))
   left, right, applied = zip(*video_conversion.stereo_frames(s, stream, fps))
   left, right, applied = np.concatenate(left), np.concatenate(right), np.asarray(applied)
   if true_left is not None and s.input_eye == 'right':  # shifted and cropped as generated

@@ -80,6 +80,12 @@ def test_every_frame_comes_out_once_in_place_from_chunks_of_few_lengths(frames, 
   assert all(n == chunk or (n % 4 == 0 and n < chunk) for n in sampler.lengths), sampler.lengths
   scenes = len(cuts) + 1
   assert sum(sampler.lengths) <= frames + overlap * (len(sampler.lengths) - scenes) + 3 * scenes
+  # Each output frame's scene number, counted at the cuts (what automatic convergence uses).
+  numbered = [scene for *_, scene in chunked_conversion.convert_stream(
+      _IndexSampler(4, chunk_frames=chunk, chunk_overlap=overlap), iter(video), frames,
+      cuts=cuts, with_scenes=True)]
+  np.testing.assert_array_equal(numbered, np.searchsorted(sorted(cuts), np.arange(frames),
+                                                          side='right'))
 
 
 def test_scene_cuts_are_found_where_scenes_change_and_not_in_camera_pans():

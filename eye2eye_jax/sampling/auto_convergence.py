@@ -1,9 +1,12 @@
 """Automatic convergence (``sample.convergence='auto'``): the screen plane set per scene from
-the base stage's disparity, so the nearest content stays within the in-front limit and the
+the generated disparity, so the nearest content stays within the in-front limit and the
 farthest within the behind limit (``comfort.in_front``, ``comfort.behind``).
 
-Per frame, the disparity the base stage made is measured (``stereo_analysis.comfort``:
-its nearest and farthest content, fractions of the width) and turned into the convergences
+Per frame, the disparity of the generated pair is measured as the conversion makes it
+(``stereo_analysis.comfort``: its nearest and farthest content, fractions of the width),
+before it is written: the refined frames, not the base stage's upsampled ones, whose
+blur gives the matcher far content the refined pair and the truth do not have (measured
+on the demo clips; ``docs/strength.md``). The measurements are turned into the convergences
 that keep both within ``AIM`` of their limits (``bounds``; convergence moves a disparity f
 to (f - c) / (1 - abs(c)), ``sampling.convergence``). Within a scene the bounds are widened to
 their tightest over ``radius`` frames either side, each frame takes the convergence nearest
@@ -100,19 +103,18 @@ class SceneSmoother:
 def converge_stream(frames: Iterable[tuple], limits: comfort.Limits, radius: int,
                     analyzer: comfort.PairAnalyzer, input_eye: str = 'right'
                     ) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
-  """(left (1, H, W, 3), right, convergence) for each (input frame, generated frame, base
-  frame, scene) of ``chunked_conversion.convert_stream(..., with_base=True)``: the
-  convergence chosen from the base frames' disparity, applied to the final frames."""
+  """(left (1, H, W, 3), right, convergence) for each (input frame, generated frame, scene)
+  of ``chunked_conversion.convert_stream(..., with_scenes=True)``: the convergence chosen
+  from the pairs' disparity, ``radius`` frames either side, applied to them."""
   smoother = SceneSmoother(limits, radius)
 
   def converged(settled):
     for (left, right), applied in settled:
       yield (*convergence.converge(left[None], right[None], applied), applied)
 
-  for source, generated, base, scene in frames:
+  for source, generated, scene in frames:
     pair = (source, generated) if input_eye == 'left' else (generated, source)
-    base_pair = (source, base) if input_eye == 'left' else (base, source)
     analyzer.reset()  # each frame on its own: no flicker is needed here
-    figures = analyzer(*base_pair)
+    figures = analyzer(*pair)
     yield from converged(smoother.push(pair, figures.nearest, figures.farthest, scene))
   yield from converged(smoother.finish())

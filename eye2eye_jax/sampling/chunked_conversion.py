@@ -66,13 +66,11 @@ class ChunkedConverter:
   """Converts a video fed frame by frame (at the model's frame rate), in chunks.
 
   ``push(frame, new_scene)`` and ``finish()`` return the generated frames that are final,
-  in order (``with_base``: (generated, base stage's output) pairs); at most a chunk's
-  frames are held between calls.
+  in order; at most a chunk's frames are held between calls.
   """
 
-  def __init__(self, sampler: stereo_sampler.StereoSampler, seed: int | None = None,
-               with_base: bool = False):
-    self.sampler, self.seed, self.with_base = sampler, seed, with_base
+  def __init__(self, sampler: stereo_sampler.StereoSampler, seed: int | None = None):
+    self.sampler, self.seed = sampler, seed
     windows = [sampler.base.num_frames] + ([sampler.refiner.num_frames]
                                            if sampler.refiner is not None else [])
     self.window = max(windows)
@@ -109,7 +107,7 @@ class ChunkedConverter:
       frames += [frames[-1]] * (padded - used)
       done = self._convert(frames, keep=0, used=used)
     elif self._held is not None:
-      done = self._frames(self._held)
+      done = list(self._held)
       self._next += len(done)
     self._scene.clear()
     self._held, self._pending = None, 0
@@ -121,10 +119,7 @@ class ChunkedConverter:
     returns its final frames; holds its last ``keep`` for the next chunk's fade."""
     used = len(frames) if used is None else used
     first = self._seen - used  # the video index of frames[0]
-    out = self.sampler.convert(np.stack(frames), seed=self.seed, first_frame=first,
-                               **({'return_base': True} if self.with_base else {}))
-    # The base output rides along as three more channels, faded with the generated frames.
-    out = (np.concatenate(out, axis=-1) if self.with_base else out)[:used]
+    out = self.sampler.convert(np.stack(frames), seed=self.seed, first_frame=first)[:used]
     self.chunks_converted += 1
     new = out[self._next - first:]  # frames before self._next were returned already
     if self._held is not None:
@@ -136,21 +131,15 @@ class ChunkedConverter:
     self._held = new[final:] if keep else None
     self._next += final
     self._pending = 0
-    return self._frames(new[:final])
-
-  def _frames(self, frames: np.ndarray) -> list:
-    """The outputs of (N, H, W, 3 or 6) frames: generated frames, or (generated, base)."""
-    if self.with_base:
-      return [(frame[..., :3], frame[..., 3:]) for frame in frames]
-    return list(frames)
+    return list(new[:final])
 
 
 def convert_stream(sampler: stereo_sampler.StereoSampler, frames: Iterable[np.ndarray],
                    num_frames: int, fps: float = 0.0, cuts: Iterable[int] = (),
-                   seed: int | None = None, with_base: bool = False) -> Iterator[tuple]:
+                   seed: int | None = None, with_scenes: bool = False) -> Iterator[tuple]:
   """Yields (input frame, generated frame) for each of the ``num_frames`` frames of
-  ``frames`` (an iterable of (H, W, 3) uint8 frames at ``fps``), in order; ``with_base``:
-  (input frame, generated frame, base stage's frame, scene number) instead.
+  ``frames`` (an iterable of (H, W, 3) uint8 frames at ``fps``), in order; ``with_scenes``:
+  (input frame, generated frame, scene number), the scene counted from 0 at each cut.
 
   The model works at ``sample.model_fps`` (frames are picked from the input's rate and
   the output mapped back, as ``StereoSampler.convert`` does); ``cuts`` are input frames
@@ -163,7 +152,7 @@ def convert_stream(sampler: stereo_sampler.StereoSampler, frames: Iterable[np.nd
   back = (np.arange(num_frames) if model_frames == num_frames else np.clip(
       np.round(np.arange(num_frames) * model_frames / num_frames).astype(int), 0,
       model_frames - 1))  # the model frame each output frame shows
-  converter = ChunkedConverter(sampler, seed, with_base)
+  converter = ChunkedConverter(sampler, seed)
   scenes: list[int] = []  # the scene of each model frame picked so far
   detector = scene_cuts.SceneCutDetector(float(s.scene_cut_threshold))
   given = set(int(c) for c in cuts) | set(int(c) for c in s.scene_cuts)
@@ -178,10 +167,8 @@ def convert_stream(sampler: stereo_sampler.StereoSampler, frames: Iterable[np.nd
       while back[emitted] > first_generated:  # a generated frame no output shows any more
         generated.popleft()
         first_generated += 1
-      if with_base:
-        yield (inputs.popleft(), *generated[0], scenes[back[emitted]])
-      else:
-        yield inputs.popleft(), generated[0]
+      scene = (scenes[back[emitted]],) if with_scenes else ()
+      yield (inputs.popleft(), generated[0], *scene)
       emitted += 1
 
   count = 0
@@ -192,7 +179,7 @@ def convert_stream(sampler: stereo_sampler.StereoSampler, frames: Iterable[np.nd
     cut_pending |= detector.is_cut(frame) or (index in given and index > 0)
     inputs.append(frame)
     while picked < model_frames and picks[picked] == index:
-      scenes.append((scenes[-1] if scenes else 0) + (cut_pending and bool(scenes)))
+      scenes.append((scenes[-1] + cut_pending) if scenes else 0)
       generated.extend(converter.push(frame, new_scene=cut_pending))
       cut_pending = False
       picked += 1

@@ -208,7 +208,7 @@ def convert_file(sampler: stereo_sampler.StereoSampler, path: pathlib.Path,
   frames = (frame for _, frame in video_io.iter_frames(path, range(info.num_frames), info))
   auto = convergence.is_auto(s.convergence)
   stream = chunked_conversion.convert_stream(sampler, frames, info.num_frames, info.fps,
-                                             with_base=auto)
+                                             with_scenes=auto)
   audio = path if video_io.has_audio(path) else None
   report = comfort_report.report_paths(output_dir, path.stem) if s.report else None
   verdict = write_pairs(s, paths, stereo_frames(s, stream, info.fps), info.fps, audio,
@@ -228,7 +228,7 @@ def stereo_pair(sample_config: ml_collections.ConfigDict, source: np.ndarray,
 def stereo_frames(sample_config: ml_collections.ConfigDict, stream: Iterable[tuple],
                   fps: float) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
   """(left, right (1, H, W, 3), convergence applied) of each frame of
-  ``chunked_conversion.convert_stream`` (``with_base`` for 'auto'): the eyes in order and
+  ``chunked_conversion.convert_stream`` (``with_scenes`` for 'auto'): the eyes in order and
   ``sample.convergence`` applied, or chosen per scene (``auto_convergence``)."""
   s = sample_config
   if not convergence.is_auto(s.convergence):
