@@ -69,6 +69,7 @@ TABLES = {
     'evaluation_layers': ('demo_metrics', _layer_tables),
     'base_resolution': ('demo_metrics', metrics_report.resolution_table),
     'middlebury': ('middlebury_metrics', metrics_report.pair_table),
+    'comfort': ('demo_comfort', metrics_report.comfort_table),
     'strength': ('demo_strength', _strength_tables),
     'steps': ('demo_steps', lambda result: quality_vs_steps.table(result['rows'])),
     'benchmarks': ('benchmarks', run_all.table),
