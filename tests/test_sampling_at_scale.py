@@ -90,8 +90,8 @@ def test_two_processes_convert_a_folder_together(tiny_checkpoint, tmp_path):
   names = [pathlib.Path(p).name for share in converted for p in share]
   assert sorted(names) == [f'clip{i}.mp4' for i in range(5)]  # each by exactly one process
   written = collections.Counter(p.name for p in out.iterdir())
-  assert written == {f'clip{i}_{suffix}.mp4': 1 for i in range(5)
-                     for suffix in ('left', 'LRF_Full_SBS')}
+  assert written == {f'clip{i}_{suffix}': 1 for i in range(5)
+                     for suffix in ('left.mp4', 'LRF_Full_SBS.mp4', 'stereo.json', 'stereo.png')}
 
 
 def test_two_processes_evaluate_together_as_one_would(tiny_config, tiny_dataset,

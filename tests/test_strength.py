@@ -189,5 +189,5 @@ def test_convergence_moves_the_screen_plane_by_what_it_says():
     expected = (6.0 - setting * width) * width / (width - 2 * k)
     assert _measured_disparity(new_left, new_right, 12) == pytest.approx(expected, abs=0.2)
   for bad in (0.3, -1.0):
-    with pytest.raises(ValueError, match=r'accepted range is \[-0.25, 0.25\]'):
+    with pytest.raises(ValueError, match=r'frame width in \[-0.25, 0.25\], or .auto.'):
       convergence.converge(left, right, bad)

@@ -106,10 +106,12 @@ def test_sample_converts_a_video_in_chunks_and_writes_every_layout(wan_config, w
                                          show_progress=False)
   assert result.converted == [inputs / 'odd.mp4']
   shapes = {path.name: video_io.read_video(path).frames.shape
-            for path in (tmp_path / 'out').iterdir()}
+            for path in (tmp_path / 'out').glob('*.mp4')}
   assert shapes == {'odd_left.mp4': (13, 21, 34, 3), 'odd_LRF_Full_SBS.mp4': (13, 21, 68, 3),
                     'odd_LR_Half_SBS.mp4': (13, 21, 34, 3), 'odd_TB.mp4': (13, 42, 34, 3),
                     'odd_anaglyph.mp4': (13, 21, 34, 3)}
+  assert result.verdicts[inputs / 'odd.mp4']  # and its comfort report
+  assert (tmp_path / 'out' / 'odd_stereo.json').is_file()
 
 
 def test_a_wan_stage_refuses_settings_it_cannot_use(wan_config, wan_run):
