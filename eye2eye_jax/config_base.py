@@ -111,6 +111,12 @@ def base_config() -> ml_collections.ConfigDict:
   # Self-attention kernel: 'xla' (materialised, or chunked above), 'cudnn' (fused, NVIDIA
   # GPUs, bf16) or 'pallas_flash' (the Pallas flash kernel, TPUs); models/attention.py.
   c.model.attention_kernel = 'xla'
+  # Row (epipolar) attention: at these levels (0: full resolution) each position attends to
+  # its own row of its own frame, where a rectified pair's correspondences lie, with a
+  # rotary encoding of the horizontal position (models/row_attention.py). () : none.
+  c.model.row_attention = ()
+  c.model.row_attention_head_dim = 16  # width of each row-attention head (heads = C / it)
+  c.model.row_attention_rope_base = 1000.0  # rotary wavelengths reach 2 pi x this, in px
   # The 3D strength (the disparity scale asked for) as an input of the UNet, added to the
   # time embedding; trained on examples whose scale is known (data.zoom_range, records with
   # a baseline). False: the model makes its training data's own disparity scale.
@@ -179,6 +185,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.freeze = ()
   c.train.eval_every = 0  # steps between held-out losses (eval/loss); 0: never
   c.train.eval_batches = 4  # validation batches in each held-out loss
+  # Splits of the held-out loss: 'validation' is logged as eval/loss, any other as
+  # eval/loss_<split> (e.g. 'validation_unseen', textures training never sees).
+  c.train.eval_splits = ('validation',)
   c.train.log_every = 50  # steps between TensorBoard figures (loss, mfu, ...)
   # (first, last): trace these steps with jax.profiler into the workdir (TensorBoard's
   # Profile tab); () for none.

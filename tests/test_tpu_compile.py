@@ -106,6 +106,7 @@ config = config_base.load_config_file('configs/tiny.py')
 config.data.batch_size = 4
 config.data.resolution = 32  # 256 tokens per frame at the coarsest level: the kernel runs
 config.model.attention_kernel = 'pallas_flash'
+config.model.row_attention = (0, 1)  # its weights take the sharding rules; rows of 32 and 16
 v5p_8 = accelerators.parse_topology('v5p-8')
 step = tpu_compile.compile_train_step(config, v5p_8)
 rows = tpu_compile.compile_sampling_stage(config, v5p_8, (32, 32, 8), mesh_shape=(1, 4))
@@ -114,7 +115,7 @@ print('RESULT ' + json.dumps({'step': step, 'rows': rows, 'kernel_calls': len(ca
 
 
 @pytest.mark.skipif(not _HAS_LIBTPU, reason=f'libtpu is not installed: {tpu_compile.LIBTPU_HINT}')
-def test_the_pallas_kernel_and_a_row_split_window_compile_for_a_tpu_slice():
+def test_the_pallas_kernel_row_attention_and_a_row_split_window_compile_for_a_tpu_slice():
   figures = _run_with_libtpu(_FLASH_AND_MESH)
   # The flash kernel runs per chip inside the data-parallel train step (shard_map).
   assert figures['kernel_calls'] >= 2  # traced in the train step and in the sampling stage

@@ -31,6 +31,8 @@ import jax.numpy as jnp
 from flax import nnx
 from flax.nnx.nn import dtypes
 
+from eye2eye_jax.models.embeddings import rotate_by_position
+
 
 def query_chunked_attention(query, key, value, bias=None, mask=None, *, chunk: int,
                             dtype=None, precision=None, **unused):
@@ -170,6 +172,18 @@ def pallas_flash_attention(query, key, value, bias=None, mask=None, *, dtype=Non
                   spec(batch_axes)))
   out = kernel(q, k, v, q_ids, kv_ids)[:, :, :length].transpose(0, 2, 1, 3)
   return out.reshape(query.shape[:-1] + value.shape[-1:])
+
+
+def rotary_attention_fn(kernel_fn, frequencies: jax.Array):
+  """``kernel_fn`` (any ``attention_fn`` above) given queries and keys turned by their
+  position along the sequence (``embeddings.rotate_by_position``): the row attention's
+  relative horizontal encoding, applied before the kernel so every kernel serves it."""
+
+  def attend(query, key, value, *args, **kwargs):
+    return kernel_fn(rotate_by_position(query, frequencies),
+                     rotate_by_position(key, frequencies), value, *args, **kwargs)
+
+  return attend
 
 
 def attention_fn(kernel: str = 'xla', chunk: int = 0):

@@ -1,10 +1,12 @@
-"""Embeddings of the scalars the UNet is conditioned on: the diffusion time and the 3D
-strength (the disparity scale asked for)."""
+"""Embeddings of the scalars the UNet is conditioned on (the diffusion time and the 3D
+strength, the disparity scale asked for) and the rotary encoding of the horizontal position
+in its row attention."""
 
 import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def timestep_embedding(t: jax.Array, dim: int, max_period: float = 10_000.0) -> jax.Array:
@@ -22,3 +24,22 @@ def strength_embedding(strength: jax.Array, dim: int) -> jax.Array:
   freqs = 2 * jnp.pi * 2.0**jnp.linspace(-4.0, 1.0, half)
   args = jnp.log2(strength.astype(jnp.float32))[:, None] * freqs[None]
   return jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
+
+
+def rotary_frequencies(head_dim: int, base: float) -> np.ndarray:
+  """Angular frequencies (radians per pixel) of a head's head_dim / 2 rotated pairs, from 1
+  down geometrically towards 1 / base (a constant of the model, so numpy)."""
+  half = head_dim // 2
+  return (base ** (-np.arange(half) / half)).astype(np.float32)
+
+
+def rotate_by_position(x: jax.Array, frequencies: jax.Array) -> jax.Array:
+  """Rotary position encoding (RoPE) of (batch..., length, heads, D) along ``length``: the
+  pairs (x[..., i], x[..., i + D/2]) turn by position x frequencies[i]. A query and a key so
+  turned have a dot product that depends on their content and their offset only."""
+  length, half = x.shape[-3], x.shape[-1] // 2
+  angles = jnp.arange(length, dtype=jnp.float32)[:, None] * frequencies[None, :]
+  cos, sin = jnp.cos(angles)[:, None, :], jnp.sin(angles)[:, None, :]  # (length, 1, D/2)
+  first, second = x[..., :half].astype(jnp.float32), x[..., half:].astype(jnp.float32)
+  return jnp.concatenate([first * cos - second * sin, first * sin + second * cos],
+                         axis=-1).astype(x.dtype)

@@ -17,7 +17,8 @@ a different but related UNet, parameter by parameter (matched by path):
   attention): their residual branch ends in a zero-initialised layer, so they start as the
   identity (as Lumiere inflates its text-to-image backbone) and the model's per-frame output
   equals the image model's; likewise the strength embedding of a model given strength
-  conditioning (its last layer starts at zero, so it adds nothing yet);
+  conditioning (its last layer starts at zero, so it adds nothing yet), and the row
+  attention of a model given ``model.row_attention`` (its output projection starts at zero);
 * **new, random**: anything else the source lacks (e.g. text cross-attention added to an
   unconditional backbone: its output layer is zero-initialised too, so it adds nothing yet);
 * **unused**: source parameters with no place in the target.
@@ -34,7 +35,8 @@ import jax
 import numpy as np
 
 # Parameters inside residual branches whose last layer starts at zero (eye2eye_jax/models/unet.py).
-_IDENTITY_AT_INIT = re.compile(r'(^|/)temporal(_norm|_conv)?/|(^|/)strength_(mlp|linear_)')
+_IDENTITY_AT_INIT = re.compile(
+    r'(^|/)temporal(_norm|_conv)?/|(^|/)strength_(mlp|linear_)|(^|/)row_attention_(down|up)/')
 # The first layers that take the model's input: the UNet's first convolution, the Wan
 # transformer's patch embedding; kernels (*window, in, out).
 _INPUT_KERNELS = ('conv_in/conv/kernel', 'transformer/patch_embedding')

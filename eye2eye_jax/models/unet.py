@@ -5,19 +5,19 @@ concatenated along channels before the first convolution. It down- and up-sample
 at every level and in time at the levels the config names; residual blocks are factorized
 (a spatial 1x3x3 convolution, then a temporal 3x1x1 one whose branch starts at zero, so a
 new temporal layer is the identity); attention over space and over time runs at the
-coarsest level; an optional text embedding enters through cross-attention there.
+coarsest level; an optional text embedding enters through cross-attention there; optional
+row (epipolar) attention runs along the rows at the levels ``model.row_attention`` names.
 
 The same class builds the backbones the stereo model starts from: with
 ``condition_channels=0`` a (text-to-)video model, and with ``spatial_only=True`` a
 (text-to-)image UNet that has no temporal layers and treats every frame alone
 (``eye2eye_jax/models/surgery.py`` turns either into a stereo model).
 
-Videos are laid out (batch, frames, height, width, channels).
+Its layers are in ``models/unet_layers.py``. Videos are laid out (batch, frames, height,
+width, channels).
 """
 
 from __future__ import annotations
-
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -26,148 +26,11 @@ from flax import nnx
 
 from eye2eye_jax.models import attention
 from eye2eye_jax.models.embeddings import strength_embedding, timestep_embedding
+from eye2eye_jax.models.unet_layers import (Downsample, FactorizedAttention,
+                                            FactorizedResBlock, GroupNorm, RowAttention,
+                                            SpatialConv, Upsample)
 
 _zeros = nnx.initializers.zeros_init()
-
-
-class SpatialConv(nnx.Module):
-  """A 3x3 convolution applied to every frame (a 1x3x3 space-time kernel, run as 2-D)."""
-
-  def __init__(self, in_channels: int, out_channels: int, *, strides: int = 1,
-               kernel_init=nnx.initializers.lecun_normal(), dtype=jnp.float32,
-               rngs: nnx.Rngs):
-    self.conv = nnx.Conv(in_channels, out_channels, (3, 3), strides=strides,
-                         kernel_init=kernel_init, dtype=dtype, rngs=rngs)
-
-  def __call__(self, x: jax.Array) -> jax.Array:
-    b, t = x.shape[:2]
-    y = self.conv(x.reshape((b * t,) + x.shape[2:]))
-    return y.reshape((b, t) + y.shape[1:])
-
-
-class GroupNorm(nnx.GroupNorm):
-  """Group normalisation over a whole clip, or (``per_frame``) over each frame alone, as an
-  image model normalises each image."""
-
-  def __init__(self, channels: int, *, per_frame: bool, dtype, rngs: nnx.Rngs):
-    super().__init__(channels, num_groups=min(32, channels // 4) or 1, dtype=dtype, rngs=rngs)
-    self.per_frame = per_frame
-
-  def __call__(self, x: jax.Array) -> jax.Array:
-    if not self.per_frame:
-      return super().__call__(x)
-    return super().__call__(x.reshape((-1,) + x.shape[2:])).reshape(x.shape)
-
-
-class FactorizedResBlock(nnx.Module):
-  """Spatial residual block (two 1x3x3 convs, FiLM by the embedding), then temporal conv."""
-
-  def __init__(self, in_channels: int, out_channels: int, embed_dim: int, *,
-               temporal: bool = True, norm_per_frame: bool = False, dtype=jnp.float32,
-               rngs: nnx.Rngs):
-    _group_norm = functools.partial(GroupNorm, per_frame=norm_per_frame)
-    self.norm1 = _group_norm(in_channels, dtype=dtype, rngs=rngs)
-    self.conv1 = SpatialConv(in_channels, out_channels, dtype=dtype, rngs=rngs)
-    self.film = nnx.Linear(embed_dim, 2 * out_channels, dtype=dtype, rngs=rngs)
-    self.norm2 = _group_norm(out_channels, dtype=dtype, rngs=rngs)
-    self.conv2 = SpatialConv(out_channels, out_channels, kernel_init=_zeros, dtype=dtype,
-                             rngs=rngs)
-    self.skip = (nnx.Conv(in_channels, out_channels, (1, 1, 1), dtype=dtype, rngs=rngs)
-                 if in_channels != out_channels else None)
-    if temporal:
-      self.temporal_norm = _group_norm(out_channels, dtype=dtype, rngs=rngs)
-      self.temporal_conv = nnx.Conv(out_channels, out_channels, (3, 1, 1), kernel_init=_zeros,
-                                    dtype=dtype, rngs=rngs)
-    else:
-      self.temporal_norm = self.temporal_conv = None
-
-  def __call__(self, x: jax.Array, emb: jax.Array) -> jax.Array:
-    h = self.conv1(nnx.silu(self.norm1(x)))
-    scale, shift = jnp.split(self.film(nnx.silu(emb))[:, None, None, None, :], 2, axis=-1)
-    h = self.norm2(h) * (1 + scale) + shift
-    h = self.conv2(nnx.silu(h))
-    x = (self.skip(x) if self.skip is not None else x) + h
-    if self.temporal_conv is None:
-      return x
-    return x + self.temporal_conv(nnx.silu(self.temporal_norm(x)))
-
-
-class FactorizedAttention(nnx.Module):
-  """Self-attention over space (per frame), then over time (per pixel), then optional
-  cross-attention to text tokens. Each branch is residual with a zero-initialised output.
-
-  An example whose text mask is all False (an empty or dropped caption) gets no text
-  branch at all, so the same model is also its own unconditional model (for guidance).
-  """
-
-  def __init__(self, channels: int, num_heads: int, text_embed_dim: int, *,
-               temporal: bool = True, norm_per_frame: bool = False, dtype=jnp.float32,
-               attention_kernel: str = 'xla', attention_chunk: int = 0, rngs: nnx.Rngs):
-    _group_norm = functools.partial(GroupNorm, per_frame=norm_per_frame)
-
-    def attention_layer(kv_features=None):
-      # The masked text cross-attention stays on XLA's kernel (models/attention.py).
-      kernel = attention.attention_fn('xla' if kv_features else attention_kernel,
-                                      attention_chunk)
-      return nnx.MultiHeadAttention(num_heads, channels, in_kv_features=kv_features,
-                                    out_kernel_init=_zeros, decode=False, dtype=dtype,
-                                    attention_fn=kernel, rngs=rngs)
-
-    self.spatial_norm = _group_norm(channels, dtype=dtype, rngs=rngs)
-    self.spatial = attention_layer()
-    if temporal:
-      self.temporal_norm = _group_norm(channels, dtype=dtype, rngs=rngs)
-      self.temporal = attention_layer()
-    else:
-      self.temporal_norm = self.temporal = None
-    if text_embed_dim:
-      self.text_norm = _group_norm(channels, dtype=dtype, rngs=rngs)
-      self.text = attention_layer(text_embed_dim)
-    else:
-      self.text_norm = self.text = None
-
-  def __call__(self, x: jax.Array, text: jax.Array | None, text_mask: jax.Array | None):
-    b, t, h, w, c = x.shape
-    q = self.spatial_norm(x).reshape(b * t, h * w, c)
-    x = x + self.spatial(q).reshape(b, t, h, w, c)
-    if self.temporal is not None:
-      q = self.temporal_norm(x).transpose(0, 2, 3, 1, 4).reshape(b * h * w, t, c)
-      x = x + self.temporal(q).reshape(b, h, w, t, c).transpose(0, 3, 1, 2, 4)
-    if self.text is not None and text is not None:
-      q = self.text_norm(x).reshape(b, t * h * w, c)
-      if text_mask is None:
-        text_mask = jnp.ones(text.shape[:2], bool)
-      text_mask = text_mask.astype(bool)
-      attended = self.text(q, text, text, mask=text_mask[:, None, None, :])
-      has_text = jnp.any(text_mask, axis=1)[:, None, None].astype(attended.dtype)
-      x = x + (attended * has_text).reshape(b, t, h, w, c)
-    return x
-
-
-class Downsample(nnx.Module):
-
-  def __init__(self, channels: int, temporal: bool, *, dtype=jnp.float32, rngs: nnx.Rngs):
-    if temporal:
-      self.conv = nnx.Conv(channels, channels, (3, 3, 3), strides=(2, 2, 2), dtype=dtype,
-                           rngs=rngs)
-    else:
-      self.conv = SpatialConv(channels, channels, strides=2, dtype=dtype, rngs=rngs)
-
-  def __call__(self, x):
-    return self.conv(x)
-
-
-class Upsample(nnx.Module):
-
-  def __init__(self, channels: int, temporal: bool, *, dtype=jnp.float32, rngs: nnx.Rngs):
-    self.temporal = temporal
-    self.conv = SpatialConv(channels, channels, dtype=dtype, rngs=rngs)
-
-  def __call__(self, x):
-    if self.temporal:
-      x = jnp.repeat(x, 2, axis=1)
-    x = jnp.repeat(jnp.repeat(x, 2, axis=2), 2, axis=3)
-    return self.conv(x)
 
 
 class SpaceTimeUNet(nnx.Module):
@@ -183,7 +46,9 @@ class SpaceTimeUNet(nnx.Module):
   per block of the attention layers, 0: all at once; ``eye2eye_jax/models/attention.py``),
   strength_conditioning (the 3D strength, the disparity scale asked for, is embedded and
   added to the time embedding; its last layer starts at zero, so a model started from one
-  without it begins with that model's outputs).
+  without it begins with that model's outputs), row_attention (levels with a
+  ``RowAttention`` after their residual blocks, down and up; row_attention_head_dim,
+  row_attention_rope_base shape it).
   """
 
   def __init__(self, config: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
@@ -210,7 +75,20 @@ class SpaceTimeUNet(nnx.Module):
     in_channels = config.video_channels + config.condition_channels
     self.conv_in = SpatialConv(in_channels, ch, dtype=dtype, rngs=rngs)
 
+    row_levels = set(config.row_attention)
+
+    def row_attention(level: int, channels: int):
+      if level not in row_levels:
+        return None
+      return RowAttention(channels, head_dim=config.row_attention_head_dim,
+                          rope_base=config.row_attention_rope_base,
+                          attention_kernel=config.attention_kernel,
+                          attention_chunk=config.attention_chunk,
+                          norm_per_frame=layer_options['norm_per_frame'], dtype=dtype,
+                          rngs=rngs)
+
     down_blocks, downsamplers, skip_channels = [], [], [ch]
+    row_down, row_up = [], [None] * len(mults)
     current = ch
     for level, mult in enumerate(mults):
       blocks = []
@@ -220,6 +98,7 @@ class SpaceTimeUNet(nnx.Module):
         current = ch * mult
         skip_channels.append(current)
       down_blocks.append(nnx.List(blocks))
+      row_down.append(row_attention(level, current))
       if level < len(mults) - 1:
         downsamplers.append(Downsample(current, temporal and config.temporal_downsample[level],
                                        dtype=dtype, rngs=rngs))
@@ -244,11 +123,15 @@ class SpaceTimeUNet(nnx.Module):
                                          **layer_options, rngs=rngs))
         current = ch * mult
       up_blocks.append(nnx.List(blocks))
+      row_up[level] = row_attention(level, current)
       if level > 0:
         upsamplers.append(Upsample(current, temporal and config.temporal_downsample[level - 1],
                                    dtype=dtype, rngs=rngs))
     self.up_blocks = nnx.List(up_blocks)
     self.upsamplers = nnx.List(upsamplers)
+    # Per level (None where off): after the level's residual blocks, down and up.
+    self.row_attention_down = nnx.List(row_down)
+    self.row_attention_up = nnx.List(row_up)
     self.norm_out = GroupNorm(current, per_frame=layer_options['norm_per_frame'], dtype=dtype,
                               rngs=rngs)
     self.conv_out = SpatialConv(current, config.video_channels, kernel_init=_zeros,
@@ -286,6 +169,10 @@ class SpaceTimeUNet(nnx.Module):
       for block in blocks:
         x = pin(run(block, x, emb))
         skips.append(x)
+      if self.row_attention_down[level] is not None:
+        with attention.batch_layout(activation_sharding):
+          x = pin(run(self.row_attention_down[level], x, emb))
+        skips[-1] = x
       if level < len(self.downsamplers):
         x = pin(self.downsamplers[level](x))
         skips.append(x)
@@ -296,6 +183,10 @@ class SpaceTimeUNet(nnx.Module):
     for i, blocks in enumerate(self.up_blocks):
       for block in blocks:
         x = pin(run(block, jnp.concatenate([x, skips.pop()], axis=-1), emb))
+      level = len(self.up_blocks) - 1 - i
+      if self.row_attention_up[level] is not None:
+        with attention.batch_layout(activation_sharding):
+          x = pin(run(self.row_attention_up[level], x, emb))
       if i < len(self.upsamplers):
         x = pin(self.upsamplers[i](x))
     return self.conv_out(nnx.silu(self.norm_out(x))).astype(jnp.float32)
@@ -345,6 +236,19 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
                      f"'{config.attention_kernel}' never materialises the scores (set it to 0)")
   if config.attention_kernel == 'cudnn' and config.dtype != 'bfloat16':
     raise ValueError("model.attention_kernel='cudnn' needs model.dtype='bfloat16'")
+  for level in config.row_attention:
+    if not 0 <= level < levels:
+      raise ValueError(f'model.row_attention: level {level} is not one of the UNet\'s '
+                       f'{levels} levels (0 is full resolution)')
+    width = config.channels * config.channel_mult[level]
+    heads = max(1, width // config.row_attention_head_dim)
+    if width % heads or (width // heads) % 2:
+      raise ValueError(f'model.row_attention_head_dim={config.row_attention_head_dim} does '
+                       f'not split level {level}\'s {width} channels into heads of an even '
+                       'width (the rotary encoding turns pairs)')
+  if config.row_attention and config.row_attention_rope_base <= 1:
+    raise ValueError('model.row_attention_rope_base must be > 1, got '
+                     f'{config.row_attention_rope_base}')
   if config.remat not in REMAT_POLICIES:
     raise ValueError(f'model.remat must be one of {sorted(REMAT_POLICIES)}, got '
                      f'{config.remat!r}')
