@@ -111,11 +111,13 @@ def test_logged_figures_are_per_step_rates_without_compilation(tiny_config, tiny
                                                               tmp_path):
   config = tiny_config.copy_and_resolve_references()
   config.train.update(num_steps=12, log_every=4, warmup_steps=8, learning_rate=1e-3,
-                      eval_every=4, eval_batches=2)
+                      eval_every=4, eval_batches=2, eval_splits=('validation', 'train'))
   logged = {}
   loop.train_and_evaluate(config, str(tmp_path / 'run'),
                           on_metrics=lambda step, m: logged.setdefault(step, {}).update(m))
   assert sorted(logged) == [4, 8, 12]
+  # A held-out loss per split, each on its own fixed batches.
+  assert all(figures['eval/loss'] != figures['eval/loss_train'] for figures in logged.values())
   for step, figures in logged.items():
     # The rate of update ``step`` (the optimizer counts from 0): linear warmup over 8.
     assert figures['learning_rate'] == pytest.approx(1e-3 * min(step - 1, 8) / 8)

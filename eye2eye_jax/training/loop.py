@@ -119,7 +119,8 @@ def _run_steps(config, workdir, state, train_step, batches, data_dir, batch_shar
 
   log = step_figures.StepLog(config, write, train_state.learning_rate_schedule(config), flops,
                              peak_flops_per_device)
-  held_out = _HeldOutLoss(config, data_dir, batch_sharding) if t.eval_every > 0 else None
+  held_out = ({split: _HeldOutLoss(config, data_dir, batch_sharding, split)
+               for split in t.eval_splits} if t.eval_every > 0 else None)
   sample_clips = None
   if t.sample_every > 0:  # on every process (the weights are global); process 0 writes
     sample_clips = validation_samples.TrainingSampler(config, data_dir)
@@ -142,7 +143,8 @@ def _run_steps(config, workdir, state, train_step, batches, data_dir, batch_shar
         log.flush()  # raises on a NaN loss before anything is saved
         with log.paused(metrics):
           if evaluate:
-            write(step, {'eval/loss': held_out(state['ema_params'])})
+            write(step, {_held_out_name(split): loss(state['ema_params'])
+                         for split, loss in held_out.items()})
           if sample:
             sample_clips(step, state, writer)
           if save or stop:
@@ -229,12 +231,18 @@ def _global_batch(batch_sharding: dict, local: dict) -> dict:
           for k, v in local.items()}
 
 
-class _HeldOutLoss:
-  """Mean loss of the EMA weights on the first ``train.eval_batches`` validation batches,
-  with the same noise and times at every evaluation, so the values form a curve."""
+def _held_out_name(split: str) -> str:
+  """The TensorBoard figure of a held-out split's loss."""
+  return 'eval/loss' if split == 'validation' else f'eval/loss_{split}'
 
-  def __init__(self, config: ml_collections.ConfigDict, data_dir: str, batch_sharding: dict):
-    loader = iter(input_pipeline.create_train_loader(config, data_dir, split='validation'))
+
+class _HeldOutLoss:
+  """Mean loss of the EMA weights on the first ``train.eval_batches`` batches of a held-out
+  split, with the same noise and times at every evaluation, so the values form a curve."""
+
+  def __init__(self, config: ml_collections.ConfigDict, data_dir: str, batch_sharding: dict,
+               split: str):
+    loader = iter(input_pipeline.create_train_loader(config, data_dir, split=split))
     self._batches = [next(loader) for _ in range(config.train.eval_batches)]
     self._sharding = batch_sharding
     self._loss = train_state.make_eval_loss(config)
