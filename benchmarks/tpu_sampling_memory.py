@@ -9,8 +9,10 @@ with libtpu, on this CPU, once per setting: on one chip of ``--topology`` as con
 (float32, attention materialised), with query-chunked attention (``model.attention_chunk``)
 and with the Pallas flash-attention kernel (``model.attention_kernel``),
 in bfloat16 (``model.dtype``), on overlapping spatial tiles (``sample.refiner_tile``), in
-bfloat16 on tiles; and with the window's rows split over all the topology's chips
-(``sample.mesh_shape=(1, chips)``), in float32 and bfloat16. Prints each setting's bytes per
+bfloat16 on tiles; with the window's rows split over all the topology's chips
+(``sample.mesh_shape=(1, chips)``), in float32 and bfloat16; and in bfloat16 on the flash
+kernel without and with row attention (``model.row_attention`` at every level above the
+coarsest, which has full spatial attention), the cost of the epipolar prior. Prints each setting's bytes per
 chip (arguments, temporaries, what must be resident at once, the constants embedded in the
 program) and its ratio to the first, so the effect of each measure is a measured figure.
 Each compile of a paper-scale window takes minutes on 2 CPU cores; the suite does not run this script. libtpu: ``pip install -e
@@ -34,10 +36,13 @@ from eye2eye_jax.common import atomic_files  # noqa: E402
 from eye2eye_jax.planning import accelerators, tpu_compile  # noqa: E402
 
 
-def settings(chunk: int, tile: int, chips: int) -> dict[str, dict]:
+def settings(chunk: int, tile: int, chips: int, row_levels: tuple[int, ...]
+             ) -> dict[str, dict]:
   """Setting name -> the config fields it changes ({'model': {...}, 'sample': {...}});
-  ``mesh_shape`` (windows, rows) spreads the stage over the topology's chips."""
+  ``mesh_shape`` (windows, rows) spreads the stage over the topology's chips;
+  ``row_levels``: the levels given row attention in the settings that add it."""
   rows = {'sample': {'mesh_shape': (1, chips)}}
+  flash16 = {'dtype': 'bfloat16', 'attention_kernel': 'pallas_flash'}
   return {
       'as configured': {},
       f'attention_chunk={chunk}': {'model': {'attention_chunk': chunk}},
@@ -48,6 +53,9 @@ def settings(chunk: int, tile: int, chips: int) -> dict[str, dict]:
                                           'sample': {'refiner_tile': tile}},
       f'rows over {chips} chips': rows,
       f'bfloat16 + rows over {chips} chips': {'model': {'dtype': 'bfloat16'}} | rows,
+      'bfloat16 + pallas flash': {'model': flash16},
+      'bfloat16 + pallas flash + row attention': {'model': flash16 | {
+          'row_attention': row_levels}},
   }
 
 
@@ -58,7 +66,8 @@ def measure(config: str, topology: str, video: tuple[int, int, int], chunk: int,
   base = common.load_config(config)
   target = accelerators.parse_topology(topology)
   rows = {}
-  for name, fields in settings(chunk, tile, target.num_devices).items():
+  above_coarsest = tuple(range(len(base.model.channel_mult) - 1))
+  for name, fields in settings(chunk, tile, target.num_devices, above_coarsest).items():
     if only and name != 'as configured' and name not in only:
       continue
     variant = base.copy_and_resolve_references()

@@ -63,11 +63,16 @@ def headline(metrics_by_split: dict[str, dict]) -> dict:
   return figures | {'generalisation_gap_db': generalisation_gap(metrics_by_split)}
 
 
+def figure_spec(title: str) -> str:
+  """The format of one of ``headline``'s figures (e.g. '.2f')."""
+  return next(spec for name, _, spec in _COLUMNS if name == title)
+
+
 def figure_table(figures: dict, title: str) -> str | None:
   """One figure of ``headline``'s: a row per method but the true view, a column per split;
   None where no method has it."""
   splits = [s for s in figures if s != 'generalisation_gap_db']
-  spec = next(spec for name, _, spec in _COLUMNS if name == title)
+  spec = figure_spec(title)
   methods = [m for m in figures[splits[0]][title] if m != 'true_left']
   rows = [[_format(figures[s][title][m], spec) for s in splits] for m in methods]
   if all(cell == '–' for row in rows for cell in row):
