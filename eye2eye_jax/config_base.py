@@ -117,6 +117,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.row_attention = ()
   c.model.row_attention_head_dim = 16  # width of each row-attention head (heads = C / it)
   c.model.row_attention_rope_base = 1000.0  # rotary wavelengths reach 2 pi x this, in px
+  # Frames whose rows are attended at once (0: the whole clip); e.g. 1 keeps a 512 px
+  # refiner window's row queries, keys and values to one frame's worth at a time.
+  c.model.row_attention_frames_per_block = 0
   # The 3D strength (the disparity scale asked for) as an input of the UNet, added to the
   # time embedding; trained on examples whose scale is known (data.zoom_range, records with
   # a baseline). False: the model makes its training data's own disparity scale.

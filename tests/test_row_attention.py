@@ -144,3 +144,21 @@ def test_impossible_row_attention_settings_are_refused(tiny_config, fields, mess
   config.model.update(fields)
   with pytest.raises(ValueError, match=message):
     unet.validate_model_config(config.model)
+
+
+@pytest.mark.parametrize('frames_per_block', [1, 3])
+def test_row_attention_in_blocks_of_frames_is_the_same_layer(frames_per_block):
+  """Rows are independent: attending the rows of n frames at a time (3 does not divide the
+  5 frames: the last block is padded) gives the same output and gradients."""
+  x = jnp.asarray(np.random.default_rng(4).standard_normal((2, 5, 3, 8, 16)), jnp.float32)
+  layers = [unet_layers.RowAttention(16, head_dim=8, rope_base=100.0, frames_per_block=n,
+                                     rngs=nnx.Rngs(0)) for n in (0, frames_per_block)]
+  results = []
+  for layer in layers:
+    layer.attention.out.kernel[...] = 0.1 * jnp.ones_like(layer.attention.out.kernel[...])
+    graphdef, params = nnx.split(layer, nnx.Param)
+    loss = lambda p: jnp.sum(jnp.sin(nnx.merge(graphdef, p)(x)))
+    results.append(jax.jit(jax.value_and_grad(loss))(params))
+  np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(results[1][1]), jax.tree.leaves(results[0][1])):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -39,7 +39,7 @@ def rotate_by_position(x: jax.Array, frequencies: jax.Array) -> jax.Array:
   turned have a dot product that depends on their content and their offset only."""
   length, half = x.shape[-3], x.shape[-1] // 2
   angles = jnp.arange(length, dtype=jnp.float32)[:, None] * frequencies[None, :]
-  cos, sin = jnp.cos(angles)[:, None, :], jnp.sin(angles)[:, None, :]  # (length, 1, D/2)
-  first, second = x[..., :half].astype(jnp.float32), x[..., half:].astype(jnp.float32)
-  return jnp.concatenate([first * cos - second * sin, first * sin + second * cos],
-                         axis=-1).astype(x.dtype)
+  # (length, 1, D/2), computed in float32 and applied in x's dtype (no float32 copy of x)
+  cos, sin = (f(angles)[:, None, :].astype(x.dtype) for f in (jnp.cos, jnp.sin))
+  first, second = x[..., :half], x[..., half:]
+  return jnp.concatenate([first * cos - second * sin, first * sin + second * cos], axis=-1)

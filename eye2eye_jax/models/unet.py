@@ -48,7 +48,7 @@ class SpaceTimeUNet(nnx.Module):
   added to the time embedding; its last layer starts at zero, so a model started from one
   without it begins with that model's outputs), row_attention (levels with a
   ``RowAttention`` after their residual blocks, down and up; row_attention_head_dim,
-  row_attention_rope_base shape it).
+  row_attention_rope_base shape it; row_attention_frames_per_block bounds its memory).
   """
 
   def __init__(self, config: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
@@ -84,6 +84,7 @@ class SpaceTimeUNet(nnx.Module):
                           rope_base=config.row_attention_rope_base,
                           attention_kernel=config.attention_kernel,
                           attention_chunk=config.attention_chunk,
+                          frames_per_block=config.row_attention_frames_per_block,
                           norm_per_frame=layer_options['norm_per_frame'], dtype=dtype,
                           rngs=rngs)
 
@@ -246,6 +247,9 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f'model.row_attention_head_dim={config.row_attention_head_dim} does '
                        f'not split level {level}\'s {width} channels into heads of an even '
                        'width (the rotary encoding turns pairs)')
+  if config.row_attention_frames_per_block < 0:
+    raise ValueError('model.row_attention_frames_per_block must be >= 0, got '
+                     f'{config.row_attention_frames_per_block}')
   if config.row_attention and config.row_attention_rope_base <= 1:
     raise ValueError('model.row_attention_rope_base must be > 1, got '
                      f'{config.row_attention_rope_base}')

@@ -143,8 +143,9 @@ class RowAttention(nnx.Module):
 
   def __init__(self, channels: int, *, head_dim: int, rope_base: float,
                norm_per_frame: bool = False, dtype=jnp.float32, attention_kernel: str = 'xla',
-               attention_chunk: int = 0, rngs: nnx.Rngs):
+               attention_chunk: int = 0, frames_per_block: int = 0, rngs: nnx.Rngs):
     heads = max(1, channels // head_dim)
+    self.frames_per_block = frames_per_block
     self.norm = GroupNorm(channels, per_frame=norm_per_frame, dtype=dtype, rngs=rngs)
     frequencies = rotary_frequencies(channels // heads, rope_base)
     kernel = attention.attention_fn(attention_kernel, attention_chunk)
@@ -153,10 +154,22 @@ class RowAttention(nnx.Module):
         attention_fn=attention.rotary_attention_fn(kernel, frequencies), rngs=rngs)
 
   def __call__(self, x: jax.Array, emb: jax.Array | None = None) -> jax.Array:
-    """x: (B, T, H, W, C); ``emb`` is unused (the signature of the residual blocks)."""
+    """x: (B, T, H, W, C); ``emb`` is unused (the signature of the residual blocks). With
+    ``frames_per_block`` n > 0 the rows of n frames at a time are attended (``lax.map``), so
+    the queries, keys and values of only n frames exist at once; rows are independent, so the
+    output is the same."""
     b, t, h, w, c = x.shape
-    rows = self.norm(x).reshape(b * t * h, w, c)
-    return x + self.attention(rows).reshape(b, t, h, w, c)
+    normed = self.norm(x)
+    n = self.frames_per_block
+    if not 0 < n < t:
+      return x + self.attention(normed.reshape(b * t * h, w, c)).reshape(x.shape)
+    count = -(-t // n)
+    blocks = jnp.pad(normed, ((0, 0), (0, count * n - t)) + ((0, 0),) * 3)
+    blocks = jnp.moveaxis(blocks.reshape(b, count, n, h, w, c), 1, 0)
+    graphdef, state = nnx.split(self.attention)
+    attend = lambda block: nnx.merge(graphdef, state)(block.reshape(b * n * h, w, c))
+    out = jnp.moveaxis(jax.lax.map(attend, blocks).reshape(count, b, n, h, w, c), 0, 1)
+    return x + out.reshape(b, count * n, h, w, c)[:, :t]
 
 
 class Downsample(nnx.Module):
