@@ -1,8 +1,8 @@
 """What one sampling window costs a TPU chip, by the TPU compiler, under each memory setting.
 
   python benchmarks/tpu_sampling_memory.py [--config=configs/refiner_paper.py] \
-      [--topology=v5p-8] [--video=512x512x80] [--chunk=512] [--tile=256] [--only=NAME,...] \
-      [--output=FILE.json]
+      [--topology=v5p-8] [--video=512x512x80] [--chunk=512] [--tile=256] \
+      [--only="NAME;..."] [--resume=FILE.json] [--output=FILE.json]
 
 Compiles the config's sampling stage (its whole jitted DDIM loop, ``planning/tpu_compile``)
 with libtpu, on this CPU, once per setting: on one chip of ``--topology`` as configured
@@ -56,13 +56,24 @@ def settings(chunk: int, tile: int, chips: int, row_levels: tuple[int, ...]
       'bfloat16 + pallas flash': {'model': flash16},
       'bfloat16 + pallas flash + row attention': {'model': flash16 | {
           'row_attention': row_levels}},
+      'bfloat16 + pallas flash + row attention, 1 frame per block': {'model': flash16 | {
+          'row_attention': row_levels, 'row_attention_frames_per_block': 1}},
   }
 
 
 def measure(config: str, topology: str, video: tuple[int, int, int], chunk: int,
-            tile: int, only: list[str] | None = None) -> dict:
+            tile: int, only: list[str] | None = None, earlier: dict | None = None) -> dict:
   """Compiled figures of one window per setting (``only``: these settings, by name), and
-  each setting's ratio to the first."""
+  each setting's ratio to the first. ``earlier``: a result of this function for the same
+  config, topology and video, whose settings are kept instead of compiled again."""
+  kept = {}
+  if earlier is not None:
+    details = earlier['details']
+    if (details['config'], details['topology'], details['video']) != (config, topology,
+                                                                        list(video)):
+      raise ValueError(f'--resume: the file holds {details["config"]} on '
+                       f'{details["topology"]} at {details["video"]}, not this run')
+    kept = details['settings']
   base = common.load_config(config)
   target = accelerators.parse_topology(topology)
   rows = {}
@@ -74,6 +85,9 @@ def measure(config: str, topology: str, video: tuple[int, int, int], chunk: int,
     for section, values in fields.items():
       variant[section].update(values)
     mesh_shape = fields.get('sample', {}).get('mesh_shape', (1, 1))
+    if name in kept:
+      rows[name] = kept[name]
+      continue
     rows[name] = tpu_compile.compile_sampling_stage(variant, target, video, mesh_shape)
     constants = rows[name]['constant_bytes']
     print(f'{name:36s} {rows[name]["total_bytes"] / 2**30:8.2f} GiB resident '
@@ -110,14 +124,17 @@ def main() -> None:
   parser.add_argument('--video', default='512x512x80', help='WIDTHxHEIGHTxFRAMES')
   parser.add_argument('--chunk', type=int, default=512, help='queries per attention block')
   parser.add_argument('--tile', type=int, default=256, help='refiner tile side in px')
-  parser.add_argument('--only', help='comma-separated setting names (as printed): compile only '
-                      'these (and "as configured", the reference)')
+  parser.add_argument('--only', help='setting names (as printed), separated by semicolons: '
+                      'compile only these (and "as configured", the reference)')
   parser.add_argument('--output', help='also write the figures here as JSON')
+  parser.add_argument('--resume', help='a JSON this script wrote for the same config, '
+                      'topology and video: its settings are kept, not compiled again')
   args = parser.parse_args()
   width, height, frames = (int(x) for x in args.video.lower().split('x'))
   try:
     result = measure(args.config, args.topology, (width, height, frames), args.chunk,
-                     args.tile, args.only.split(',') if args.only else None)
+                     args.tile, args.only.split(';') if args.only else None,
+                     json.loads(pathlib.Path(args.resume).read_text()) if args.resume else None)
   except ValueError as error:
     sys.exit(f'error: {error}')
   for name, ratio in result['figures'].items():
