@@ -29,6 +29,7 @@ REPO = DOCS.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks import conversion_speed, run_all, tpu_sampling_memory, tpu_wan_memory  # noqa: E402
+from benchmarks import row_attention_ablation  # noqa: E402
 from benchmarks import tpu_wan_conversion, wan_condition_join  # noqa: E402
 from eye2eye_jax.common import atomic_files  # noqa: E402
 from eye2eye_jax.planning import report  # noqa: E402
@@ -77,6 +78,10 @@ TABLES = {
     'conversion_overlap': ('conversion_speed', conversion_speed.overlap_table),
     'conversion_memory': ('conversion_speed', conversion_speed.memory_table),
     'tpu_sampling_memory': ('tpu_sampling_memory', tpu_sampling_memory.table),
+    'row_attention_tpu_base': ('tpu_row_attention_base', tpu_sampling_memory.table),
+    'row_attention_tpu_refiner': ('tpu_row_attention_refiner', tpu_sampling_memory.table),
+    'row_attention_ablation': ('row_attention_ablation', row_attention_ablation.table),
+    'row_attention_curves': ('row_attention_ablation', row_attention_ablation.curve_table),
     'wan_tpu_memory': ('wan_tpu_memory', tpu_wan_memory.table),
     'wan_tpu_conversion': ('wan_tpu_conversion', tpu_wan_conversion.table),
     'wan_condition_join': ('wan_condition_join', wan_condition_join.table),
